@@ -1,0 +1,436 @@
+//! The ThingSpace client: one pooled HTTP client, both tokens, retries inside one
+//! deadline per call, and the five data reads.
+//!
+//! INTERFACE FROZEN: other crates code against these signatures.
+//!
+//! Each logical call (one request, or one page of a stream) gets one deadline,
+//! `ClientConfig::timeout`, covering token renewal, every attempt and every backoff.
+//! The pieces live beside this file: `transport` (one request and its retries),
+//! `auth` (tokens, single-flight renewal, lockout protection), `paging` (streams and
+//! their cursor checks), `retry` (backoff and `Retry-After`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::BoxStream;
+use reqwest::Method;
+use secrecy::SecretString;
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use crate::auth::{Auth, gateway_fault, rejection};
+use crate::error::{Endpoint, UpstreamError};
+use crate::gate::{OpenGate, RequestGate};
+use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
+use crate::model::{
+    CampaignDevice, CampaignPage, CheckIn, DeviceDetails, DeviceDetailsPage, FirmwareUpgrade,
+    ProvisioningEvent, ProvisioningPage,
+};
+use crate::paging::{self, DETAILS_CHUNK};
+use crate::retry::{Backoff, later};
+use crate::transport::{
+    Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
+    record_latency, status_error,
+};
+use crate::wire;
+
+/// The four secrets-and-names a ThingSpace account needs. `Debug` never shows secrets.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// How the client talks to the upstream.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// e.g. `https://thingspace.verizon.com/api` or `http://127.0.0.1:9090/api`;
+    /// every path is relative to it.
+    pub base_url: Url,
+    pub credentials: Credentials,
+    /// Deadline for one logical call, retries and backoff included.
+    pub timeout: Duration,
+    /// Attempts per request on connect errors, 5xx and 429 (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff; doubles per attempt, with full jitter, capped at `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Renew the OAuth token this long before `expires_in` runs out.
+    pub token_refresh_margin: Duration,
+    /// After a failed login, wait this long before the one allowed second try.
+    pub login_backoff: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults: 10 s deadline, 4 attempts, 100 ms..2 s backoff, 60 s refresh margin,
+    /// 1 s login backoff.
+    pub fn new(base_url: Url, credentials: Credentials) -> Self {
+        Self {
+            base_url,
+            credentials,
+            timeout: Duration::from_secs(10),
+            max_attempts: 4,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            token_refresh_margin: Duration::from_secs(60),
+            login_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A cheap-to-clone handle; all clones share the connection pool and the tokens.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    /// Owns the pooled HTTP client and the `RequestGate` every request passes.
+    transport: Transport,
+    auth: Auth,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.config.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self, UpstreamError> {
+        Self::with_gate(config, Arc::new(OpenGate))
+    }
+
+    /// A client whose every HTTP request first passes `gate`.
+    pub fn with_gate(
+        config: ClientConfig,
+        gate: Arc<dyn RequestGate>,
+    ) -> Result<Self, UpstreamError> {
+        let transport = Transport::new(
+            config.base_url.clone(),
+            gate,
+            config.max_attempts,
+            Backoff {
+                base: config.backoff_base,
+                max: config.backoff_max,
+            },
+        )?;
+        let auth = Auth::new(
+            config.credentials.clone(),
+            config.token_refresh_margin,
+            config.login_backoff,
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                auth,
+            }),
+        })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.inner.config.base_url
+    }
+
+    /// Obtains (or confirms cached) both tokens; used by readiness checks.
+    pub async fn ensure_authenticated(&self) -> Result<(), UpstreamError> {
+        let deadline = later(Instant::now(), self.inner.config.timeout);
+        let result = self
+            .inner
+            .auth
+            .tokens(&self.inner.transport, Endpoint::SessionLogin, deadline)
+            .await
+            .map(drop);
+        if let Err(e) = &result {
+            count_error(Endpoint::SessionLogin, e);
+        }
+        result
+    }
+
+    /// `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory`, as sent (the
+    /// client does not reorder).
+    pub async fn check_in_history(
+        &self,
+        account: &AccountName,
+        imei: &Imei,
+    ) -> Result<Vec<CheckIn>, UpstreamError> {
+        const EP: Endpoint = Endpoint::CheckInHistory;
+        let url = self.inner.transport.url(&[
+            "fota",
+            "v2",
+            "logging",
+            account.as_str(),
+            "devices",
+            imei.as_str(),
+            "checkInHistory",
+        ]);
+        let response = self.call(EP, Some(account), get(url)).await?;
+        decode(EP, &response, wire::parse_check_in_history)
+    }
+
+    /// `GET /fota/v3/reports/{acc}/devices/{imei}`, as sent.
+    pub async fn upgrade_history(
+        &self,
+        account: &AccountName,
+        imei: &Imei,
+    ) -> Result<Vec<FirmwareUpgrade>, UpstreamError> {
+        const EP: Endpoint = Endpoint::UpgradeHistory;
+        let url = self.inner.transport.url(&[
+            "fota",
+            "v3",
+            "reports",
+            account.as_str(),
+            "devices",
+            imei.as_str(),
+        ]);
+        let response = self.call(EP, Some(account), get(url)).await?;
+        decode(EP, &response, wire::parse_upgrade_history)
+    }
+
+    /// One page of a campaign report: devices with IMEI greater than `last_seen`
+    /// (`None` = from the start, sent as `lastSeenDeviceId=0`).
+    pub async fn campaign_devices_page(
+        &self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        last_seen: Option<&str>,
+    ) -> Result<CampaignPage, UpstreamError> {
+        const EP: Endpoint = Endpoint::CampaignDevices;
+        let mut url = self.inner.transport.url(&[
+            "fota",
+            "v3",
+            "reports",
+            account.as_str(),
+            "campaigns",
+            campaign.as_str(),
+            "devices",
+        ]);
+        url.query_pairs_mut()
+            .append_pair("lastSeenDeviceId", last_seen.unwrap_or("0"));
+        let response = self.call(EP, Some(account), get(url)).await?;
+        decode(EP, &response, wire::parse_campaign_page)
+    }
+
+    /// The whole campaign report as a stream, following `lastSeenDeviceId`.
+    pub fn campaign_devices(
+        &self,
+        account: AccountName,
+        campaign: CampaignId,
+    ) -> BoxStream<'static, Result<CampaignDevice, UpstreamError>> {
+        paging::campaign_devices(self.clone(), account, campaign)
+    }
+
+    /// One request for details of at most 1,000 IMEIs, after `last_seen`.
+    pub async fn device_details_page(
+        &self,
+        account: &AccountName,
+        imeis: &[Imei],
+        last_seen: Option<&str>,
+    ) -> Result<DeviceDetailsPage, UpstreamError> {
+        const EP: Endpoint = Endpoint::DeviceDetails;
+        if imeis.len() > DETAILS_CHUNK {
+            return Err(UpstreamError::InvalidRequest {
+                endpoint: EP,
+                reason: format!(
+                    "{} IMEIs in one request; the upstream takes at most {DETAILS_CHUNK}",
+                    imeis.len()
+                ),
+            });
+        }
+        if imeis.is_empty() {
+            // Nothing to ask: spare the upstream a request.
+            return Ok(DeviceDetailsPage {
+                account_name: Some(account.as_str().to_owned()),
+                device_count: Some(0),
+                has_more_data: false,
+                last_seen_device_id: None,
+                max_page_size: None,
+                devices: Vec::new(),
+            });
+        }
+        let mut url = self
+            .inner
+            .transport
+            .url(&["fota", "v3", "devices", account.as_str()]);
+        url.query_pairs_mut()
+            .append_pair("lastSeenDeviceId", last_seen.unwrap_or("0"));
+        let list: Vec<&str> = imeis.iter().map(Imei::as_str).collect();
+        let body = json_body(EP, &serde_json::json!({ "deviceList": list }))?;
+        let response = self.call(EP, Some(account), post(url, body)).await?;
+        decode(EP, &response, wire::parse_device_details_page)
+    }
+
+    /// Details for any number of IMEIs: chunks of at most 1,000, each following
+    /// `lastSeenDeviceId`. Unknown IMEIs are simply absent from the stream.
+    pub fn device_details(
+        &self,
+        account: AccountName,
+        imeis: Vec<Imei>,
+    ) -> BoxStream<'static, Result<DeviceDetails, UpstreamError>> {
+        paging::device_details(self.clone(), account, imeis)
+    }
+
+    /// One provisioning-history request (200 = last page, 202 = more).
+    pub async fn provisioning_history_page(
+        &self,
+        device: &DeviceIdentifier,
+        earliest: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    ) -> Result<ProvisioningPage, UpstreamError> {
+        const EP: Endpoint = Endpoint::ProvisioningHistory;
+        let url = self
+            .inner
+            .transport
+            .url(&["m2m", "v1", "devices", "history", "actions", "list"]);
+        // Full sub-second precision: a truncated `earliest` would bring back records
+        // from before the boundary that the dedup would not recognise as repeats.
+        let body = json_body(
+            EP,
+            &serde_json::json!({
+                "deviceId": { "kind": device.kind().wire_name(), "id": device.id() },
+                "earliest": earliest.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                "latest": latest.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            }),
+        )?;
+        let response = self.call(EP, None, post(url, body)).await?;
+        let mut page = decode(EP, &response, wire::parse_provisioning_page)?;
+        // 202 is the documented "more" signal; honour it even if the body's
+        // hasMoreData is missing.
+        page.has_more_data |= response.status == reqwest::StatusCode::ACCEPTED;
+        Ok(page)
+    }
+
+    /// All provisioning events in `[earliest, latest]`, oldest first, across 202
+    /// pages, with exactly the repeated boundary records dropped.
+    pub fn provisioning_history(
+        &self,
+        device: DeviceIdentifier,
+        earliest: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    ) -> BoxStream<'static, Result<ProvisioningEvent, UpstreamError>> {
+        paging::provisioning_history(self.clone(), device, earliest, latest)
+    }
+
+    /// One logical data call inside its span: tokens, the request with its retries,
+    /// one renewal and retry if the tokens were refused. Returns a 2xx answer.
+    async fn call(
+        &self,
+        endpoint: Endpoint,
+        account: Option<&AccountName>,
+        spec: RequestSpec,
+    ) -> Result<RawResponse, UpstreamError> {
+        let span = call_span(endpoint, account.map(AccountName::as_str));
+        let started = Instant::now();
+        let result = self
+            .call_with_renewal(endpoint, &spec)
+            .instrument(span.clone())
+            .await;
+        record_latency(&span, started);
+        if let Err(e) = &result {
+            count_error(endpoint, e);
+            span.in_scope(|| tracing::debug!(kind = e.kind(), "upstream call failed"));
+        }
+        result
+    }
+
+    async fn call_with_renewal(
+        &self,
+        endpoint: Endpoint,
+        spec: &RequestSpec,
+    ) -> Result<RawResponse, UpstreamError> {
+        let inner = &self.inner;
+        let deadline = later(Instant::now(), inner.config.timeout);
+        let mut renewed = false;
+        loop {
+            let tokens = inner
+                .auth
+                .tokens(&inner.transport, endpoint, deadline)
+                .await?;
+            let auth = Authorization::Data {
+                bearer: &tokens.bearer,
+                session: &tokens.session,
+            };
+            let response = inner.transport.send(endpoint, spec, auth, deadline).await?;
+            let Some(refused) = rejection(response.status, &response.body) else {
+                return if response.status.is_success() {
+                    Ok(response)
+                } else {
+                    Err(status_error(endpoint, &response))
+                };
+            };
+            if renewed {
+                let code = match (
+                    gateway_fault(&response.body),
+                    status_error(endpoint, &response),
+                ) {
+                    (Some(fault), _) => format!("gateway fault {fault}"),
+                    (None, UpstreamError::Api { error_code, .. }) => error_code,
+                    (None, _) => String::new(),
+                };
+                return Err(UpstreamError::Auth {
+                    endpoint,
+                    reason: format!(
+                        "tokens refused again after renewal (HTTP {}, {code})",
+                        response.status.as_u16()
+                    ),
+                });
+            }
+            renewed = true;
+            inner
+                .auth
+                .rejected(refused, &tokens, endpoint, deadline)
+                .await?;
+        }
+    }
+}
+
+fn get(url: Url) -> RequestSpec {
+    RequestSpec {
+        method: Method::GET,
+        url,
+        body: None,
+    }
+}
+
+fn post(url: Url, body: Bytes) -> RequestSpec {
+    RequestSpec {
+        method: Method::POST,
+        url,
+        body: Some((JSON, body)),
+    }
+}
+
+fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, UpstreamError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|_| UpstreamError::InvalidRequest {
+            endpoint,
+            reason: "could not encode the request body".into(),
+        })
+}
+
+fn decode<T>(
+    endpoint: Endpoint,
+    response: &RawResponse,
+    parse: impl FnOnce(&[u8]) -> Result<T, wire::DecodeError>,
+) -> Result<T, UpstreamError> {
+    parse(&response.body).map_err(|e| decode_error(endpoint, e, &response.body))
+}
+
+fn count_error(endpoint: Endpoint, error: &UpstreamError) {
+    metrics::counter!(
+        "devicegraph_upstream_errors_total",
+        "endpoint" => endpoint.name(),
+        "kind" => error.kind()
+    )
+    .increment(1);
+}

@@ -1,0 +1,29 @@
+//! `devicegraph-upstream`: a correct, resilient client for the Verizon ThingSpace APIs.
+//!
+//! - [`ids`]: identifier newtypes (IMEI with Luhn, account, campaign, device identifiers).
+//! - [`model`]: normalised public models of every endpoint's answer.
+//! - [`wire`]: the lenient wire parsing (both field variants, four timestamp shapes,
+//!   `"N/A"`, strings or numbers) that produces them.
+//! - [`client`]: auth (OAuth + M2M session), retries, pagination streams.
+//! - [`gate`]: the hook through which an outer layer paces every request.
+//!
+//! It knows nothing of caching or GraphQL.
+
+mod auth;
+pub mod client;
+pub mod error;
+pub mod gate;
+pub mod ids;
+pub mod model;
+mod paging;
+mod request_id;
+mod retry;
+pub mod time;
+mod transport;
+pub mod wire;
+
+pub use client::{Client, ClientConfig, Credentials};
+pub use error::{Endpoint, UpstreamError};
+pub use gate::{GatePermit, OpenGate, RequestGate};
+pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei};
+pub use request_id::{current_request_id, with_request_id};

@@ -1,0 +1,209 @@
+//! The normalised, public shapes of everything the ThingSpace data endpoints return.
+//!
+//! These are what the rest of devicegraph sees: one UTC instant type, `None` for
+//! absent/`"N/A"`, both field-name variants folded into one field, and unknown
+//! status/code values kept (never rejected). The lenient wire parsing that produces
+//! them lives in `wire.rs`.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One UTC instant; every timestamp shape the upstream sends becomes this.
+pub type Timestamp = DateTime<Utc>;
+
+/// Device details from `POST /fota/v3/devices/{acc}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceDetails {
+    /// The IMEI exactly as the upstream sent it.
+    pub device_id: String,
+    pub account_name: Option<String>,
+    pub mdn: Option<String>,
+    pub model: Option<String>,
+    pub make: Option<String>,
+    pub firmware: Option<String>,
+    pub fota_eligible: Option<bool>,
+    pub license_assigned: Option<bool>,
+    pub status: Option<String>,
+    pub protocol: Option<String>,
+    pub software: Vec<Software>,
+    /// `filesList` / `fileList`, reduced to file names.
+    pub files: Vec<String>,
+    pub create_time: Option<Timestamp>,
+    /// `upgradeTime` / `updateTime`.
+    pub upgrade_time: Option<Timestamp>,
+    pub status_time: Option<Timestamp>,
+    pub refresh_time: Option<Timestamp>,
+    /// `None` when the upstream says `"N/A"`.
+    pub last_connection_time: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Software {
+    pub name: String,
+    pub version: Option<String>,
+    pub upgrade_time: Option<Timestamp>,
+}
+
+/// One page of device details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceDetailsPage {
+    pub account_name: Option<String>,
+    pub device_count: Option<u64>,
+    pub has_more_data: bool,
+    /// `None` when absent or `"0"` (no more data).
+    pub last_seen_device_id: Option<String>,
+    pub max_page_size: Option<u32>,
+    pub devices: Vec<DeviceDetails>,
+}
+
+/// One entry of `GET /fota/v3/reports/{acc}/devices/{imei}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmwareUpgrade {
+    pub device_id: Option<String>,
+    /// `campaignId` / `id`.
+    pub campaign_id: Option<String>,
+    pub account_name: Option<String>,
+    pub firmware_name: Option<String>,
+    pub firmware_from: Option<String>,
+    pub firmware_to: Option<String>,
+    pub start_date: Option<NaiveDate>,
+    pub report_updated_time: Option<Timestamp>,
+    /// Raw upstream status (`UpgradeSuccess`, `UpgradeFailed`, `DeviceRejected`, ...).
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// Check-in client type (code table of the check-in history page).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClientType {
+    Unknown,
+    Device,
+    RovaContainer,
+    WifiClient,
+    RovaClient,
+    RovaClientAppStore,
+    /// A code or name not in the documented table, kept as sent.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CheckInResult {
+    Failed,
+    Succeeded,
+    Busy,
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FailureType {
+    None,
+    UnspecifiedError,
+    AuthenticationFailure,
+    EnrollmentPolicyFailure,
+    DecryptionFailure,
+    NoAssignedSetting,
+    EncryptionFailure,
+    ConfigurationErrors,
+    Other(String),
+}
+
+/// One entry of `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckIn {
+    pub device_id: Option<String>,
+    pub client_type: ClientType,
+    pub result: CheckInResult,
+    pub failure_type: FailureType,
+    pub time_completed: Option<Timestamp>,
+}
+
+/// One device of a campaign report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignDevice {
+    pub device_id: String,
+    pub status: String,
+    pub result_reason: Option<String>,
+    /// `updatedTime` / `statusTime`.
+    pub updated_time: Option<Timestamp>,
+    pub recent_attempt_time: Option<Timestamp>,
+    pub next_attempt_time: Option<Timestamp>,
+}
+
+/// One page of `GET /fota/v3/reports/{acc}/campaigns/{id}/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignPage {
+    /// `totalDevice`, string or integer on the wire.
+    pub total_devices: Option<u64>,
+    pub has_more_data: bool,
+    /// `None` when absent or `"0"`.
+    pub last_seen_device_id: Option<String>,
+    pub max_page_size: Option<u32>,
+    pub devices: Vec<CampaignDevice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// One provisioning event of `POST /m2m/v1/devices/history/actions/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProvisioningEvent {
+    pub occurred_at: Timestamp,
+    pub event_type: String,
+    pub status: Option<String>,
+    pub event_by: Option<String>,
+    pub mdn: Option<String>,
+    pub msisdn: Option<String>,
+    pub service_plan: Option<String>,
+    /// `null` on the wire becomes empty.
+    pub extended_attributes: Vec<KeyValue>,
+}
+
+/// One response of the provisioning-history endpoint (status 200 = last, 202 = more).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisioningPage {
+    pub events: Vec<ProvisioningEvent>,
+    pub has_more_data: bool,
+}
+
+/// `POST /ts/v1/oauth2/token` response.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct OAuthToken {
+    pub access_token: String,
+    pub token_type: Option<String>,
+    /// Seconds; string or integer on the wire.
+    pub expires_in: Option<u64>,
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// `POST /m2m/v1/session/login` response.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct SessionToken {
+    pub session_token: String,
+}
+
+impl std::fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionToken([redacted])")
+    }
+}
+
+/// The upstream's documented error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamErrorBody {
+    pub error_code: String,
+    pub error_message: Option<String>,
+}

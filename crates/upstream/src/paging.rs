@@ -1,0 +1,341 @@
+//! Pagination: the three paginated reads as async streams, and the pure bookkeeping
+//! that decides what the next request is and whether a page is broken.
+//!
+//! A broken upstream must never make a stream hang or loop: a page that does not
+//! advance its cursor, or says `hasMoreData` with nothing in it, ends the stream with
+//! [`UpstreamError::Pagination`], and [`MAX_PAGES`] bounds any stream as a last resort.
+//! Checks run *before* a page's items are yielded, so a repeated page never shows up
+//! as duplicates downstream.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use async_stream::try_stream;
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use futures::stream::{BoxStream, Stream};
+
+use crate::client::Client;
+use crate::error::{Endpoint, UpstreamError};
+use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
+use crate::model::{CampaignDevice, DeviceDetails, ProvisioningEvent, ProvisioningPage};
+
+/// Most pages one stream will fetch (100 million campaign devices, 50 million
+/// provisioning events): far past any real report, small enough to end a runaway.
+pub(crate) const MAX_PAGES: u64 = 100_000;
+
+/// Most IMEIs one device-details request may name.
+pub(crate) const DETAILS_CHUNK: usize = 1_000;
+
+fn pagination(endpoint: Endpoint, reason: impl Into<String>) -> UpstreamError {
+    UpstreamError::Pagination {
+        endpoint,
+        reason: reason.into(),
+    }
+}
+
+/// Orders device ids the way the upstream pages them: numerically for digit
+/// strings (so `"0"` sorts first and leading zeros do not matter), else as text.
+fn compare_ids(a: &str, b: &str) -> Ordering {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if digits(a) && digits(b) {
+        let a = a.trim_start_matches('0');
+        let b = b.trim_start_matches('0');
+        a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+    } else {
+        a.cmp(b)
+    }
+}
+
+/// The `lastSeenDeviceId` cursor of one paginated report.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    endpoint: Endpoint,
+    last_seen: Option<String>,
+    pages: u64,
+}
+
+impl Cursor {
+    pub(crate) fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            last_seen: None,
+            pages: 0,
+        }
+    }
+
+    /// The cursor for the next request (`None` = first page, sent as `0`).
+    pub(crate) fn last_seen(&self) -> Option<&str> {
+        self.last_seen.as_deref()
+    }
+
+    /// Checks one page against the request it answered; `Ok(true)` means fetch more.
+    /// `reported` is the page's `lastSeenDeviceId`, `last_item` its last device id
+    /// (used when the upstream omits the cursor).
+    pub(crate) fn advance(
+        &mut self,
+        has_more: bool,
+        reported: Option<&str>,
+        last_item: Option<&str>,
+        len: usize,
+    ) -> Result<bool, UpstreamError> {
+        self.pages += 1;
+        if !has_more {
+            return Ok(false);
+        }
+        if len == 0 {
+            return Err(pagination(self.endpoint, "hasMoreData with an empty page"));
+        }
+        if self.pages >= MAX_PAGES {
+            return Err(pagination(
+                self.endpoint,
+                format!("more than {MAX_PAGES} pages"),
+            ));
+        }
+        let Some(next) = reported.or(last_item) else {
+            return Err(pagination(
+                self.endpoint,
+                "hasMoreData without a lastSeenDeviceId",
+            ));
+        };
+        let current = self.last_seen.as_deref().unwrap_or("0");
+        // Devices come in ascending id order, so the cursor must strictly grow; this
+        // also rules out cycles, not only a repeated cursor.
+        if compare_ids(next, current) != Ordering::Greater {
+            return Err(pagination(
+                self.endpoint,
+                format!("lastSeenDeviceId {next} does not advance past {current}"),
+            ));
+        }
+        self.last_seen = Some(next.to_owned());
+        Ok(true)
+    }
+}
+
+/// Drops exactly the provisioning records a 202 page repeats.
+///
+/// After a page ending at time `T`, the next request starts at `earliest = T`, so the
+/// upstream sends again every record at `T` it already sent. We keep the multiset of
+/// records received with `occurredAt == T` and drop each repeat once: distinct events
+/// sharing `T` are kept, and identical events sent twice in the original history are
+/// counted, not collapsed.
+#[derive(Debug, Default)]
+pub(crate) struct BoundaryDedup {
+    boundary: Option<DateTime<Utc>>,
+    received_at_boundary: HashMap<ProvisioningEvent, usize>,
+}
+
+impl BoundaryDedup {
+    /// Filters one page and moves the boundary to its last record.
+    pub(crate) fn accept(&mut self, events: Vec<ProvisioningEvent>) -> Vec<ProvisioningEvent> {
+        let last = events.last().map(|e| e.occurred_at);
+        let mut repeats = self.received_at_boundary.clone();
+        let fresh: Vec<ProvisioningEvent> = events
+            .into_iter()
+            .filter(|e| {
+                if Some(e.occurred_at) != self.boundary {
+                    return true;
+                }
+                match repeats.get_mut(e) {
+                    Some(n) if *n > 0 => {
+                        *n -= 1;
+                        false
+                    }
+                    _ => true,
+                }
+            })
+            .collect();
+        let Some(last) = last else {
+            return fresh;
+        };
+        // Records dropped above were at the old boundary and are counted already.
+        if Some(last) != self.boundary {
+            self.boundary = Some(last);
+            self.received_at_boundary.clear();
+        }
+        for e in fresh.iter().filter(|e| e.occurred_at == last) {
+            *self.received_at_boundary.entry(e.clone()).or_insert(0) += 1;
+        }
+        fresh
+    }
+}
+
+/// The provisioning-history walk through 202 pages, without the I/O.
+#[derive(Debug)]
+pub(crate) struct ProvisioningPager {
+    earliest: DateTime<Utc>,
+    dedup: BoundaryDedup,
+    pages: u64,
+}
+
+impl ProvisioningPager {
+    pub(crate) fn new(earliest: DateTime<Utc>) -> Self {
+        Self {
+            earliest,
+            dedup: BoundaryDedup::default(),
+            pages: 0,
+        }
+    }
+
+    /// `earliest` for the next request.
+    pub(crate) fn earliest(&self) -> DateTime<Utc> {
+        self.earliest
+    }
+
+    /// Takes the page answered for [`Self::earliest`]: its new records, and whether
+    /// to fetch more.
+    pub(crate) fn accept(
+        &mut self,
+        page: ProvisioningPage,
+    ) -> Result<(Vec<ProvisioningEvent>, bool), UpstreamError> {
+        const EP: Endpoint = Endpoint::ProvisioningHistory;
+        self.pages += 1;
+        let last = page.events.last().map(|e| e.occurred_at);
+        let fresh = self.dedup.accept(page.events);
+        if !page.has_more_data {
+            return Ok((fresh, false));
+        }
+        let Some(last) = last else {
+            return Err(pagination(EP, "hasMoreData with an empty page"));
+        };
+        if last < self.earliest {
+            return Err(pagination(EP, "page ends before the requested earliest"));
+        }
+        if last == self.earliest && fresh.is_empty() {
+            return Err(pagination(
+                EP,
+                "page neither moves past earliest nor adds a record",
+            ));
+        }
+        if self.pages >= MAX_PAGES {
+            return Err(pagination(EP, format!("more than {MAX_PAGES} pages")));
+        }
+        self.earliest = last;
+        Ok((fresh, true))
+    }
+}
+
+/// One page of a `lastSeenDeviceId` report, as [`follow_cursor`] reads it.
+struct CursorPage<T> {
+    has_more: bool,
+    reported: Option<String>,
+    items: Vec<T>,
+}
+
+/// Every item of one `lastSeenDeviceId` report, page after page: `fetch(last_seen)`
+/// asks for the page after a cursor (`None` = the first), `id` is an item's device id
+/// (the cursor when the upstream omits one). Each page passes [`Cursor::advance`]
+/// before its items are yielded; the first error ends the stream.
+fn follow_cursor<'a, T, F, Fut>(
+    endpoint: Endpoint,
+    id: fn(&T) -> &str,
+    fetch: F,
+) -> impl Stream<Item = Result<T, UpstreamError>> + Send + 'a
+where
+    T: Send + 'a,
+    F: Fn(Option<String>) -> Fut + Send + 'a,
+    Fut: Future<Output = Result<CursorPage<T>, UpstreamError>> + Send + 'a,
+{
+    try_stream! {
+        let mut cursor = Cursor::new(endpoint);
+        loop {
+            let page = fetch(cursor.last_seen().map(str::to_owned)).await?;
+            let more = cursor.advance(
+                page.has_more,
+                page.reported.as_deref(),
+                page.items.last().map(id),
+                page.items.len(),
+            )?;
+            for item in page.items {
+                yield item;
+            }
+            if !more {
+                break;
+            }
+        }
+    }
+}
+
+pub(crate) fn campaign_devices(
+    client: Client,
+    account: AccountName,
+    campaign: CampaignId,
+) -> BoxStream<'static, Result<CampaignDevice, UpstreamError>> {
+    Box::pin(follow_cursor(
+        Endpoint::CampaignDevices,
+        |d: &CampaignDevice| d.device_id.as_str(),
+        move |last_seen| {
+            let (client, account, campaign) = (client.clone(), account.clone(), campaign.clone());
+            async move {
+                let page = client
+                    .campaign_devices_page(&account, &campaign, last_seen.as_deref())
+                    .await?;
+                Ok(CursorPage {
+                    has_more: page.has_more_data,
+                    reported: page.last_seen_device_id,
+                    items: page.devices,
+                })
+            }
+        },
+    ))
+}
+
+pub(crate) fn device_details(
+    client: Client,
+    account: AccountName,
+    mut imeis: Vec<Imei>,
+) -> BoxStream<'static, Result<DeviceDetails, UpstreamError>> {
+    // Sorted as well as deduplicated: the upstream pages each request in IMEI order.
+    imeis.sort();
+    imeis.dedup();
+    Box::pin(try_stream! {
+        for chunk in imeis.chunks(DETAILS_CHUNK) {
+            let (client, account) = (&client, &account);
+            let devices = follow_cursor(
+                Endpoint::DeviceDetails,
+                |d: &DeviceDetails| d.device_id.as_str(),
+                move |last_seen| async move {
+                    let page = client
+                        .device_details_page(account, chunk, last_seen.as_deref())
+                        .await?;
+                    Ok(CursorPage {
+                        has_more: page.has_more_data,
+                        reported: page.last_seen_device_id,
+                        items: page.devices,
+                    })
+                },
+            );
+            futures::pin_mut!(devices);
+            while let Some(device) = devices.next().await {
+                yield device?;
+            }
+        }
+    })
+}
+
+pub(crate) fn provisioning_history(
+    client: Client,
+    device: DeviceIdentifier,
+    earliest: DateTime<Utc>,
+    latest: DateTime<Utc>,
+) -> BoxStream<'static, Result<ProvisioningEvent, UpstreamError>> {
+    Box::pin(try_stream! {
+        let mut pager = ProvisioningPager::new(earliest);
+        loop {
+            let page = client
+                .provisioning_history_page(&device, pager.earliest(), latest)
+                .await?;
+            let (fresh, more) = pager.accept(page)?;
+            for event in fresh {
+                yield event;
+            }
+            if !more {
+                break;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "paging_tests.rs"]
+mod tests;

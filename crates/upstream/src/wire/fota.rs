@@ -1,0 +1,143 @@
+//! The four FOTA endpoints: device details, upgrade history, check-ins and
+//! campaign reports. Each function maps one located JSON value to a public model;
+//! the wire names (documented name first, then the variants UPSTREAM.md lists)
+//! are written next to the model field they fill.
+
+use serde_json::Value;
+
+use super::DecodeError;
+use super::codes;
+use super::walk::Field;
+use crate::model::{
+    CampaignDevice, CampaignPage, CheckIn, DeviceDetails, DeviceDetailsPage, FirmwareUpgrade,
+    Software,
+};
+
+/// Both spellings of the upgrade timestamp (`upgradeTime` documented, `updateTime` SDK).
+const UPGRADE_TIME: &[&str] = &["upgradeTime", "updateTime"];
+
+pub(crate) fn device_details_page(root: Field<'_, '_>) -> Result<DeviceDetailsPage, DecodeError> {
+    let page = root.object()?;
+    let account_name = page.field(&["accountName"]).opt_string()?;
+    let devices = page
+        .field(&["deviceList"])
+        .list(|item| device_details(item, account_name.as_deref()))?;
+    Ok(DeviceDetailsPage {
+        device_count: page.field(&["deviceCount"]).opt_u64()?,
+        has_more_data: page.field(&["hasMoreData"]).flag()?,
+        last_seen_device_id: page.field(&["lastSeenDeviceId"]).opt_cursor()?,
+        max_page_size: page.field(&["maxPageSize"]).opt_u32()?,
+        account_name,
+        devices,
+    })
+}
+
+/// A device object usually has no `accountName` of its own; it inherits the
+/// page's so that a device streamed on its own still knows its account.
+fn device_details(
+    item: Field<'_, '_>,
+    page_account: Option<&str>,
+) -> Result<DeviceDetails, DecodeError> {
+    let d = item.object()?;
+    Ok(DeviceDetails {
+        device_id: d.field(&["deviceId"]).req_nonempty_string()?,
+        account_name: match d.field(&["accountName"]).opt_string()? {
+            Some(own) => Some(own),
+            None => page_account.map(str::to_owned),
+        },
+        mdn: d.field(&["mdn"]).opt_string()?,
+        model: d.field(&["model"]).opt_string()?,
+        make: d.field(&["make"]).opt_string()?,
+        firmware: d.field(&["firmware"]).opt_string()?,
+        fota_eligible: d.field(&["fotaEligible"]).opt_bool()?,
+        license_assigned: d.field(&["licenseAssigned"]).opt_bool()?,
+        status: d.field(&["status"]).opt_string()?,
+        protocol: d.field(&["protocol"]).opt_string()?,
+        software: d.field(&["softwareList"]).list(software)?,
+        files: d.field(&["filesList", "fileList"]).list(file_name)?,
+        create_time: d.field(&["createTime"]).opt_timestamp()?,
+        upgrade_time: d.field(UPGRADE_TIME).opt_timestamp()?,
+        status_time: d.field(&["statusTime"]).opt_timestamp()?,
+        refresh_time: d.field(&["refreshTime"]).opt_timestamp()?,
+        last_connection_time: d.field(&["lastConnectionTime"]).opt_timestamp()?,
+    })
+}
+
+/// A `softwareList` entry: `{name, version, upgradeTime}`, or a bare name.
+fn software(item: Field<'_, '_>) -> Result<Software, DecodeError> {
+    if let Some(Value::String(name)) = item.value() {
+        return Ok(Software {
+            name: name.clone(),
+            version: None,
+            upgrade_time: None,
+        });
+    }
+    let s = item.object()?;
+    Ok(Software {
+        name: s.field(&["name"]).req_string()?,
+        version: s.field(&["version"]).opt_string()?,
+        upgrade_time: s.field(UPGRADE_TIME).opt_timestamp()?,
+    })
+}
+
+/// A `filesList`/`fileList` entry: `{"name": ...}` or a bare file name.
+fn file_name(item: Field<'_, '_>) -> Result<String, DecodeError> {
+    if let Some(Value::String(name)) = item.value() {
+        return Ok(name.clone());
+    }
+    item.object()?.field(&["name"]).req_string()
+}
+
+pub(crate) fn upgrade_history(root: Field<'_, '_>) -> Result<Vec<FirmwareUpgrade>, DecodeError> {
+    root.list(|item| {
+        let u = item.object()?;
+        Ok(FirmwareUpgrade {
+            device_id: u.field(&["deviceId"]).opt_string()?,
+            campaign_id: u.field(&["id", "campaignId"]).opt_string()?,
+            account_name: u.field(&["accountName"]).opt_string()?,
+            firmware_name: u.field(&["firmwareName"]).opt_string()?,
+            firmware_from: u.field(&["firmwareFrom"]).opt_string()?,
+            firmware_to: u.field(&["firmwareTo"]).opt_string()?,
+            start_date: u.field(&["startDate"]).opt_date()?,
+            report_updated_time: u.field(&["reportUpdatedTime"]).opt_timestamp()?,
+            status: u.field(&["status"]).req_string()?,
+            reason: u.field(&["reason"]).opt_string()?,
+        })
+    })
+}
+
+pub(crate) fn check_in_history(root: Field<'_, '_>) -> Result<Vec<CheckIn>, DecodeError> {
+    root.list(|item| {
+        let c = item.object()?;
+        Ok(CheckIn {
+            device_id: c.field(&["deviceId"]).opt_string()?,
+            client_type: codes::client_type(c.field(&["clientType"]).opt_code()?),
+            result: codes::result(c.field(&["result"]).opt_code()?),
+            failure_type: codes::failure_type(c.field(&["failureType"]).opt_code()?),
+            time_completed: c.field(&["timeCompleted"]).opt_timestamp()?,
+        })
+    })
+}
+
+pub(crate) fn campaign_page(root: Field<'_, '_>) -> Result<CampaignPage, DecodeError> {
+    let page = root.object()?;
+    Ok(CampaignPage {
+        total_devices: page.field(&["totalDevice"]).opt_u64()?,
+        has_more_data: page.field(&["hasMoreData"]).flag()?,
+        last_seen_device_id: page.field(&["lastSeenDeviceId"]).opt_cursor()?,
+        max_page_size: page.field(&["maxPageSize"]).opt_u32()?,
+        devices: page.field(&["deviceList"]).list(campaign_device)?,
+    })
+}
+
+fn campaign_device(item: Field<'_, '_>) -> Result<CampaignDevice, DecodeError> {
+    let d = item.object()?;
+    Ok(CampaignDevice {
+        device_id: d.field(&["deviceId"]).req_nonempty_string()?,
+        status: d.field(&["status"]).req_string()?,
+        result_reason: d.field(&["resultReason"]).opt_string()?,
+        updated_time: d.field(&["updatedTime", "statusTime"]).opt_timestamp()?,
+        recent_attempt_time: d.field(&["recentAttemptTime"]).opt_timestamp()?,
+        next_attempt_time: d.field(&["nextAttemptTime"]).opt_timestamp()?,
+    })
+}
