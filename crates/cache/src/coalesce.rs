@@ -1,0 +1,121 @@
+//! Coalescing: at most one upstream fetch per key at a time.
+//!
+//! The in-flight map goes from a key to the *flight* fetching it. A flight covers
+//! one or more keys (a device-details batch covers many IMEIs); its result is
+//! published once, on a `watch` channel, to every request that joined it. A batch
+//! therefore claims only the IMEIs nobody is fetching and joins the flights of the
+//! others, which is what makes overlapping concurrent batches cost one upstream read
+//! per IMEI.
+//!
+//! The map sits behind a `std::sync::Mutex`: it is held only for map operations and
+//! a synchronous L1 re-check, never across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use devicegraph_upstream::UpstreamError;
+use tokio::sync::watch;
+
+use crate::key::CacheKey;
+use crate::value::Entry;
+
+/// The result of one key of a flight.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyOutcome {
+    /// A value fresh from the upstream, or a fresh copy from the L2 (`from_l2`).
+    Value { entry: Arc<Entry>, from_l2: bool },
+    /// The fetch failed; `stale` is an expired L2 copy a waiter may serve if it has
+    /// no stale copy of its own and the error is transient.
+    Failed {
+        error: UpstreamError,
+        stale: Option<Arc<Entry>>,
+    },
+}
+
+/// Everything a flight produced, keyed like its claims.
+pub(crate) type Published = Arc<HashMap<CacheKey, KeyOutcome>>;
+
+type Slot = Option<Published>;
+
+/// A handle to join a flight.
+#[derive(Debug, Clone)]
+pub(crate) struct Flight {
+    id: u64,
+    rx: watch::Receiver<Slot>,
+}
+
+impl Flight {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Waits for the flight's result; `None` if it ended without publishing (its task
+    /// panicked or was cancelled by runtime shutdown).
+    pub(crate) async fn wait(mut self) -> Option<Published> {
+        match self.rx.wait_for(Option::is_some).await {
+            Ok(slot) => slot.clone(),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The publishing side of a flight, owned by the task that fetches.
+#[derive(Debug)]
+pub(crate) struct FlightSender {
+    tx: watch::Sender<Slot>,
+}
+
+impl FlightSender {
+    pub(crate) fn publish(&self, result: Published) {
+        // No receiver left (every waiter gave up) is fine: the cache already has it.
+        let _ = self.tx.send(Some(result));
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Inflight {
+    map: Mutex<HashMap<CacheKey, Flight>>,
+    next_id: AtomicU64,
+}
+
+impl Inflight {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<CacheKey, Flight>> {
+        // A panic while holding the lock cannot leave the map inconsistent (single
+        // inserts/removes), so a poisoned lock is still usable.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new flight, not yet registered for any key.
+    pub(crate) fn new_flight(&self) -> (Flight, FlightSender) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(None);
+        (Flight { id, rx }, FlightSender { tx })
+    }
+
+    /// How many keys are being fetched right now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Unregisters a flight's keys when the fetching task ends, however it ends (a
+/// panicking fetch must not leave keys claimed forever). Only entries still owned by
+/// this flight are removed.
+pub(crate) struct FlightGuard {
+    pub(crate) inflight: Arc<Inflight>,
+    pub(crate) id: u64,
+    pub(crate) keys: Vec<CacheKey>,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut map = self.inflight.lock();
+        for key in &self.keys {
+            if map.get(key).is_some_and(|f| f.id == self.id) {
+                map.remove(key);
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The store's configuration (`[cache]` plus the outbound limits of `[upstream]`) and
+//! the scope of an invalidation. Plain data: the root crate parses and validates the
+//! TOML and fills these in.
+
+use std::time::Duration;
+
+use devicegraph_upstream::{AccountName, CampaignId, Imei};
+
+/// Time-to-live per resource (`[cache.ttl]`).
+#[derive(Debug, Clone)]
+pub struct Ttls {
+    pub device_details: Duration,
+    pub upgrade_history: Duration,
+    pub check_ins: Duration,
+    pub campaign_devices: Duration,
+    pub provisioning: Duration,
+    /// How long "no such device" is remembered.
+    pub not_found: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            device_details: Duration::from_secs(300),
+            upgrade_history: Duration::from_secs(600),
+            check_ins: Duration::from_secs(60),
+            campaign_devices: Duration::from_secs(30),
+            provisioning: Duration::from_secs(3600),
+            not_found: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[cache]` plus the outbound limits of `[upstream]`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub ttl: Ttls,
+    pub max_bytes: u64,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+    /// Optional shared L2 cache (and shared upstream budget) across replicas.
+    pub redis_url: Option<String>,
+    /// Upstream budget, requests per second, all callers together.
+    pub rate_per_second: u32,
+    /// Burst allowed above the steady rate.
+    pub burst: u32,
+    /// In-flight upstream requests, all callers together.
+    pub max_concurrency: usize,
+    /// First segment of every Redis key this store writes (values live under
+    /// `{prefix}:v1:...`, the shared budget under `{prefix}:budget:...`). Replicas that
+    /// should share a cache and a budget use the same prefix.
+    pub redis_key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Ttls::default(),
+            max_bytes: 256 * 1024 * 1024,
+            stale_while_revalidate: Duration::from_secs(30),
+            stale_if_error: Duration::from_secs(3600),
+            redis_url: None,
+            rate_per_second: 50,
+            burst: 50,
+            max_concurrency: 64,
+            redis_key_prefix: "devicegraph".to_owned(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The Redis URL if one is set (an empty string, as in the default TOML, is none).
+    pub(crate) fn redis_url(&self) -> Option<&str> {
+        self.redis_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+    }
+}
+
+/// What an invalidation drops: every entry of `account`, or, when `imei` and/or
+/// `campaign` are given, only that device's entries and/or that campaign's pages.
+#[derive(Debug, Clone)]
+pub struct InvalidateScope {
+    pub account: AccountName,
+    pub imei: Option<Imei>,
+    pub campaign: Option<CampaignId>,
+}

@@ -1,0 +1,516 @@
+//! The read-through engine every `Store` read goes through, resource-agnostic: it
+//! gets keys and a fetch function and answers each key with a value and its freshness.
+//!
+//! Per key: L1 (moka, bounded by estimated heap bytes) -> freshness decision ->
+//! coalescing (join the flight already fetching the key, or claim it) -> in the
+//! claiming flight: L2 (Redis, optional) -> the fetch function (the upstream).
+//!
+//! - Stale-while-revalidate: an entry past its TTL but inside the window is served at
+//!   once; the key is claimed for a background flight only if nobody is fetching it
+//!   already, so a burst of requests triggers one refresh, not one per request.
+//! - Stale-if-error: a request whose fetch fails transiently serves the expired entry
+//!   it found (or the flight's expired L2 copy) as `Freshness::Stale`. While the
+//!   endpoint is paused after a 429, such entries are served without trying at all.
+//! - moka keeps every entry for TTL + max(windows) of real time; freshness itself is
+//!   judged by our own timestamps on the injectable clock.
+//! - Invalidation detaches the keys in scope from their flights (later requests start
+//!   a new one) and, through `epoch`, keeps flights that started before it from
+//!   storing what they fetched.
+//! - Upkeep: moka evicts (by size or time) only while doing its housekeeping, so a
+//!   periodic task runs it and reports the bytes held; otherwise an idle cache would
+//!   keep expired entries and the `devicegraph_cache_bytes` gauge would never drop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use devicegraph_upstream::UpstreamError;
+use futures::future::BoxFuture;
+use moka::Expiry;
+use tracing::debug;
+
+use crate::clock::Clock;
+use crate::coalesce::{Flight, FlightGuard, FlightSender, Inflight, KeyOutcome, Published};
+use crate::config::InvalidateScope;
+use crate::epoch::{Epochs, FlightEpoch};
+use crate::error::CacheError;
+use crate::fetched::{Fetched, Freshness};
+use crate::freshness::{State, Windows, state_of};
+use crate::key::{CacheKey, Resource};
+use crate::l2::L2;
+use crate::metrics;
+use crate::pacer::Pacer;
+use crate::value::{Answer, CachedValue, Entry};
+
+/// Fetches the given keys (all of one resource) from the upstream. Must answer every
+/// key it is given; a key it leaves out is reported as unavailable.
+pub(crate) type FetchFn =
+    Arc<dyn Fn(Vec<CacheKey>) -> BoxFuture<'static, FetchAnswers> + Send + Sync>;
+
+pub(crate) type FetchAnswers = HashMap<CacheKey, Result<Answer, UpstreamError>>;
+
+pub(crate) type KeyResult = Result<Fetched<CachedValue>, CacheError>;
+
+/// Keeps each entry in moka for its TTL plus the longer of the two windows.
+struct Retention(Duration);
+
+impl Expiry<CacheKey, Arc<Entry>> for Retention {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Entry>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl.saturating_add(self.0))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Entry>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl.saturating_add(self.0))
+    }
+}
+
+pub(crate) struct Engine {
+    l1: moka::sync::Cache<CacheKey, Arc<Entry>>,
+    inflight: Arc<Inflight>,
+    clock: Arc<dyn Clock>,
+    windows: Windows,
+    l2: Option<L2>,
+    /// When set, expired entries are served at once while their endpoint is paused.
+    pacer: Option<Arc<Pacer>>,
+    epochs: Arc<Epochs>,
+    /// The bytes last reported on the gauge.
+    reported_bytes: AtomicU64,
+}
+
+/// A key the L1 could not answer fresh, with the expired entry it may fall back on.
+struct Need {
+    key: CacheKey,
+    stale: Option<Arc<Entry>>,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        max_bytes: u64,
+        windows: Windows,
+        clock: Arc<dyn Clock>,
+        l2: Option<L2>,
+        pacer: Option<Arc<Pacer>>,
+    ) -> Self {
+        let l1 = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_key: &CacheKey, entry: &Arc<Entry>| entry.weight)
+            .expire_after(Retention(windows.retention()))
+            .build();
+        Self {
+            l1,
+            inflight: Arc::default(),
+            clock,
+            windows,
+            l2,
+            pacer,
+            epochs: Arc::default(),
+            reported_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs moka's housekeeping (applies size and time evictions) and reports the
+    /// bytes held every `every`, until the engine is dropped. Needs a tokio runtime;
+    /// without one the gauge is only updated on writes and invalidations.
+    pub(crate) fn start_upkeep(self: &Arc<Self>, every: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            debug!("no tokio runtime: cache upkeep not started");
+            return;
+        };
+        let engine = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(engine) = engine.upgrade() else {
+                    break;
+                };
+                engine.l1.run_pending_tasks();
+                engine.report_bytes();
+            }
+        });
+    }
+
+    /// Sets the bytes gauge from moka's current figure (cheap; may lag pending
+    /// housekeeping, which the upkeep catches up with).
+    fn report_bytes(&self) -> u64 {
+        let bytes = self.l1.weighted_size();
+        self.reported_bytes.store(bytes, Ordering::Relaxed);
+        metrics::bytes(bytes);
+        bytes
+    }
+
+    /// Answers every key (duplicates are answered once).
+    pub(crate) async fn read(
+        self: &Arc<Self>,
+        resource: Resource,
+        keys: Vec<CacheKey>,
+        fetch: FetchFn,
+    ) -> HashMap<CacheKey, KeyResult> {
+        let now = self.clock.now();
+        let mut out: HashMap<CacheKey, KeyResult> = HashMap::with_capacity(keys.len());
+        let mut need: Vec<Need> = Vec::new();
+        let mut revalidate: Vec<CacheKey> = Vec::new();
+        let mut seen: HashSet<&CacheKey> = HashSet::with_capacity(keys.len());
+        // Asked only when an entry could be served stale (keeps the pause lock off the
+        // hit path).
+        let mut paused_cache: Option<bool> = None;
+        let mut paused = || {
+            *paused_cache.get_or_insert_with(|| {
+                self.pacer
+                    .as_ref()
+                    .is_some_and(|p| p.is_paused(resource.endpoint()))
+            })
+        };
+
+        for key in &keys {
+            if !seen.insert(key) {
+                continue;
+            }
+            let entry = self.l1.get(key);
+            match entry.as_ref().map(|e| state_of(e, now, self.windows)) {
+                Some(State::Fresh) => {
+                    out.insert(key.clone(), hit(entry, Freshness::Hit));
+                }
+                Some(State::Revalidate) => {
+                    out.insert(key.clone(), hit(entry, Freshness::Hit));
+                    revalidate.push(key.clone());
+                }
+                // The upstream asked us to back off: trying would only wait or fail.
+                Some(State::StaleIfError) if paused() => {
+                    out.insert(key.clone(), hit(entry, Freshness::Stale));
+                }
+                Some(State::StaleIfError) => need.push(Need {
+                    key: key.clone(),
+                    stale: entry,
+                }),
+                Some(State::Expired) | None => need.push(Need {
+                    key: key.clone(),
+                    stale: None,
+                }),
+            }
+        }
+
+        let mut waits: HashMap<u64, (Flight, Vec<Need>)> = HashMap::new();
+        if !need.is_empty() || !revalidate.is_empty() {
+            let (flight, sender) = self.inflight.new_flight();
+            let mut claimed: Vec<Need> = Vec::new();
+            let mut background: Vec<CacheKey> = Vec::new();
+            let mut coalesced = 0u64;
+            {
+                let mut map = self.inflight.lock();
+                for n in need {
+                    if let Some(other) = map.get(&n.key) {
+                        coalesced += 1;
+                        let slot = waits
+                            .entry(other.id())
+                            .or_insert_with(|| (other.clone(), Vec::new()));
+                        slot.1.push(n);
+                        continue;
+                    }
+                    // The flight that fetched this key may have finished between our
+                    // lookup and taking the lock: it stores before it unregisters.
+                    if let Some(e) = self.l1.get(&n.key)
+                        && matches!(
+                            state_of(&e, now, self.windows),
+                            State::Fresh | State::Revalidate
+                        )
+                    {
+                        out.insert(n.key, hit(Some(e), Freshness::Hit));
+                        continue;
+                    }
+                    map.insert(n.key.clone(), flight.clone());
+                    claimed.push(n);
+                }
+                for key in revalidate {
+                    if !map.contains_key(&key) {
+                        map.insert(key.clone(), flight.clone());
+                        background.push(key);
+                    }
+                }
+            }
+            if coalesced > 0 {
+                metrics::coalesced(resource, coalesced);
+            }
+            if !background.is_empty() {
+                metrics::refresh(resource);
+            }
+            if !claimed.is_empty() || !background.is_empty() {
+                let mut flight_keys: Vec<CacheKey> =
+                    claimed.iter().map(|n| n.key.clone()).collect();
+                flight_keys.extend(background);
+                let guard = FlightGuard {
+                    inflight: Arc::clone(&self.inflight),
+                    id: flight.id(),
+                    keys: flight_keys,
+                };
+                // Before the flight reads anything (see `epoch`).
+                let epoch = self.epochs.begin_flight();
+                // The flight runs on its own task so a cancelled first caller cannot strand
+                // the waiters; carry the caller's request id into it so the upstream call
+                // is still tagged with `X-Request-ID`.
+                let flight_task = Arc::clone(self).fly(resource, guard, epoch, fetch, sender);
+                match devicegraph_upstream::current_request_id() {
+                    Some(id) => {
+                        tokio::spawn(devicegraph_upstream::with_request_id(id, flight_task))
+                    }
+                    None => tokio::spawn(flight_task),
+                };
+                if !claimed.is_empty() {
+                    waits.insert(flight.id(), (flight, claimed));
+                }
+            }
+        }
+
+        let published = futures::future::join_all(
+            waits
+                .into_values()
+                .map(|(flight, needs)| async move { (flight.wait().await, needs) }),
+        )
+        .await;
+        for (result, needs) in published {
+            for n in needs {
+                let answer = resolve(resource, &n, result.as_ref());
+                out.insert(n.key, answer);
+            }
+        }
+
+        metrics::record_read(resource, &out);
+        out
+    }
+
+    /// One flight: L2 first, then the upstream for what the L2 did not have fresh;
+    /// stores (unless an invalidation superseded the flight), publishes, unregisters
+    /// (the guard), in that order.
+    async fn fly(
+        self: Arc<Self>,
+        resource: Resource,
+        guard: FlightGuard,
+        epoch: FlightEpoch,
+        fetch: FetchFn,
+        sender: FlightSender,
+    ) {
+        let mut out: HashMap<CacheKey, KeyOutcome> = HashMap::with_capacity(guard.keys.len());
+        let mut remaining = guard.keys.clone();
+        let mut l2_stale: HashMap<CacheKey, Arc<Entry>> = HashMap::new();
+
+        if let Some(l2) = &self.l2 {
+            let now = self.clock.now();
+            let mut fresh: Vec<(CacheKey, Arc<Entry>)> = Vec::new();
+            for (key, entry) in l2.get_many(&remaining, now).await {
+                match state_of(&entry, now, self.windows) {
+                    State::Fresh => {
+                        fresh.push((key.clone(), Arc::clone(&entry)));
+                        out.insert(
+                            key,
+                            KeyOutcome::Value {
+                                entry,
+                                from_l2: true,
+                            },
+                        );
+                    }
+                    State::Revalidate | State::StaleIfError => {
+                        l2_stale.insert(key, entry);
+                    }
+                    State::Expired => {}
+                }
+            }
+            self.epochs.store_current(&epoch, fresh, |key, entry| {
+                self.l1.insert(key.clone(), Arc::clone(entry));
+            });
+            remaining.retain(|k| !out.contains_key(k));
+        }
+
+        if !remaining.is_empty() {
+            let mut answers = fetch(remaining.clone()).await;
+            let stored_at = self.clock.now();
+            let mut fetched: Vec<(CacheKey, Arc<Entry>)> = Vec::new();
+            for key in remaining {
+                let outcome = match answers.remove(&key) {
+                    Some(Ok(answer)) => {
+                        let entry = Arc::new(Entry::new(&key, answer, stored_at));
+                        fetched.push((key.clone(), Arc::clone(&entry)));
+                        KeyOutcome::Value {
+                            entry,
+                            from_l2: false,
+                        }
+                    }
+                    Some(Err(error)) => {
+                        debug!(
+                            resource = resource.name(),
+                            kind = error.kind(),
+                            "upstream fetch failed"
+                        );
+                        KeyOutcome::Failed {
+                            error,
+                            stale: l2_stale.remove(&key),
+                        }
+                    }
+                    None => KeyOutcome::Failed {
+                        error: UpstreamError::Unavailable {
+                            endpoint: resource.endpoint(),
+                            reason: "the upstream answer did not cover this key".to_owned(),
+                        },
+                        stale: l2_stale.remove(&key),
+                    },
+                };
+                out.insert(key, outcome);
+            }
+            let stored = self.epochs.store_current(&epoch, fetched, |key, entry| {
+                self.l1.insert(key.clone(), Arc::clone(entry));
+            });
+            if let Some(l2) = &self.l2 {
+                // Written before publishing so another replica asking right after this
+                // request was answered finds it.
+                l2.put_many(&stored, self.windows.retention()).await;
+                // An invalidation that began while the write was under way may have
+                // deleted before it landed: delete again what it covers.
+                let late = self
+                    .epochs
+                    .superseded(&epoch, stored.iter().map(|(k, _)| k));
+                l2.delete_many(&late).await;
+            }
+        }
+
+        self.report_bytes();
+        sender.publish(Arc::new(out));
+        drop(guard);
+        drop(epoch);
+    }
+
+    /// Drops every entry in scope from L1 and L2; answers how many distinct entries
+    /// were dropped from either.
+    pub(crate) async fn invalidate(&self, scope: &InvalidateScope) -> u64 {
+        // First, so that no flight stores anything in scope from here on (`epoch`),
+        // and requests from here on do not join a flight that started before.
+        let _running = self.epochs.begin_invalidation(scope.clone());
+        let mut dropped = self.drop_l1(scope);
+        if let Some(l2) = &self.l2 {
+            dropped.extend(l2.invalidate(scope).await);
+        }
+        self.finish_invalidation(&dropped)
+    }
+
+    /// [`Engine::invalidate`] for this replica's L1 only (another replica already
+    /// cleared the shared L2 and told us, see `fanout`); same epoch guard.
+    pub(crate) fn invalidate_l1(&self, scope: &InvalidateScope) -> u64 {
+        let _running = self.epochs.begin_invalidation(scope.clone());
+        let dropped = self.drop_l1(scope);
+        self.finish_invalidation(&dropped)
+    }
+
+    /// Detaches the keys in scope from their flights and removes them from L1;
+    /// answers the Redis keys of the entries removed (to count them with L2's).
+    fn drop_l1(&self, scope: &InvalidateScope) -> HashSet<String> {
+        self.inflight.lock().retain(|key, _| !key.in_scope(scope));
+        let victims: Vec<Arc<CacheKey>> = self
+            .l1
+            .iter()
+            .filter(|(k, _)| k.in_scope(scope))
+            .map(|(k, _)| k)
+            .collect();
+        let prefix = self.l2.as_ref().map_or("", |l2| l2.prefix());
+        victims
+            .into_iter()
+            .filter(|key| self.l1.remove(&**key).is_some())
+            .map(|key| key.redis_key(prefix))
+            .collect()
+    }
+
+    fn finish_invalidation(&self, dropped: &HashSet<String>) -> u64 {
+        self.l1.run_pending_tasks();
+        self.report_bytes();
+        u64::try_from(dropped.len()).unwrap_or(u64::MAX)
+    }
+
+    /// Estimated bytes held in L1, after moka applied pending evictions (also
+    /// reported on the gauge).
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.l1.run_pending_tasks();
+        self.report_bytes()
+    }
+
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.l1.run_pending_tasks();
+        self.l1.entry_count()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inflight(&self) -> &Inflight {
+        &self.inflight
+    }
+
+    #[cfg(test)]
+    pub(crate) fn reported_bytes(&self) -> u64 {
+        self.reported_bytes.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn epochs(&self) -> &Epochs {
+        &self.epochs
+    }
+
+    /// Stores an entry directly, as a flight would (tests).
+    #[cfg(test)]
+    pub(crate) fn insert(&self, key: CacheKey, answer: Answer) {
+        let entry = Arc::new(Entry::new(&key, answer, self.clock.now()));
+        self.l1.insert(key, entry);
+    }
+}
+
+fn hit(entry: Option<Arc<Entry>>, freshness: Freshness) -> KeyResult {
+    match entry {
+        Some(e) => Ok(Fetched {
+            value: e.value.clone(),
+            freshness,
+        }),
+        // Callers only pass entries they found; keep the type honest anyway.
+        None => Err(CacheError::Internal {
+            reason: "hit without an entry",
+        }),
+    }
+}
+
+/// One key's answer from the flight it waited on.
+fn resolve(resource: Resource, need: &Need, published: Option<&Published>) -> KeyResult {
+    match published.and_then(|p| p.get(&need.key)) {
+        Some(KeyOutcome::Value { entry, from_l2 }) => Ok(Fetched {
+            value: entry.value.clone(),
+            freshness: if *from_l2 {
+                Freshness::Hit
+            } else {
+                Freshness::Miss
+            },
+        }),
+        Some(KeyOutcome::Failed { error, stale }) => {
+            if error.is_transient()
+                && let Some(entry) = need.stale.as_ref().or(stale.as_ref())
+            {
+                return Ok(Fetched {
+                    value: entry.value.clone(),
+                    freshness: Freshness::Stale,
+                });
+            }
+            Err(CacheError::Upstream(error.clone()))
+        }
+        None => Err(CacheError::FetchAborted {
+            resource: resource.name(),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,40 @@
+//! What every read answers: the value and where it came from, so the HTTP layer can
+//! say `X-Cache: HIT | MISS | STALE` and GraphQL can list `extensions.stale`.
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Freshness {
+    /// From cache, within its TTL (or within the stale-while-revalidate window).
+    Hit,
+    /// Fetched from the upstream for this request.
+    Miss,
+    /// From cache past its TTL because the upstream failed (stale-if-error).
+    Stale,
+}
+
+impl Freshness {
+    /// Lower-case label for logs and metrics (`hit`, `miss`, `stale`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Fetched<T> {
+    pub value: T,
+    pub freshness: Freshness,
+}
+
+impl<T> Fetched<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Fetched<U> {
+        Fetched {
+            value: f(self.value),
+            freshness: self.freshness,
+        }
+    }
+}

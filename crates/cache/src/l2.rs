@@ -1,0 +1,267 @@
+//! The optional Redis L2: values shared by every replica, so one replica's upstream
+//! fetch serves the others.
+//!
+//! Each entry is one JSON record under the key's versioned Redis key, expiring with
+//! Redis's own `PX` after TTL + retention (the same lifetime as in L1). A reader gets
+//! the record and its remaining `PTTL` in one pipeline and computes the entry's age
+//! from them, so replicas never compare wall clocks. Every failure is logged and
+//! treated as a miss: the L2 can make a request cheaper, never fail it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::{Instant, timeout};
+
+use crate::config::InvalidateScope;
+use crate::key::{CacheKey, redis_scope_patterns};
+use crate::redis_conn::{OP_TIMEOUT, RedisConn};
+use crate::value::{Answer, CachedValue, Entry};
+
+/// Invalidation scans, then deletes: give it longer than a single operation.
+const INVALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    ttl_ms: u64,
+    /// TTL + retention as written (the record's full Redis lifetime).
+    life_ms: u64,
+    value: &'a CachedValue,
+}
+
+#[derive(Deserialize)]
+struct RecordIn {
+    ttl_ms: u64,
+    life_ms: u64,
+    value: CachedValue,
+}
+
+pub(crate) struct L2 {
+    conn: Arc<RedisConn>,
+    prefix: String,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl L2 {
+    pub(crate) fn new(conn: Arc<RedisConn>, prefix: String) -> Self {
+        Self { conn, prefix }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The entries Redis has for `keys`, with their age mapped onto `now`.
+    pub(crate) async fn get_many(
+        &self,
+        keys: &[CacheKey],
+        now: Instant,
+    ) -> Vec<(CacheKey, Arc<Entry>)> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let Some(mut conn) = self.conn.get().await else {
+            return Vec::new();
+        };
+        let mut pipe = redis::pipe();
+        for key in keys {
+            let rkey = key.redis_key(&self.prefix);
+            pipe.get(&rkey).pttl(&rkey);
+        }
+        let replies: Vec<redis::Value> =
+            match timeout(OP_TIMEOUT, pipe.query_async(&mut conn)).await {
+                Ok(Ok(replies)) => replies,
+                Ok(Err(e)) => {
+                    self.conn.failure("l2_get", e.category());
+                    return Vec::new();
+                }
+                Err(_) => {
+                    self.conn.failure("l2_get", "timed out");
+                    return Vec::new();
+                }
+            };
+        let mut found = Vec::new();
+        for (key, pair) in keys.iter().zip(replies.chunks(2)) {
+            let [body, pttl] = pair else { continue };
+            let Ok(Some(body)) = redis::from_redis_value::<Option<Vec<u8>>>(body) else {
+                continue;
+            };
+            let Ok(pttl) = redis::from_redis_value::<i64>(pttl) else {
+                continue;
+            };
+            // -1 (no expiry) or -2 (gone meanwhile): not one of ours, or too late.
+            let Ok(left_ms) = u64::try_from(pttl) else {
+                continue;
+            };
+            let record: RecordIn = match serde_json::from_slice(&body) {
+                Ok(record) => record,
+                Err(_) => {
+                    // A record this version cannot read: treat as a miss.
+                    self.conn.failure("l2_decode", "undecodable record");
+                    continue;
+                }
+            };
+            let age = Duration::from_millis(record.life_ms.saturating_sub(left_ms));
+            let Some(stored_at) = now.checked_sub(age) else {
+                continue;
+            };
+            let answer = Answer {
+                value: record.value,
+                ttl: Duration::from_millis(record.ttl_ms),
+            };
+            found.push((key.clone(), Arc::new(Entry::new(key, answer, stored_at))));
+        }
+        found
+    }
+
+    /// Writes fresh entries, each to expire after its TTL + `retention`.
+    pub(crate) async fn put_many(&self, entries: &[(CacheKey, Arc<Entry>)], retention: Duration) {
+        if entries.is_empty() {
+            return;
+        }
+        let Some(mut conn) = self.conn.get().await else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        for (key, entry) in entries {
+            let life = entry.ttl.saturating_add(retention);
+            let record = RecordOut {
+                ttl_ms: millis(entry.ttl),
+                life_ms: millis(life),
+                value: &entry.value,
+            };
+            let Ok(body) = serde_json::to_vec(&record) else {
+                continue;
+            };
+            pipe.cmd("SET")
+                .arg(key.redis_key(&self.prefix))
+                .arg(body)
+                .arg("PX")
+                .arg(millis(life).max(1))
+                .ignore();
+        }
+        match timeout(OP_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.conn.failure("l2_put", e.category()),
+            Err(_) => self.conn.failure("l2_put", "timed out"),
+        }
+    }
+
+    /// Deletes the L2 copies of `keys` (best effort, like every L2 operation).
+    pub(crate) async fn delete_many(&self, keys: &[CacheKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let Some(mut conn) = self.conn.get().await else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.del(key.redis_key(&self.prefix)).ignore();
+        }
+        match timeout(OP_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.conn.failure("l2_delete", e.category()),
+            Err(_) => self.conn.failure("l2_delete", "timed out"),
+        }
+    }
+
+    /// Deletes every L2 entry in scope; answers the Redis keys it deleted.
+    pub(crate) async fn invalidate(&self, scope: &InvalidateScope) -> HashSet<String> {
+        let Some(mut conn) = self.conn.get().await else {
+            return HashSet::new();
+        };
+        let patterns = redis_scope_patterns(&self.prefix, scope);
+        let work = async {
+            let mut candidates: Vec<String> = Vec::new();
+            for pattern in &patterns {
+                if !pattern.contains('*') {
+                    candidates.push(pattern.clone());
+                    continue;
+                }
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await?;
+                    candidates.extend(keys);
+                    cursor = next;
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+            }
+            let mut deleted = HashSet::new();
+            if candidates.is_empty() {
+                return Ok(deleted);
+            }
+            let mut pipe = redis::pipe();
+            for key in &candidates {
+                pipe.del(key);
+            }
+            let counts: Vec<i64> = pipe.query_async(&mut conn).await?;
+            for (key, n) in candidates.into_iter().zip(counts) {
+                if n > 0 {
+                    deleted.insert(key);
+                }
+            }
+            Ok::<_, redis::RedisError>(deleted)
+        };
+        match timeout(INVALIDATE_TIMEOUT, work).await {
+            Ok(Ok(deleted)) => deleted,
+            Ok(Err(e)) => {
+                self.conn.failure("l2_invalidate", e.category());
+                HashSet::new()
+            }
+            Err(_) => {
+                self.conn.failure("l2_invalidate", "timed out");
+                HashSet::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::value::NotFound;
+
+    #[test]
+    fn records_round_trip_every_value_kind() {
+        let values = [
+            CachedValue::Device(None),
+            CachedValue::CheckIns(Arc::new(Vec::new())),
+            CachedValue::Upgrades(Arc::new(Vec::new())),
+            CachedValue::Provisioning(Arc::new(Vec::new())),
+            CachedValue::Absent(Arc::new(NotFound {
+                status: 400,
+                error_code: "FOTA.DEVICE.NotFound".into(),
+                error_message: "no such device".into(),
+            })),
+        ];
+        for value in values {
+            let out = RecordOut {
+                ttl_ms: 60_000,
+                life_ms: 3_660_000,
+                value: &value,
+            };
+            let bytes = serde_json::to_vec(&out).unwrap();
+            let back: RecordIn = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!((back.ttl_ms, back.life_ms), (60_000, 3_660_000));
+            assert_eq!(
+                serde_json::to_value(&back.value).unwrap(),
+                serde_json::to_value(&value).unwrap()
+            );
+        }
+    }
+}

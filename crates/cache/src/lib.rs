@@ -1,0 +1,42 @@
+//! `devicegraph-cache`: the read-through store in front of every upstream read.
+//!
+//! INTERFACE FROZEN (the `Store` methods and types re-exported here): `devicegraph-graphql`
+//! and the server code against them.
+//!
+//! How a read flows (see each module for the why):
+//! - [`store`]: the typed API; builds a key per upstream answer and a fetch function.
+//! - `engine`: L1 lookup (moka, bounded by heap bytes), freshness (`freshness`),
+//!   coalescing of concurrent misses (`coalesce`), stale-while-revalidate and
+//!   stale-if-error, then the optional Redis L2 (`l2`), then the upstream (`fetch`).
+//! - `fanout`: invalidations published to, and received from, the other replicas
+//!   sharing the Redis key prefix (each replica's L1 is its own).
+//! - [`pacer`]: the outbound budget every upstream HTTP request passes through
+//!   (rate with burst, concurrency ceiling, 429 pauses, shared across replicas via Redis).
+//! - [`clock`]: the injectable clock freshness is decided with.
+
+pub mod clock;
+mod coalesce;
+mod config;
+mod engine;
+mod epoch;
+mod error;
+mod fanout;
+mod fetch;
+mod fetched;
+mod freshness;
+pub mod inbound;
+mod key;
+mod l2;
+mod metrics;
+pub mod pacer;
+mod redis_conn;
+mod store;
+mod value;
+mod weigh;
+
+pub use clock::{Clock, ManualClock, TokioClock};
+pub use config::{InvalidateScope, StoreConfig, Ttls};
+pub use error::CacheError;
+pub use fetched::{Fetched, Freshness};
+pub use pacer::Pacer;
+pub use store::Store;

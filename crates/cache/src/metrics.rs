@@ -1,0 +1,82 @@
+//! The crate's metric names and the few helpers that record them, through the
+//! `metrics` facade (the root binary installs the Prometheus exporter).
+
+use std::collections::HashMap;
+
+use tracing::debug;
+
+use crate::engine::KeyResult;
+use crate::fetched::Freshness;
+use crate::key::{CacheKey, Resource};
+
+pub(crate) const CACHE_REQUESTS: &str = "devicegraph_cache_requests_total";
+pub(crate) const CACHE_COALESCED: &str = "devicegraph_cache_coalesced_total";
+pub(crate) const CACHE_BYTES: &str = "devicegraph_cache_bytes";
+pub(crate) const CACHE_REFRESHES: &str = "devicegraph_cache_background_refreshes_total";
+pub(crate) const REDIS_ERRORS: &str = "devicegraph_cache_redis_errors_total";
+pub(crate) const BUDGET_WAITS: &str = "devicegraph_upstream_budget_waits_total";
+pub(crate) const BUDGET_EXHAUSTED: &str = "devicegraph_upstream_budget_exhausted_total";
+pub(crate) const UPSTREAM_PAUSES: &str = "devicegraph_upstream_pauses_total";
+
+/// `n` keys answered with `outcome`: `hit`, `miss`, `stale` or `error`.
+pub(crate) fn requests(resource: Resource, outcome: &'static str, n: u64) {
+    metrics::counter!(CACHE_REQUESTS, "resource" => resource.name(), "outcome" => outcome)
+        .increment(n);
+}
+
+/// A key waited on another request's upstream fetch instead of making its own.
+pub(crate) fn coalesced(resource: Resource, n: u64) {
+    metrics::counter!(CACHE_COALESCED, "resource" => resource.name()).increment(n);
+}
+
+pub(crate) fn bytes(weighted: u64) {
+    // Precision loss above 2^53 bytes is irrelevant for a gauge.
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(CACHE_BYTES).set(weighted as f64);
+}
+
+pub(crate) fn refresh(resource: Resource) {
+    metrics::counter!(CACHE_REFRESHES, "resource" => resource.name()).increment(1);
+}
+
+pub(crate) fn redis_error(op: &'static str) {
+    metrics::counter!(REDIS_ERRORS, "op" => op).increment(1);
+}
+
+/// Metrics (one counter update per outcome, not per key) and one log event per read.
+pub(crate) fn record_read(resource: Resource, out: &HashMap<CacheKey, KeyResult>) {
+    let (mut hits, mut misses, mut stale, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    for result in out.values() {
+        match result {
+            Ok(f) if f.freshness == Freshness::Hit => hits += 1,
+            Ok(f) if f.freshness == Freshness::Miss => misses += 1,
+            Ok(_) => stale += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    for (outcome, n) in [
+        ("hit", hits),
+        ("miss", misses),
+        ("stale", stale),
+        ("error", errors),
+    ] {
+        if n > 0 {
+            requests(resource, outcome, n);
+        }
+    }
+    let resource = resource.name();
+    if out.len() == 1 {
+        let cache = if hits > 0 {
+            "hit"
+        } else if misses > 0 {
+            "miss"
+        } else if stale > 0 {
+            "stale"
+        } else {
+            "error"
+        };
+        debug!(resource, cache, "cache lookup");
+    } else {
+        debug!(resource, hits, misses, stale, errors, "cache lookup");
+    }
+}

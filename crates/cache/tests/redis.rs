@@ -1,0 +1,431 @@
+//! Redis: the L2 shared by two stores, the upstream budget shared by two stores,
+//! invalidation reaching the L2 and the other stores' L1, and an unreachable Redis never failing a request.
+//! Needs `DEVICEGRAPH_TEST_REDIS_URL` (skipped with a message otherwise, failed when
+//! `DEVICEGRAPH_REQUIRE_REDIS=1`); each test uses its own key prefix.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use devicegraph_cache::{CacheError, Freshness, InvalidateScope, Store, StoreConfig, TokioClock};
+use devicegraph_upstream::{Endpoint, UpstreamError};
+use futures::future::join_all;
+use serde_json::json;
+use support::*;
+
+fn redis_config(url: &str, test: &str) -> StoreConfig {
+    let mut config = store_config();
+    config.redis_url = Some(url.to_owned());
+    config.redis_key_prefix = unique_prefix(test);
+    config
+}
+
+#[tokio::test]
+async fn a_second_store_is_served_from_the_l2_without_an_upstream_call() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "l2");
+    let first = store(&sim, config.clone(), Arc::new(TokioClock));
+    let second = store(&sim, config, Arc::new(TokioClock));
+    assert_eq!(first.redis_reachable().await, Some(true));
+    let account = account();
+    let imeis = sample_imeis(&sim);
+
+    let details = first.device_details(&account, &imeis[0..3]).await;
+    assert!(
+        details
+            .values()
+            .all(|r| r.as_ref().unwrap().freshness == Freshness::Miss)
+    );
+    let check_ins = first.check_ins(&account, &imeis[0]).await.unwrap();
+    let before = stats(&sim).await;
+
+    let from_l2 = second.device_details(&account, &imeis[0..4]).await;
+    for imei in &imeis[0..3] {
+        let got = from_l2[imei].as_ref().unwrap();
+        assert_eq!(got.freshness, Freshness::Hit, "{imei} from the L2");
+        assert_eq!(got.value, details[imei].as_ref().unwrap().value);
+    }
+    assert_eq!(
+        from_l2[&imeis[3]].as_ref().unwrap().freshness,
+        Freshness::Miss
+    );
+    let again = second.check_ins(&account, &imeis[0]).await.unwrap();
+    assert_eq!(again.freshness, Freshness::Hit);
+    assert_eq!(again.value, check_ins.value);
+
+    let after = stats(&sim).await;
+    assert_eq!(
+        calls(&after, "check_in_history"),
+        calls(&before, "check_in_history")
+    );
+    assert_eq!(
+        calls(&after, "device_details") - calls(&before, "device_details"),
+        1,
+        "only the IMEI neither store had"
+    );
+}
+
+#[tokio::test]
+async fn invalidation_reaches_the_l2() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "invalidate");
+    let first = store(&sim, config.clone(), Arc::new(TokioClock));
+    let account = account();
+    let imei = sample_imeis(&sim)[0].clone();
+    first.check_ins(&account, &imei).await.unwrap();
+    first.upgrade_history(&account, &imei).await.unwrap();
+
+    // A store that never saw the device still drops its L2 copies.
+    let second = store(&sim, config, Arc::new(TokioClock));
+    let scope = InvalidateScope {
+        account: account.clone(),
+        imei: Some(imei.clone()),
+        campaign: None,
+    };
+    wait_for_subscribers(&url, &[&first, &second]).await;
+    assert_eq!(first.entry_count(), 2);
+    assert_eq!(second.invalidate(&scope).await, 2, "the L2 copies");
+    // The first store's L1 copies go too, through the published invalidation.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while first.entry_count() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "first L1 kept");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(first.invalidate(&scope).await, 0, "nothing left anywhere");
+    assert_eq!(
+        second.check_ins(&account, &imei).await.unwrap().freshness,
+        Freshness::Miss
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_share_one_upstream_budget() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let mut config = redis_config(&url, "budget");
+    config.rate_per_second = 10;
+    config.burst = 10;
+    config.max_concurrency = 8;
+    let make = || {
+        Store::connect_with_clock(
+            config.clone(),
+            client_config(&sim, Duration::from_secs(2)),
+            Arc::new(TokioClock),
+        )
+        .unwrap()
+    };
+    let (a, b) = (make(), make());
+    let account = account();
+
+    let tasks = generated_imeis(300)
+        .into_iter()
+        .enumerate()
+        .map(|(n, imei)| {
+            let store = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let account = account.clone();
+            tokio::spawn(async move { store.check_ins(&account, &imei).await })
+        });
+    let results: Vec<_> = join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let stats = stats(&sim).await;
+    let answered = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Ok(_) | Err(CacheError::Upstream(UpstreamError::Api { .. }))
+            )
+        })
+        .count();
+    let peak = stats["peakTotalRatePerSecond"].as_u64().unwrap();
+    println!(
+        "two stores sharing 10/s through Redis: {answered} of 300 answered in 2 s, sim peak {peak}/s"
+    );
+    assert!(
+        peak <= 10,
+        "the two stores together sent {peak} in one second"
+    );
+    assert!(answered >= 10, "{answered}");
+}
+
+/// A fetch under way when the invalidation runs must not put the old value back into
+/// the L2 (where every replica would read it for a whole TTL).
+#[tokio::test]
+async fn a_fetch_under_way_during_an_invalidation_does_not_refill_the_l2() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "race");
+    let first = store(&sim, config.clone(), Arc::new(TokioClock));
+    let second = store(&sim, config, Arc::new(TokioClock));
+    let account = account();
+    let imei = sample_imeis(&sim)[0].clone();
+    faults(&sim, json!({"latencyMs": 400})).await;
+    let flight = tokio::spawn({
+        let (store, account, imei) = (first.clone(), account.clone(), imei.clone());
+        async move { store.check_ins(&account, &imei).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let scope = InvalidateScope {
+        account: account.clone(),
+        imei: Some(imei.clone()),
+        campaign: None,
+    };
+    first.invalidate(&scope).await;
+    assert_eq!(
+        flight.await.unwrap().unwrap().freshness,
+        Freshness::Miss,
+        "its caller is answered"
+    );
+    faults(&sim, json!({"clear": true})).await;
+    assert_eq!(
+        second.check_ins(&account, &imei).await.unwrap().freshness,
+        Freshness::Miss,
+        "not in the L2"
+    );
+}
+
+/// Polls (up to 2 s) until `store`'s next read of `imei`'s details reaches the
+/// upstream; answers how long that took.
+async fn until_details_go_upstream(
+    sim: &devicegraph_sim::RunningSim,
+    store: &Store,
+    imei: &devicegraph_upstream::Imei,
+) -> Option<Duration> {
+    let account = account();
+    let started = tokio::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        let before = calls(&stats(sim).await, "device_details");
+        let got = store
+            .device_details(&account, std::slice::from_ref(imei))
+            .await;
+        assert!(got[imei].is_ok());
+        if calls(&stats(sim).await, "device_details") > before {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_reaches_the_other_stores_l1() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "fanout");
+    let a = store(&sim, config.clone(), Arc::new(TokioClock));
+    let b = store(&sim, config, Arc::new(TokioClock));
+    // Same Redis, same sim, another prefix: another deployment.
+    let other = store(
+        &sim,
+        redis_config(&url, "fanout-other"),
+        Arc::new(TokioClock),
+    );
+    let account = account();
+    let imei = sample_imeis(&sim)[0].clone();
+    let one = std::slice::from_ref(&imei);
+    // Give the subscribers time to subscribe (a publish reaches only subscribers).
+    wait_for_subscribers(&url, &[&a, &b]).await;
+
+    a.device_details(&account, one).await;
+    b.device_details(&account, one).await;
+    other.device_details(&account, one).await;
+    let warm = calls(&stats(&sim).await, "device_details");
+    for s in [&a, &b, &other] {
+        let got = s.device_details(&account, one).await;
+        assert_eq!(got[&imei].as_ref().unwrap().freshness, Freshness::Hit);
+    }
+    assert_eq!(
+        calls(&stats(&sim).await, "device_details"),
+        warm,
+        "all warm"
+    );
+
+    let scope = InvalidateScope {
+        account: account.clone(),
+        imei: Some(imei.clone()),
+        campaign: None,
+    };
+    assert_eq!(
+        a.invalidate(&scope).await,
+        1,
+        "its own L1 copy and the shared L2 copy are one key; B's is not counted"
+    );
+    let delay = until_details_go_upstream(&sim, &b, &imei)
+        .await
+        .expect("store B still serves its L1 copy 2 s after the invalidation");
+    println!("invalidation reached the other store's L1 in {delay:?}");
+
+    let before = calls(&stats(&sim).await, "device_details");
+    let got = other.device_details(&account, one).await;
+    assert_eq!(got[&imei].as_ref().unwrap().freshness, Freshness::Hit);
+    assert_eq!(
+        calls(&stats(&sim).await, "device_details"),
+        before,
+        "another prefix is not affected"
+    );
+}
+
+/// Waits until Redis counts a subscriber on the invalidation channel of each store.
+async fn wait_for_subscribers(url: &str, stores: &[&Store]) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{}:invalidate", stores[0].config().redis_key_prefix);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if counts
+            .first()
+            .is_some_and(|(_, n)| *n >= stores.len() as u64)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stores did not subscribe to {channel}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until Redis holds a key matching `pattern` (the pause is published on its
+/// own task).
+async fn wait_for_key(url: &str, pattern: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no key {pattern} published"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_429_met_by_one_store_pauses_that_endpoint_for_every_store() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "pause");
+    let prefix = config.redis_key_prefix.clone();
+    let first = store(&sim, config.clone(), Arc::new(TokioClock));
+    let second = store(&sim, config, Arc::new(TokioClock));
+    let account = account();
+    let imeis = sample_imeis(&sim);
+    faults(
+        &sim,
+        json!({"rateLimitRate": 1.0, "retryAfterSecs": 30, "endpoints": ["check_in_history"]}),
+    )
+    .await;
+    let err = first.check_ins(&account, &imeis[0]).await.unwrap_err();
+    assert!(
+        matches!(err, CacheError::Upstream(UpstreamError::RateLimited { .. })),
+        "{err:?}"
+    );
+    // Only the first store met the 429; the upstream would answer again now.
+    faults(&sim, json!({"clear": true})).await;
+    wait_for_key(&url, &format!("{prefix}:pause:*")).await;
+    let before = stats(&sim).await;
+
+    // The second store does not send into the pause (30 s, past its 5 s deadline).
+    let started = tokio::time::Instant::now();
+    let err = second.check_ins(&account, &imeis[1]).await.unwrap_err();
+    assert!(
+        matches!(err, CacheError::Upstream(UpstreamError::RateLimited { .. })),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(second.pacer().unwrap().is_paused(Endpoint::CheckInHistory));
+    // Other endpoints go on.
+    second.upgrade_history(&account, &imeis[1]).await.unwrap();
+    let after = stats(&sim).await;
+    assert_eq!(
+        calls(&after, "check_in_history"),
+        calls(&before, "check_in_history"),
+        "no call into the pause"
+    );
+    assert_eq!(
+        calls(&after, "upgrade_history") - calls(&before, "upgrade_history"),
+        1
+    );
+}
+
+/// No Redis needed: a configured but unreachable Redis costs nothing but a warning.
+#[tokio::test]
+async fn an_unreachable_redis_never_fails_a_request() {
+    let sim = sim(10_000).await;
+    let mut config = store_config();
+    // Port 1 on loopback: nothing listens there.
+    config.redis_url = Some("redis://127.0.0.1:1/".to_owned());
+    let store = store(&sim, config, Arc::new(TokioClock));
+    let account = account();
+    let imei = sample_imeis(&sim)[0].clone();
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        store.check_ins(&account, &imei).await.unwrap().freshness,
+        Freshness::Miss
+    );
+    assert_eq!(
+        store.check_ins(&account, &imei).await.unwrap().freshness,
+        Freshness::Hit
+    );
+    let details = store
+        .device_details(&account, std::slice::from_ref(&imei))
+        .await;
+    assert!(details[&imei].is_ok());
+    assert_eq!(store.redis_reachable().await, Some(false));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    faults(&sim, json!({"clear": true})).await;
+}
+
+#[test]
+fn a_malformed_redis_url_is_a_config_error() {
+    let config = StoreConfig {
+        redis_url: Some("not a url".to_owned()),
+        ..StoreConfig::default()
+    };
+    let client = devicegraph_upstream::ClientConfig::new(
+        "http://127.0.0.1:9/api".parse().unwrap(),
+        devicegraph_upstream::Credentials {
+            client_id: "x".into(),
+            client_secret: "y".into(),
+            username: "u".into(),
+            password: "p".into(),
+        },
+    );
+    let err = Store::connect(config, client).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CacheError::Config {
+                key: "cache.redis_url",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
