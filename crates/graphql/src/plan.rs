@@ -1,0 +1,120 @@
+//! Looks at the parsed operation once to tell the resolvers whether batching can
+//! matter.
+//!
+//! The details DataLoader gathers loads over a short timer window before calling the
+//! store. That is what batches aliases of `device`, but for the most common operation,
+//! one `device` and nothing else that loads details, it is pure latency on the warm
+//! (cached) path. When the document holds exactly one field that can load device
+//! details, that load goes straight to the store.
+
+use std::sync::Arc;
+
+use async_graphql::ServerResult;
+use async_graphql::Variables;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+use crate::state::RequestState;
+
+/// Builds one [`PlanExtension`] per request.
+pub(crate) struct Plan;
+
+impl ExtensionFactory for Plan {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PlanExtension)
+    }
+}
+
+pub(crate) struct PlanExtension;
+
+/// Fields that load device details: `Query.device`, `Query.devices`,
+/// `Campaign.devices` (whose nodes' `device`) and `CampaignDevice.device`. Matching
+/// by name over-counts (another type's field of that name), which only costs the
+/// fast path, never a batch.
+fn loads_details(name: &str) -> bool {
+    name == "device" || name == "devices"
+}
+
+fn count(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(f) => {
+                usize::from(loads_details(f.node.name.node.as_str()))
+                    + count(&f.node.selection_set.node)
+            }
+            Selection::InlineFragment(fr) => count(&fr.node.selection_set.node),
+            // A named fragment may be spread more than once; counted where defined.
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+/// Number of detail-loading fields in the document; a field inside a named fragment
+/// counts as two, since the fragment may be spread several times.
+pub(crate) fn detail_fields(doc: &ExecutableDocument) -> usize {
+    let in_operations: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| count(&op.node.selection_set.node))
+        .sum();
+    let in_fragments: usize = doc
+        .fragments
+        .values()
+        .map(|fr| 2 * count(&fr.node.selection_set.node))
+        .sum();
+    in_operations + in_fragments
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for PlanExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        if let Some(state) = ctx.data_opt::<Arc<RequestState>>() {
+            state.set_single_detail_field(detail_fields(&doc) == 1);
+        }
+        Ok(doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_graphql::parser::parse_query;
+
+    fn n(q: &str) -> usize {
+        detail_fields(&parse_query(q).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn counts_detail_loading_fields() {
+        assert_eq!(n(r#"{ device(account: "a", imei: "1") { firmware } }"#), 1);
+        assert_eq!(
+            n(
+                r#"{ a: device(account: "a", imei: "1") { firmware } b: device(account: "a", imei: "2") { firmware } }"#
+            ),
+            2
+        );
+        assert_eq!(
+            n(
+                r#"{ campaign(account: "a", id: "c") { devices { edges { node { device { firmware } } } } } }"#
+            ),
+            2
+        );
+        assert_eq!(
+            n(r#"{ ... on Query { device(account: "a", imei: "1") { firmware } } }"#),
+            1
+        );
+        assert_eq!(
+            n(r#"{ ...F } fragment F on Query { device(account: "a", imei: "1") { firmware } }"#),
+            2
+        );
+        assert_eq!(n(r#"{ __typename }"#), 0);
+    }
+}

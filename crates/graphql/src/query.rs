@@ -1,0 +1,155 @@
+//! The `Query` root: argument checks and account scope first, then the store.
+//!
+//! Every argument is parsed into its identifier newtype and every scope check is made
+//! before the first upstream call, so a bad request costs the upstream nothing.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
+use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
+
+use crate::campaign::Campaign;
+use crate::device::{Device, check_window, provisioning_events};
+use crate::error::{bad_input, from_cache};
+use crate::history::ProvisioningEvent;
+use crate::scalars::{GqlDateTime, GqlImei};
+use crate::state::{RequestState, path_of};
+
+fn parse_account(account: &str) -> Result<AccountName> {
+    account.parse().map_err(|e| bad_input(format!("{e}")))
+}
+
+/// The kinds of device identifier provisioning history accepts.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(rename_items = "UPPERCASE")]
+pub(crate) enum DeviceIdKind {
+    /// Electronic serial number: 11 decimal digits.
+    Esn,
+    /// SIM card id: up to 20 decimal digits.
+    Iccid,
+    /// Up to 16 decimal digits.
+    Imei,
+    /// Mobile directory number: 10 decimal digits.
+    Mdn,
+    /// Mobile equipment id: 14 hexadecimal characters.
+    Meid,
+    /// 11 decimal digits.
+    Msisdn,
+}
+
+impl From<DeviceIdKind> for devicegraph_upstream::DeviceIdKind {
+    fn from(k: DeviceIdKind) -> Self {
+        match k {
+            DeviceIdKind::Esn => Self::Esn,
+            DeviceIdKind::Iccid => Self::Iccid,
+            DeviceIdKind::Imei => Self::Imei,
+            DeviceIdKind::Mdn => Self::Mdn,
+            DeviceIdKind::Meid => Self::Meid,
+            DeviceIdKind::Msisdn => Self::Msisdn,
+        }
+    }
+}
+
+/// A device identifier of any kind; `id` is checked against the kind's format.
+#[derive(InputObject, Debug, Clone)]
+pub(crate) struct DeviceIdentifierInput {
+    /// Which kind of identifier `id` is.
+    kind: DeviceIdKind,
+    /// The identifier, e.g. 15 digits for an IMEI or 10 for an MDN.
+    id: String,
+}
+
+/// The root of every query.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Query;
+
+/// The devicegraph queries: devices, campaigns and provisioning history of Verizon
+/// ThingSpace accounts, merged, cached and batched.
+#[Object]
+impl Query {
+    /// One device, merged from its details, firmware upgrade history and check-in
+    /// history. Null if the account has no such device.
+    async fn device(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "ThingSpace account name, e.g. 0000123456-00001.")] account: String,
+        #[graphql(desc = "The device's IMEI.")] imei: GqlImei,
+    ) -> Result<Option<Device>> {
+        let account = parse_account(&account)?;
+        let imei = imei.to_imei()?;
+        let state = RequestState::of(ctx)?;
+        state.check_account(&account)?;
+        let fetched = state
+            .device_details((account.clone(), imei.clone()))
+            .await
+            .map_err(|e| from_cache(&e))?;
+        state.note(ctx, fetched.freshness);
+        Ok(fetched.value.map(|d| Device::new(account, imei, d)))
+    }
+
+    /// Several devices of one account, in the order asked; null where the account has
+    /// no such device (or where fetching it failed, with an error naming its path).
+    /// Details are fetched in upstream batches of up to 1,000.
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "ThingSpace account name, e.g. 0000123456-00001.")] account: String,
+        #[graphql(desc = "The IMEIs to read, in the order the answer should keep.")] imeis: Vec<
+            GqlImei,
+        >,
+    ) -> Result<Vec<Option<Result<Device>>>> {
+        let account = parse_account(&account)?;
+        let imeis: Vec<Imei> = imeis.iter().map(GqlImei::to_imei).collect::<Result<_>>()?;
+        let state = RequestState::of(ctx)?;
+        state.check_account(&account)?;
+        let keys: Vec<_> = imeis.iter().map(|i| (account.clone(), i.clone())).collect();
+        let found = state.device_details_many(keys).await;
+        let base = path_of(ctx);
+        let out = imeis
+            .into_iter()
+            .enumerate()
+            .map(|(index, imei)| {
+                // Cloned, not removed: a repeated IMEI answers at every position.
+                match found.get(&(account.clone(), imei.clone())).cloned() {
+                    None => None,
+                    Some(Err(e)) => Some(Err(from_cache(&e))),
+                    Some(Ok(fetched)) => {
+                        state.note_at(fetched.freshness, || format!("{base}.{index}"));
+                        fetched
+                            .value
+                            .map(|d| Ok(Device::new(account.clone(), imei, d)))
+                    }
+                }
+            })
+            .collect();
+        Ok(out)
+    }
+
+    /// A firmware campaign and the status of each of its devices.
+    async fn campaign(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "ThingSpace account name, e.g. 0000123456-00001.")] account: String,
+        #[graphql(desc = "The campaign id.")] id: ID,
+    ) -> Result<Campaign> {
+        let account = parse_account(&account)?;
+        let id: CampaignId = id.as_str().parse().map_err(|e| bad_input(format!("{e}")))?;
+        RequestState::of(ctx)?.check_account(&account)?;
+        Ok(Campaign::new(account, id))
+    }
+
+    /// Provisioning history of any device identifier kind, all upstream pages merged,
+    /// oldest first. Not tied to an account, so it needs access to all accounts
+    /// (FORBIDDEN for API keys limited to some).
+    async fn provisioning_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The device, by any identifier kind.")] device: DeviceIdentifierInput,
+        #[graphql(desc = "Start of the window (inclusive).")] earliest: GqlDateTime,
+        #[graphql(desc = "End of the window; must be after `earliest`.")] latest: GqlDateTime,
+    ) -> Result<Vec<ProvisioningEvent>> {
+        let id = DeviceIdentifier::new(device.kind.into(), device.id)
+            .map_err(|e| bad_input(e.to_string()))?;
+        check_window(&earliest, &latest)?;
+        RequestState::of(ctx)?.check_all_accounts()?;
+        provisioning_events(ctx, &id, &earliest, &latest).await
+    }
+}

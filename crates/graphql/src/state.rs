@@ -1,0 +1,363 @@
+//! Per-request state: the caller's account scope, the details DataLoader, the bound on
+//! concurrent per-device history fetches, per-request memos, and the record of where
+//! answers came from (stale paths, whether anything was fetched upstream).
+//!
+//! One `RequestState` is created by [`crate::execute`] for every operation and put in
+//! the request's data; resolvers reach the store only through it, so batching,
+//! bounding and freshness accounting live in one place.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::Context;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use chrono::{DateTime, Utc};
+use devicegraph_cache::{CacheError, Fetched, Freshness, Store};
+use devicegraph_upstream::model::{CampaignPage, CheckIn, FirmwareUpgrade, ProvisioningEvent};
+use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::error::{forbidden_account, from_cache, internal};
+use crate::loader::{DetailsLoader, DetailsResult, DeviceKey};
+use crate::{AccountScope, CacheStatus};
+
+type Shared<T> = Result<Fetched<Arc<T>>, CacheError>;
+
+/// Memoises one async computation per key for the life of a request, so two fields
+/// (or two aliases) that need the same upstream resource share one fetch.
+pub(crate) struct Memo<K, V> {
+    cells: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+}
+
+impl<K: Eq + Hash, V: Clone> Memo<K, V> {
+    fn new() -> Self {
+        Self {
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn get_or_init<F, Fut>(&self, key: K, init: F) -> V
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        // The std lock is held only to find the cell, never across an await.
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(cells.entry(key).or_default())
+        };
+        cell.get_or_init(init).await.clone()
+    }
+}
+
+type PageKey = (AccountName, CampaignId, Option<String>);
+
+/// Everything one GraphQL operation shares.
+pub(crate) struct RequestState {
+    store: Store,
+    scope: AccountScope,
+    max_page_size: usize,
+    details: DataLoader<DetailsLoader, HashMapCache>,
+    /// Bounds per-device history fetches (upgrade history, check-ins, provisioning)
+    /// so one big campaign page cannot open hundreds of upstream calls at once.
+    history_permits: Semaphore,
+    upgrades: Memo<DeviceKey, Shared<Vec<FirmwareUpgrade>>>,
+    check_ins: Memo<DeviceKey, Shared<Vec<CheckIn>>>,
+    pages: Memo<PageKey, Shared<CampaignPage>>,
+    stale: Mutex<BTreeSet<String>>,
+    fetched_upstream: AtomicBool,
+    /// Set by the plan extension when the operation has exactly one field that loads
+    /// device details, so that load skips the DataLoader's gathering window.
+    single_detail_field: AtomicBool,
+}
+
+impl RequestState {
+    pub(crate) fn new(
+        store: Store,
+        scope: AccountScope,
+        max_page_size: usize,
+        history_concurrency: usize,
+        request_id: Option<String>,
+    ) -> Self {
+        let loader = DetailsLoader::new(store.clone());
+        // The DataLoader runs batches on spawned tasks, which lose the task-local
+        // request id; re-establish it so X-Request-ID still reaches the upstream.
+        let details = DataLoader::with_cache(
+            loader,
+            move |fut: futures::future::BoxFuture<'static, ()>| match request_id.clone() {
+                Some(id) => tokio::spawn(devicegraph_upstream::with_request_id(id, fut)),
+                None => tokio::spawn(fut),
+            },
+            HashMapCache::default(),
+        )
+        // One batch per operation: the store and client split per account and into
+        // upstream requests of at most 1,000 IMEIs themselves.
+        .max_batch_size(usize::MAX);
+        Self {
+            store,
+            scope,
+            max_page_size,
+            details,
+            history_permits: Semaphore::new(history_concurrency.max(1)),
+            upgrades: Memo::new(),
+            check_ins: Memo::new(),
+            pages: Memo::new(),
+            stale: Mutex::new(BTreeSet::new()),
+            fetched_upstream: AtomicBool::new(false),
+            single_detail_field: AtomicBool::new(false),
+        }
+    }
+
+    /// The state of the request `ctx` belongs to.
+    pub(crate) fn of<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestState> {
+        ctx.data::<Arc<RequestState>>()
+            .map(|s| s.as_ref())
+            .map_err(|_| internal("request executed without devicegraph_graphql::execute"))
+    }
+
+    pub(crate) fn max_page_size(&self) -> usize {
+        self.max_page_size
+    }
+
+    /// FORBIDDEN unless the caller may read `account`.
+    pub(crate) fn check_account(&self, account: &AccountName) -> async_graphql::Result<()> {
+        match &self.scope {
+            AccountScope::All => Ok(()),
+            AccountScope::Only(set) if set.contains(account) => Ok(()),
+            AccountScope::Only(_) => Err(forbidden_account(account)),
+        }
+    }
+
+    /// FORBIDDEN unless the caller may read every account (needed where the upstream
+    /// call is not tied to one account, e.g. provisioning history by identifier).
+    pub(crate) fn check_all_accounts(&self) -> async_graphql::Result<()> {
+        match &self.scope {
+            AccountScope::All => Ok(()),
+            AccountScope::Only(_) => Err(crate::error::coded(
+                crate::codes::FORBIDDEN,
+                "provisioning history by identifier needs access to all accounts",
+            )),
+        }
+    }
+
+    /// Records where an answer used at `path` came from.
+    pub(crate) fn note_at(&self, freshness: Freshness, path: impl FnOnce() -> String) {
+        match freshness {
+            Freshness::Hit => {}
+            Freshness::Miss => self.fetched_upstream.store(true, Ordering::Relaxed),
+            Freshness::Stale => {
+                self.stale
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(path());
+            }
+        }
+    }
+
+    /// Records freshness at the current field's response path.
+    pub(crate) fn note(&self, ctx: &Context<'_>, freshness: Freshness) {
+        self.note_at(freshness, || path_of(ctx));
+    }
+
+    /// The summary of the whole response and the stale paths, sorted.
+    pub(crate) fn summary(&self) -> (CacheStatus, Vec<String>) {
+        let stale: Vec<String> = self
+            .stale
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let status = if !stale.is_empty() {
+            CacheStatus::Stale
+        } else if self.fetched_upstream.load(Ordering::Relaxed) {
+            CacheStatus::Miss
+        } else {
+            CacheStatus::Hit
+        };
+        (status, stale)
+    }
+
+    pub(crate) fn set_single_detail_field(&self, single: bool) {
+        self.single_detail_field.store(single, Ordering::Relaxed);
+    }
+
+    /// Details of one device, batched with every other load of this operation.
+    pub(crate) async fn device_details(&self, key: DeviceKey) -> DetailsResult {
+        if self.single_detail_field.load(Ordering::Relaxed) {
+            // Nothing to batch with: ask the store now.
+            let (account, imei) = key;
+            let mut answers = self
+                .store
+                .device_details(&account, std::slice::from_ref(&imei))
+                .await;
+            return answers.remove(&imei).unwrap_or(Ok(Fetched {
+                value: None,
+                freshness: Freshness::Hit,
+            }));
+        }
+        match self.details.load_one(key).await {
+            Ok(Some(v)) => v,
+            // The store answers for every key it is asked; a missing key can only
+            // mean "no such device".
+            Ok(None) => Ok(Fetched {
+                value: None,
+                freshness: Freshness::Hit,
+            }),
+            Err(never) => match never {},
+        }
+    }
+
+    /// Details of many devices in one batch.
+    pub(crate) async fn device_details_many(
+        &self,
+        keys: Vec<DeviceKey>,
+    ) -> HashMap<DeviceKey, DetailsResult> {
+        match self.details.load_many(keys).await {
+            Ok(map) => map,
+            Err(never) => match never {},
+        }
+    }
+
+    pub(crate) async fn upgrade_history(
+        &self,
+        account: &AccountName,
+        imei: &Imei,
+    ) -> Shared<Vec<FirmwareUpgrade>> {
+        self.upgrades
+            .get_or_init((account.clone(), imei.clone()), || async {
+                let _permit = self.history_permits.acquire().await;
+                self.store.upgrade_history(account, imei).await
+            })
+            .await
+    }
+
+    pub(crate) async fn check_ins(
+        &self,
+        account: &AccountName,
+        imei: &Imei,
+    ) -> Shared<Vec<CheckIn>> {
+        self.check_ins
+            .get_or_init((account.clone(), imei.clone()), || async {
+                let _permit = self.history_permits.acquire().await;
+                self.store.check_ins(account, imei).await
+            })
+            .await
+    }
+
+    pub(crate) async fn provisioning(
+        &self,
+        device: &DeviceIdentifier,
+        earliest: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    ) -> Shared<Vec<ProvisioningEvent>> {
+        let _permit = self.history_permits.acquire().await;
+        self.store
+            .provisioning_history(device, earliest, latest)
+            .await
+    }
+
+    /// One upstream campaign page (`None` = the first).
+    pub(crate) async fn campaign_page(
+        &self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        last_seen: Option<&str>,
+    ) -> async_graphql::Result<Fetched<Arc<CampaignPage>>> {
+        let key = (
+            account.clone(),
+            campaign.clone(),
+            last_seen.map(str::to_owned),
+        );
+        self.pages
+            .get_or_init(key, || {
+                self.store.campaign_page(account, campaign, last_seen)
+            })
+            .await
+            .map_err(|e| from_cache(&e))
+    }
+}
+
+/// The response path of the field being resolved, e.g. `devices.1` or
+/// `device.upgradeHistory` (aliases, not field names).
+pub(crate) fn path_of(ctx: &Context<'_>) -> String {
+    ctx.path_node.map(|p| p.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devicegraph_cache::StoreConfig;
+    use devicegraph_upstream::{Client, ClientConfig, Credentials};
+
+    fn state() -> RequestState {
+        let url = "http://127.0.0.1:9/api"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let creds = Credentials {
+            client_id: "c".into(),
+            client_secret: "s".to_owned().into(),
+            username: "u".into(),
+            password: "p".to_owned().into(),
+        };
+        let client = Client::new(ClientConfig::new(url, creds)).unwrap_or_else(|e| panic!("{e}"));
+        RequestState::new(
+            Store::new(client, StoreConfig::default()),
+            AccountScope::All,
+            1000,
+            4,
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn summary_follows_the_worst_freshness() {
+        let s = state();
+        assert_eq!(s.summary(), (CacheStatus::Hit, vec![]));
+        s.note_at(Freshness::Hit, || "device".into());
+        assert_eq!(s.summary(), (CacheStatus::Hit, vec![]));
+        s.note_at(Freshness::Miss, || "device".into());
+        assert_eq!(s.summary(), (CacheStatus::Miss, vec![]));
+        s.note_at(Freshness::Stale, || "devices.1".into());
+        s.note_at(Freshness::Stale, || "device.upgradeHistory".into());
+        s.note_at(Freshness::Stale, || "devices.1".into());
+        assert_eq!(
+            s.summary(),
+            (
+                CacheStatus::Stale,
+                vec!["device.upgradeHistory".to_owned(), "devices.1".to_owned()]
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn scope_limits_accounts() {
+        let mut s = state();
+        let a: AccountName = "0000123456-00001".parse().unwrap_or_else(|e| panic!("{e}"));
+        let b: AccountName = "0000123456-00002".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.check_account(&a).is_ok());
+        assert!(s.check_all_accounts().is_ok());
+        s.scope = AccountScope::Only([a.clone()].into_iter().collect());
+        assert!(s.check_account(&a).is_ok());
+        assert!(s.check_account(&b).is_err());
+        assert!(s.check_all_accounts().is_err());
+    }
+
+    #[tokio::test]
+    async fn memo_runs_each_key_once() {
+        let memo: Memo<u8, u32> = Memo::new();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let calls = &calls;
+        let run = |k| {
+            memo.get_or_init(k, move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                u32::from(k) * 10
+            })
+        };
+        let (x, y, z) = tokio::join!(run(1), run(1), run(2));
+        assert_eq!((x, y, z), (10, 10, 20));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
