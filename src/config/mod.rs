@@ -1,0 +1,415 @@
+//! The gateway's configuration: typed settings, loaded from a TOML file and then
+//! `DEVICEGRAPH_*` environment overrides, validated in one pass.
+//!
+//! Loading is `file text -> TOML table -> env overlay (env.rs) -> section structs
+//! (raw.rs) -> validate (validate.rs) -> Config`. Every problem found on the way is
+//! collected, named by its dotted key (`cache.ttl.check_ins: invalid duration "fast"`),
+//! and returned together in [`ConfigError::Invalid`], so an operator fixes a config in
+//! one round. Nothing here panics on input.
+
+mod convert;
+mod env;
+mod raw;
+mod units;
+mod validate;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use devicegraph_upstream::AccountName;
+use secrecy::SecretString;
+use url::Url;
+
+/// `config/default.toml`, built in: used when no config is named and the file is not
+/// where the default path says (an installed binary run from anywhere).
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// The config path used when none is given.
+pub const DEFAULT_PATH: &str = "config/default.toml";
+
+/// One thing wrong with a configuration, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `cache.ttl.check_ins` or `auth.api_keys[0].sha256`.
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{source_name}: not valid TOML: {message}")]
+    Syntax {
+        source_name: String,
+        message: String,
+    },
+    #[error("{} configuration problem(s):\n  {}", .0.len(), list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+impl ConfigError {
+    /// Every problem as one line each (a syntax or read error is one line).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            Self::Invalid(problems) => problems.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub simulator: SimulatorConfig,
+    pub cache: CacheConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub graphql: GraphqlSettings,
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Reads `path`, overlays `env` (pass `std::env::vars()` in production) and
+    /// validates.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml_str(&text, &path.display().to_string(), env)
+    }
+
+    /// Like [`Config::load`] for text already in memory; `source_name` only labels
+    /// syntax errors.
+    pub fn from_toml_str(
+        text: &str,
+        source_name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            source_name: source_name.to_owned(),
+            message: syntax_message(&e, text),
+        })?;
+        let mut problems = Vec::new();
+        env::apply(&mut table, env, &mut problems);
+        validate::validate(table, problems)
+    }
+}
+
+impl Config {
+    /// One line saying what this config will do, for `check-config`.
+    pub fn summary(&self) -> String {
+        let upstream = match self.upstream.mode {
+            UpstreamMode::Simulator => format!(
+                "embedded simulator (seed {}, {} devices)",
+                self.simulator.seed, self.simulator.devices
+            ),
+            UpstreamMode::Thingspace => format!("ThingSpace at {}", self.upstream.base_url),
+        };
+        let auth = match self.auth.mode {
+            AuthMode::None => "no auth".to_owned(),
+            AuthMode::ApiKey => format!("{} API key(s)", self.auth.api_keys.len()),
+        };
+        format!(
+            "listen {}, upstream {upstream}, cache {}{}, {auth}, admin routes {}",
+            self.server.listen,
+            units::format_size(self.cache.max_bytes),
+            if self.cache.redis_url.is_some() {
+                " + Redis"
+            } else {
+                ""
+            },
+            if self.auth.admin_key_sha256.is_some() {
+                "on"
+            } else {
+                "off"
+            },
+        )
+    }
+}
+
+fn syntax_message(error: &toml::de::Error, text: &str) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", error.message())
+        }
+        None => error.message().to_owned(),
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Whole-request deadline; past it the client gets 504.
+    pub request_timeout: Duration,
+    /// After a shutdown signal, how long in-flight requests may run before the
+    /// process exits anyway.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where the upstream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamMode {
+    /// Start the simulator in-process on a loopback port and use it.
+    #[default]
+    Simulator,
+    /// The real ThingSpace at `upstream.base_url`.
+    Thingspace,
+}
+
+/// `[upstream]`
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub mode: UpstreamMode,
+    pub base_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub username: String,
+    pub password: SecretString,
+    /// Deadline of one upstream call, retries included.
+    pub timeout: Duration,
+    pub max_concurrency: usize,
+    pub rate_per_second: u32,
+    pub burst: u32,
+    pub max_attempts: u32,
+}
+
+/// ThingSpace's production base URL.
+pub const THINGSPACE_BASE_URL: &str = "https://thingspace.verizon.com/api";
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            mode: UpstreamMode::Simulator,
+            base_url: Url::parse(THINGSPACE_BASE_URL).expect("the built-in base URL parses"),
+            client_id: String::new(),
+            client_secret: SecretString::from(""),
+            username: String::new(),
+            password: SecretString::from(""),
+            timeout: Duration::from_secs(10),
+            max_concurrency: 64,
+            rate_per_second: 50,
+            burst: 50,
+            max_attempts: 4,
+        }
+    }
+}
+
+/// `[simulator]`, used in simulator mode.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    pub seed: u64,
+    pub devices: u64,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            devices: 10_000,
+        }
+    }
+}
+
+/// `[cache.ttl]`
+#[derive(Debug, Clone)]
+pub struct TtlConfig {
+    pub device_details: Duration,
+    pub upgrade_history: Duration,
+    pub check_ins: Duration,
+    pub campaign_devices: Duration,
+    pub provisioning: Duration,
+    /// How long "no such device" is remembered.
+    pub not_found: Duration,
+}
+
+impl Default for TtlConfig {
+    fn default() -> Self {
+        Self {
+            device_details: Duration::from_secs(300),
+            upgrade_history: Duration::from_secs(600),
+            check_ins: Duration::from_secs(60),
+            campaign_devices: Duration::from_secs(30),
+            provisioning: Duration::from_secs(3600),
+            not_found: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[cache]`
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub max_bytes: u64,
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+    /// `None` when `redis_url` is empty.
+    pub redis_url: Option<String>,
+    pub ttl: TtlConfig,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 << 20,
+            stale_while_revalidate: Duration::from_secs(30),
+            stale_if_error: Duration::from_secs(3600),
+            redis_url: None,
+            ttl: TtlConfig::default(),
+        }
+    }
+}
+
+/// `auth.mode`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    #[default]
+    None,
+    ApiKey,
+}
+
+/// Which accounts a key may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAccounts {
+    /// `accounts = ["*"]`
+    All,
+    Only(BTreeSet<AccountName>),
+}
+
+/// One `[[auth.api_keys]]` entry. Only the key's SHA-256 is ever configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub accounts: KeyAccounts,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// `None` when empty: the admin routes are then not served at all.
+    pub admin_key_sha256: Option<[u8; 32]>,
+    pub api_keys: Vec<ApiKey>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub per_client_rps: u32,
+    /// Requests a client may send at once above the steady rate; defaults to
+    /// `per_client_rps`.
+    pub per_client_burst: u32,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_body_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_client_rps: 100,
+            per_client_burst: 100,
+            max_depth: 12,
+            max_complexity: 5000,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[graphql]`
+#[derive(Debug, Clone)]
+pub struct GraphqlSettings {
+    pub introspection: bool,
+    pub graphiql: bool,
+    /// Largest `first` a campaign connection accepts (and the REST `limit`).
+    pub max_page_size: usize,
+    /// Per-device history reads in flight for one operation.
+    pub history_concurrency: usize,
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self {
+            introspection: true,
+            graphiql: true,
+            max_page_size: 1000,
+            history_concurrency: 16,
+        }
+    }
+}
+
+/// `log.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! Loader and validation tests: the shipped files load, env overrides apply, and a
+//! broken config names every bad key at once.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const PRODUCTION_TOML: &str = include_str!("../../config/production.example.toml");
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn problems(text: &str, env: Vec<(String, String)>) -> Vec<String> {
+    match Config::from_toml_str(text, "test.toml", env) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems(),
+    }
+}
+
+#[test]
+fn default_file_loads_as_the_builtin_defaults() {
+    let config = Config::from_toml_str(DEFAULT_TOML, "default.toml", no_env()).unwrap();
+    let builtin = Config::default();
+    assert_eq!(config.server.listen, builtin.server.listen);
+    assert_eq!(config.upstream.mode, UpstreamMode::Simulator);
+    assert_eq!(config.cache.max_bytes, 256 << 20);
+    assert_eq!(config.cache.ttl.check_ins, Duration::from_secs(60));
+    assert_eq!(config.limits.max_body_bytes, 1 << 20);
+    assert!(config.graphql.graphiql && config.graphql.introspection);
+    assert_eq!(config.auth.mode, AuthMode::None);
+    assert_eq!(config.auth.admin_key_sha256, None);
+    assert_eq!(config.cache.redis_url, None);
+}
+
+#[test]
+fn production_example_needs_only_its_secrets() {
+    let missing = problems(PRODUCTION_TOML, no_env());
+    assert_eq!(
+        missing,
+        vec![
+            "upstream.client_id: required in thingspace mode (set DEVICEGRAPH_UPSTREAM__CLIENT_ID)",
+            "upstream.client_secret: required in thingspace mode (set DEVICEGRAPH_UPSTREAM__CLIENT_SECRET)",
+            "upstream.username: required in thingspace mode (set DEVICEGRAPH_UPSTREAM__USERNAME)",
+            "upstream.password: required in thingspace mode (set DEVICEGRAPH_UPSTREAM__PASSWORD)",
+        ]
+    );
+    let config = Config::from_toml_str(
+        PRODUCTION_TOML,
+        "production.toml",
+        env(&[
+            ("DEVICEGRAPH_UPSTREAM__CLIENT_ID", "id"),
+            ("DEVICEGRAPH_UPSTREAM__CLIENT_SECRET", "secret"),
+            ("DEVICEGRAPH_UPSTREAM__USERNAME", "user"),
+            ("DEVICEGRAPH_UPSTREAM__PASSWORD", "pw"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.upstream.mode, UpstreamMode::Thingspace);
+    assert_eq!(config.upstream.client_secret.expose_secret(), "secret");
+    assert!(!config.graphql.graphiql && !config.graphql.introspection);
+    assert_eq!(config.auth.mode, AuthMode::ApiKey);
+    assert_eq!(config.auth.api_keys.len(), 2);
+    assert_eq!(config.auth.api_keys[1].accounts, KeyAccounts::All);
+    assert!(config.auth.admin_key_sha256.is_some());
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert!(config.cache.redis_url.is_some());
+}
+
+#[test]
+fn empty_file_is_the_defaults() {
+    let config = Config::from_toml_str("", "empty", no_env()).unwrap();
+    assert_eq!(config.upstream.burst, config.upstream.rate_per_second);
+    assert_eq!(config.limits.per_client_burst, config.limits.per_client_rps);
+}
+
+#[test]
+fn env_overrides_file_case_insensitively() {
+    let config = Config::from_toml_str(
+        DEFAULT_TOML,
+        "default.toml",
+        env(&[
+            ("DEVICEGRAPH_SERVER__LISTEN", "0.0.0.0:9999"),
+            ("DEVICEGRAPH_CACHE__TTL__CHECK_INS", "2m"),
+            ("DEVICEGRAPH_UPSTREAM__MAX_CONCURRENCY", "8"),
+            ("DEVICEGRAPH_GRAPHQL__GRAPHIQL", "false"),
+            ("DEVICEGRAPH_Limits__Per_Client_Rps", "7"),
+            ("DEVICEGRAPH_CONFIG", "/not/a/key.toml"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.server.listen.port(), 9999);
+    assert_eq!(config.cache.ttl.check_ins, Duration::from_secs(120));
+    assert_eq!(config.upstream.max_concurrency, 8);
+    assert!(!config.graphql.graphiql);
+    assert_eq!(config.limits.per_client_rps, 7);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let text = r#"
+[server]
+listen = "not an address"
+
+[upstream]
+mode = "thingspace"
+timeout = "soon"
+max_concurrency = 0
+
+[cache]
+max_bytes = "lots"
+[cache.tll]
+check_ins = "1m"
+[cache.ttl]
+check_ins = "fast"
+
+[limits]
+per_client_rps = "many"
+
+[log]
+format = "xml"
+
+[graphql]
+graphiql = "yes"
+colour = "blue"
+
+[surprise]
+x = 1
+"#;
+    let found = problems(text, no_env());
+    let expect_prefixes = [
+        "server.listen: invalid address \"not an address\"",
+        "upstream.timeout: invalid duration \"soon\"",
+        "upstream.max_concurrency: must be at least 1",
+        "upstream.client_secret: required in thingspace mode (set DEVICEGRAPH_UPSTREAM__CLIENT_SECRET)",
+        "cache.max_bytes: invalid size \"lots\"",
+        "cache.tll: unknown key",
+        "cache.ttl.check_ins: invalid duration \"fast\"",
+        "limits.per_client_rps: expected a whole number, found \"many\"",
+        "log.format: expected \"human\" or \"json\"",
+        "graphql.graphiql: expected true or false",
+        "graphql.colour: unknown key",
+        "surprise: unknown key",
+    ];
+    for prefix in expect_prefixes {
+        assert!(
+            found.iter().any(|p| p.starts_with(prefix)),
+            "missing {prefix:?} in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn env_values_are_validated_like_file_values() {
+    let found = problems(
+        "",
+        env(&[
+            ("DEVICEGRAPH_UPSTREAM__TIMEOUT", "fast"),
+            ("DEVICEGRAPH_CACHE__TLL", "1m"),
+        ]),
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].starts_with("cache.tll: unknown key"), "{found:?}");
+    assert!(
+        found[1].starts_with("upstream.timeout: invalid duration \"fast\""),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn api_keys_are_checked_one_by_one() {
+    let good = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let text = format!(
+        r#"
+[auth]
+mode = "api_key"
+admin_key_sha256 = "abc"
+[[auth.api_keys]]
+name = "ok"
+sha256 = "{good}"
+accounts = ["0000123456-00001"]
+[[auth.api_keys]]
+name = "bad"
+sha256 = "nothex"
+accounts = ["*", "0000123456-00001"]
+[[auth.api_keys]]
+sha256 = "{good}"
+accounts = ["bad account!"]
+"#
+    );
+    let found = problems(&text, no_env());
+    for prefix in [
+        "auth.admin_key_sha256: expected 64 hex digits",
+        "auth.api_keys[1].sha256: expected 64 hex digits",
+        "auth.api_keys[1].accounts: \"*\" means every account",
+        "auth.api_keys[2].name: required",
+        "auth.api_keys[2].accounts: invalid account",
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(prefix)),
+            "missing {prefix:?} in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn api_key_mode_needs_a_key() {
+    let found = problems("[auth]\nmode = \"api_key\"\n", no_env());
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with("auth.api_keys: at least one"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let err = Config::from_toml_str("[server]\nlisten = \n", "broken.toml", no_env()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("broken.toml: not valid TOML: line 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_section_that_is_not_a_table_is_named() {
+    let found = problems("server = 5\n", no_env());
+    assert_eq!(
+        found,
+        vec!["server: expected a table of settings, found integer 5"]
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let config = Config::from_toml_str(
+        "[upstream]\nclient_secret = \"hunter2\"\npassword = \"swordfish\"\n",
+        "t",
+        no_env(),
+    )
+    .unwrap();
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("swordfish"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let err = Config::load(Path::new("/definitely/not/here.toml"), no_env()).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("/definitely/not/here.toml"));
+}

@@ -1,0 +1,10 @@
+//! Route handlers: `/graphql` (and its GraphiQL page and assets), the `/v1` JSON API, `/openapi.json`, the operational
+//! routes and the admin route. Middleware lives in `crate::http`.
+
+pub(crate) mod admin;
+pub(crate) mod documents;
+pub(crate) mod graphiql;
+pub(crate) mod graphql;
+pub(crate) mod openapi;
+pub(crate) mod ops;
+pub(crate) mod rest;

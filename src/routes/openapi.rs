@@ -1,0 +1,318 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of the `/v1` routes (utoipa).
+//!
+//! The schemas below mirror the JSON the routes send (which is the GraphQL data of
+//! the same fields); the path items document the handlers in `rest.rs`. A test checks
+//! that every `/v1` route of the router is described here.
+
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// A device merged from its details, firmware upgrade history and check-ins.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct Device {
+    /// 15 digits with a valid Luhn check digit.
+    imei: String,
+    account: String,
+    mdn: Option<String>,
+    make: Option<String>,
+    model: Option<String>,
+    firmware: Option<String>,
+    fota_eligible: Option<bool>,
+    license_assigned: Option<bool>,
+    status: Option<String>,
+    protocol: Option<String>,
+    create_time: Option<DateTime<Utc>>,
+    upgrade_time: Option<DateTime<Utc>>,
+    status_time: Option<DateTime<Utc>>,
+    refresh_time: Option<DateTime<Utc>>,
+    /// Null when the upstream says N/A.
+    last_connection_time: Option<DateTime<Utc>>,
+    software: Vec<Software>,
+    files: Vec<String>,
+    /// Newest first; present with `include=upgradeHistory`.
+    upgrade_history: Option<Vec<FirmwareUpgrade>>,
+    /// Newest first; present with `include=checkIns`.
+    check_ins: Option<Vec<CheckIn>>,
+    /// Present with `include=lastCheckIn`.
+    last_check_in: Option<CheckIn>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct Software {
+    name: String,
+    version: Option<String>,
+    upgrade_time: Option<DateTime<Utc>>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct FirmwareUpgrade {
+    campaign_id: Option<String>,
+    firmware_name: Option<String>,
+    firmware_from: Option<String>,
+    firmware_to: Option<String>,
+    start_date: Option<NaiveDate>,
+    report_updated_time: Option<DateTime<Utc>>,
+    /// Raw upstream status, e.g. UpgradeSuccess, UpgradeFailed, DeviceRejected.
+    status: String,
+    reason: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub(crate) enum ClientType {
+    Unknown,
+    Device,
+    RovaContainer,
+    WifiClient,
+    RovaClient,
+    RovaClientAppStore,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub(crate) enum CheckInResult {
+    Failed,
+    Succeeded,
+    Busy,
+    Unknown,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)]
+pub(crate) enum CheckInFailure {
+    None,
+    UnspecifiedError,
+    AuthenticationFailure,
+    EnrollmentPolicyFailure,
+    DecryptionFailure,
+    NoAssignedSetting,
+    EncryptionFailure,
+    ConfigurationErrors,
+    Unknown,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct CheckIn {
+    client_type: ClientType,
+    result: CheckInResult,
+    failure_type: CheckInFailure,
+    time_completed: Option<DateTime<Utc>>,
+}
+
+/// One device's status in a campaign.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct CampaignDevice {
+    imei: String,
+    status: String,
+    result_reason: Option<String>,
+    updated_time: Option<DateTime<Utc>>,
+    recent_attempt_time: Option<DateTime<Utc>>,
+    next_attempt_time: Option<DateTime<Utc>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct BatchRequest {
+    /// Up to 1,000 IMEIs.
+    imeis: Vec<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct BatchResponse {
+    /// The devices found, in the order asked.
+    devices: Vec<Device>,
+    /// The IMEIs the account has no device for.
+    not_found: Vec<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct CampaignDevicesPage {
+    items: Vec<CampaignDevice>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+    total_count: Option<u64>,
+}
+
+/// ThingSpace's own error, carried with `UPSTREAM_ERROR`.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct UpstreamErrorInfo {
+    error_code: String,
+    error_message: Option<String>,
+}
+
+/// RFC 9457 problem details.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct Problem {
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// BAD_USER_INPUT, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, QUERY_TOO_COMPLEX,
+    /// UPSTREAM_ERROR, UPSTREAM_UNAVAILABLE, UPSTREAM_TIMEOUT, INTERNAL or NOT_FOUND.
+    code: String,
+    upstream: Option<UpstreamErrorInfo>,
+    request_id: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/devices/{imei}",
+    tag = "devices",
+    summary = "One merged device",
+    params(
+        ("account" = String, Path, description = "Account name, e.g. 0000123456-00001"),
+        ("imei" = String, Path, description = "15-digit IMEI with a valid Luhn digit"),
+        ("include" = Option<String>, Query, description = "Comma-separated: upgradeHistory, checkIns, lastCheckIn"),
+    ),
+    responses(
+        (status = 200, description = "The device", body = Device,
+            headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
+        (status = 400, description = "Invalid account, IMEI or include", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not read this account", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The account has no such device", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "ThingSpace refused the request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "ThingSpace unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "ThingSpace too slow", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("apiKey" = []))
+)]
+#[allow(dead_code)]
+fn get_device() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{account}/devices:batch",
+    tag = "devices",
+    summary = "Several devices of one account",
+    params(
+        ("account" = String, Path, description = "Account name"),
+        ("include" = Option<String>, Query, description = "Comma-separated: upgradeHistory, checkIns, lastCheckIn"),
+    ),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Found devices and the IMEIs not found", body = BatchResponse,
+            headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
+        (status = 400, description = "Invalid account or IMEI, or more than 1,000 IMEIs", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not read this account", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "ThingSpace refused the request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "ThingSpace unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "ThingSpace too slow", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("apiKey" = []))
+)]
+#[allow(dead_code)]
+fn batch_devices() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/campaigns/{id}/devices",
+    tag = "campaigns",
+    summary = "One page of a campaign's devices, ascending IMEI",
+    params(
+        ("account" = String, Path, description = "Account name"),
+        ("id" = String, Path, description = "Campaign id"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to graphql.max_page_size (default 100)"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("status" = Option<String>, Query, description = "Keep only devices with this raw status"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = CampaignDevicesPage,
+            headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
+        (status = 400, description = "Invalid parameters or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not read this account", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "ThingSpace refused the request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "ThingSpace unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "ThingSpace too slow", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("apiKey" = []))
+)]
+#[allow(dead_code)]
+fn campaign_devices() {}
+
+/// Declares the two ways to present an API key.
+struct KeySchemes;
+
+impl Modify for KeySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "devicegraph JSON API",
+        description = "The merged ThingSpace device graph as JSON. Field names and formats are those of the GraphQL API at /graphql; errors are RFC 9457 problem+json."
+    ),
+    paths(get_device, batch_devices, campaign_devices),
+    components(schemas(
+        Device, Software, FirmwareUpgrade, CheckIn, ClientType, CheckInResult, CheckInFailure,
+        CampaignDevice, BatchRequest, BatchResponse, CampaignDevicesPage, Problem, UpstreamErrorInfo
+    )),
+    modifiers(&KeySchemes),
+    tags(
+        (name = "devices", description = "Merged devices"),
+        (name = "campaigns", description = "Firmware campaign reports"),
+    )
+)]
+pub(crate) struct ApiDoc;
+
+/// The handler.
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_every_v1_route_in_openapi_3_1() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        assert_eq!(doc["openapi"], "3.1.0");
+        for path in crate::http::V1_ROUTES {
+            assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
+        }
+        assert!(doc["components"]["schemas"]["Device"].is_object());
+        assert!(doc["components"]["schemas"]["Problem"]["properties"]["type"].is_object());
+    }
+}

@@ -1,0 +1,85 @@
+//! Operational routes: `/healthz` (liveness), `/readyz` (readiness) and `/metrics`.
+//!
+//! Readiness asks the upstream client for its tokens (`ensure_authenticated`) and, when
+//! Redis is configured, pings it. The answer is cached for a few seconds so a load
+//! balancer probing every second costs the upstream nothing extra; the mutex also
+//! makes concurrent probes share one check.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use serde_json::json;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::state::AppState;
+
+/// How long a readiness answer is reused.
+const READINESS_TTL: Duration = Duration::from_secs(5);
+
+/// The cached readiness answer: `Err` holds a reason fit for operators.
+#[derive(Debug, Default)]
+pub(crate) struct Readiness {
+    last: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl Readiness {
+    async fn check(&self, state: &AppState) -> Result<(), String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < READINESS_TTL
+        {
+            return answer.clone();
+        }
+        let answer = probe(state).await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
+    }
+}
+
+async fn probe(state: &AppState) -> Result<(), String> {
+    if let Err(e) = state.store.client().ensure_authenticated().await {
+        tracing::warn!(error = %e, "readiness: upstream tokens not obtainable");
+        return Err(format!("upstream: cannot obtain tokens ({})", e.kind()));
+    }
+    if state.store.redis_reachable().await == Some(false) {
+        tracing::warn!("readiness: redis unreachable");
+        return Err("redis: unreachable".to_owned());
+    }
+    Ok(())
+}
+
+/// `GET /healthz`: the process is up and serving.
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: 200 when requests can be answered, else 503 with the reason.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    match state.readiness.check(&state).await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": reason })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    metrics::gauge!("devicegraph_cache_weighted_bytes").set(state.store.weighted_size() as f64);
+    metrics::gauge!("devicegraph_rate_limit_tracked_clients")
+        .set(state.limiter.tracked_clients() as f64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

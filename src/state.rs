@@ -1,0 +1,148 @@
+//! What every request handler shares: the config, the store, the schema, the key
+//! ring, the inbound limiter, the readiness cache, the metrics handle and the
+//! rendered GraphiQL page, plus the mapping from `Config` to the settings of the
+//! library crates.
+
+use std::sync::Arc;
+
+use devicegraph_cache::inbound::{InboundConfig, InboundLimiter};
+use devicegraph_cache::{Store, StoreConfig, Ttls};
+use devicegraph_graphql::{DeviceSchema, GraphqlConfig};
+use devicegraph_upstream::{ClientConfig, Credentials};
+use metrics_exporter_prometheus::PrometheusHandle;
+use url::Url;
+
+use crate::config::Config;
+use crate::error::StartupError;
+use crate::http::identity::KeyRing;
+use crate::http::metrics::prometheus;
+use crate::routes::graphiql::{Sample, page};
+use crate::routes::ops::Readiness;
+
+/// Where the upstream is and how to log in to it.
+#[derive(Debug, Clone)]
+pub struct UpstreamTarget {
+    pub base_url: Url,
+    pub credentials: Credentials,
+}
+
+impl UpstreamTarget {
+    /// `upstream.base_url` and the configured credentials (thingspace mode).
+    pub fn from_config(config: &Config) -> Self {
+        let u = &config.upstream;
+        Self {
+            base_url: u.base_url.clone(),
+            credentials: Credentials {
+                client_id: u.client_id.clone(),
+                client_secret: u.client_secret.clone(),
+                username: u.username.clone(),
+                password: u.password.clone(),
+            },
+        }
+    }
+}
+
+/// The shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Store,
+    pub(crate) schema: DeviceSchema,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) limiter: InboundLimiter,
+    pub(crate) readiness: Arc<Readiness>,
+    pub(crate) metrics: PrometheusHandle,
+    /// The GraphiQL page, rendered once (see `routes::graphiql::page`).
+    pub(crate) graphiql_page: Arc<str>,
+}
+
+impl AppState {
+    /// State over an existing store.
+    pub fn new(config: Config, store: Store) -> Self {
+        let schema = devicegraph_graphql::build_schema(store.clone(), graphql_config(&config));
+        let limiter = InboundLimiter::new(InboundConfig {
+            per_second: config.limits.per_client_rps,
+            burst: config.limits.per_client_burst,
+        });
+        let keys = KeyRing::new(&config.auth);
+        let graphiql_page = Arc::from(page::render(None, keys.auth_required()));
+        Self {
+            keys: Arc::new(keys),
+            graphiql_page,
+            readiness: Arc::new(Readiness::default()),
+            metrics: prometheus(),
+            config: Arc::new(config),
+            store,
+            schema,
+            limiter,
+        }
+    }
+
+    /// State with its own paced client and store for `target`.
+    pub fn connect(config: Config, target: UpstreamTarget) -> Result<Self, StartupError> {
+        let store = Store::connect(store_config(&config), client_config(&config, target))?;
+        Ok(Self::new(config, store))
+    }
+
+    /// The same state with GraphiQL pre-filling `sample` (simulator mode: a device
+    /// the embedded simulator really has) instead of a generic example.
+    pub(crate) fn with_graphiql_sample(mut self, sample: &Sample) -> Self {
+        self.graphiql_page = Arc::from(page::render(Some(sample), self.keys.auth_required()));
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn schema(&self) -> &DeviceSchema {
+        &self.schema
+    }
+}
+
+/// `[upstream]` as the client sees it.
+pub fn client_config(config: &Config, target: UpstreamTarget) -> ClientConfig {
+    let mut client = ClientConfig::new(target.base_url, target.credentials);
+    client.timeout = config.upstream.timeout;
+    client.max_attempts = config.upstream.max_attempts;
+    client
+}
+
+/// `[cache]` and the outbound limits of `[upstream]` as the store sees them.
+pub fn store_config(config: &Config) -> StoreConfig {
+    let c = &config.cache;
+    let t = &c.ttl;
+    StoreConfig {
+        ttl: Ttls {
+            device_details: t.device_details,
+            upgrade_history: t.upgrade_history,
+            check_ins: t.check_ins,
+            campaign_devices: t.campaign_devices,
+            provisioning: t.provisioning,
+            not_found: t.not_found,
+        },
+        max_bytes: c.max_bytes,
+        stale_while_revalidate: c.stale_while_revalidate,
+        stale_if_error: c.stale_if_error,
+        redis_url: c.redis_url.clone(),
+        rate_per_second: config.upstream.rate_per_second,
+        burst: config.upstream.burst,
+        max_concurrency: config.upstream.max_concurrency,
+        ..StoreConfig::default()
+    }
+}
+
+/// `[limits]` and `[graphql]` as the schema sees them.
+pub fn graphql_config(config: &Config) -> GraphqlConfig {
+    GraphqlConfig {
+        max_depth: config.limits.max_depth,
+        max_complexity: config.limits.max_complexity,
+        max_page_size: config.graphql.max_page_size,
+        history_concurrency: config.graphql.history_concurrency,
+        introspection: config.graphql.introspection,
+    }
+}

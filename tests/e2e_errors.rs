@@ -1,0 +1,281 @@
+//! End to end over real HTTP: every error code of the contract, in GraphQL shape on
+//! `/graphql` and as problem+json on `/v1`, with the HTTP statuses of the contract.
+//!
+//! `INTERNAL` is not reachable from outside by design (it marks our own bugs: a
+//! panic, an invalid upstream request we built); the rescue point's unit tests in
+//! `src/http/problem.rs` cover its rendering and that no internal text leaks.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ACCOUNT, assert_problem, codes, spawn_app, spawn_app_configured};
+use devicegraph::config::{ApiKey, AuthMode, KeyAccounts};
+use devicegraph_upstream::AccountName;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const DEVICE: &str =
+    "query($a: String!, $i: IMEI!) { device(account: $a, imei: $i) { imei firmware } }";
+
+fn sha(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+#[tokio::test]
+async fn bad_user_input_before_any_upstream_call() {
+    let app = spawn_app().await;
+    app.sim_reset().await;
+    // Wrong Luhn digit.
+    let body = app
+        .graphql(DEVICE, json!({ "a": ACCOUNT, "i": "490154203237519" }))
+        .await;
+    assert_eq!(codes(&body), vec!["BAD_USER_INPUT"], "{body}");
+    let response = app
+        .get(&format!("/v1/accounts/{ACCOUNT}/devices/490154203237519"))
+        .await;
+    assert_problem(response, 400, "BAD_USER_INPUT").await;
+    assert_eq!(
+        app.sim_stats().await["totalCalls"],
+        0,
+        "refused before the upstream"
+    );
+}
+
+#[tokio::test]
+async fn unauthenticated_and_forbidden_with_api_keys() {
+    let app = spawn_app_configured(|c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![
+            ApiKey {
+                name: "narrow".into(),
+                sha256: sha("narrow-key"),
+                accounts: KeyAccounts::Only(
+                    ["0000123456-00002".parse::<AccountName>().unwrap()].into(),
+                ),
+            },
+            ApiKey {
+                name: "wide".into(),
+                sha256: sha("wide-key"),
+                accounts: KeyAccounts::All,
+            },
+        ];
+    })
+    .await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let vars = json!({ "a": ACCOUNT, "i": imei });
+    let rest = format!("/v1/accounts/{ACCOUNT}/devices/{imei}");
+
+    // No key: 401, GraphQL-shaped on /graphql, problem+json on /v1.
+    let response = app.post_graphql(DEVICE, vars.clone()).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), vec!["UNAUTHENTICATED"]);
+    assert_problem(app.get(&rest).await, 401, "UNAUTHENTICATED").await;
+
+    // Unknown key.
+    let response = app
+        .client
+        .get(app.url(&rest))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, 401, "UNAUTHENTICATED").await;
+    assert_eq!(body["detail"], "unknown API key");
+
+    // A key limited to another account: FORBIDDEN.
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-api-key", "narrow-key")
+        .json(&json!({ "query": DEVICE, "variables": vars }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), vec!["FORBIDDEN"], "{body}");
+    let response = app
+        .client
+        .get(app.url(&rest))
+        .header("x-api-key", "narrow-key")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 403, "FORBIDDEN").await;
+
+    // The wide key reads it.
+    let response = app
+        .client
+        .get(app.url(&rest))
+        .bearer_auth("wide-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // Probes need no key; the GraphiQL page and its assets neither.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let page = app
+        .client
+        .get(app.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    let script = page
+        .split('"')
+        .find(|piece| piece.starts_with("/graphql/assets/devicegraph-graphiql.js"))
+        .unwrap();
+    assert_eq!(app.get(script).await.status(), 200);
+    // In key mode the page pre-fills the header to complete.
+    assert!(page.contains("X-API-Key"), "{page}");
+}
+
+#[tokio::test]
+async fn rate_limited_with_retry_after_and_draft_headers() {
+    let app = spawn_app_configured(|c| {
+        c.limits.per_client_rps = 1;
+        c.limits.per_client_burst = 2;
+    })
+    .await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let rest = format!("/v1/accounts/{ACCOUNT}/devices/{imei}");
+    let first = app.get(&rest).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["ratelimit-policy"], "1;w=1;burst=2");
+    assert_eq!(
+        first.headers()["ratelimit"],
+        "limit=2, remaining=1, reset=1"
+    );
+    app.get(&rest).await;
+
+    let refused = app.get(&rest).await;
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(
+        refused.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .contains("remaining=0")
+    );
+    assert_problem(refused, 429, "RATE_LIMITED").await;
+
+    let response = app
+        .post_graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
+        .await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), vec!["RATE_LIMITED"]);
+
+    // Probes are not limited.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("devicegraph_rate_limit_rejections_total"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn query_too_complex() {
+    let app = spawn_app_configured(|c| {
+        c.limits.max_depth = 4;
+        c.limits.max_complexity = 20;
+    })
+    .await;
+    app.sim_reset().await;
+    let deep = "query($a: String!, $id: ID!) { campaign(account: $a, id: $id) { devices { edges { node { device { lastCheckIn { result } } } } } } }";
+    let body = app.graphql(deep, json!({ "a": ACCOUNT, "id": "x" })).await;
+    assert_eq!(codes(&body), vec!["QUERY_TOO_COMPLEX"], "{body}");
+    let wide = "query($a: String!, $i: IMEI!) { a: device(account: $a, imei: $i) { imei make model firmware mdn status protocol } b: device(account: $a, imei: $i) { imei make model firmware mdn status protocol } c: device(account: $a, imei: $i) { imei make model firmware mdn status protocol } }";
+    let body = app
+        .graphql(
+            wide,
+            json!({ "a": ACCOUNT, "i": app.sample_imei(ACCOUNT, 0) }),
+        )
+        .await;
+    assert_eq!(codes(&body), vec!["QUERY_TOO_COMPLEX"], "{body}");
+    assert_eq!(app.sim_stats().await["totalCalls"], 0);
+}
+
+#[tokio::test]
+async fn upstream_error_carries_the_thingspace_code() {
+    let app = spawn_app().await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let body = app
+        .graphql(DEVICE, json!({ "a": "9999999999-00001", "i": imei }))
+        .await;
+    assert_eq!(codes(&body), vec!["UPSTREAM_ERROR"], "{body}");
+    let upstream = &body["errors"][0]["extensions"]["upstream"];
+    assert_eq!(upstream["errorCode"], "REQUEST_FAILED.Account.NotFound");
+    assert!(upstream["errorMessage"].is_string());
+
+    let response = app
+        .get(&format!("/v1/accounts/9999999999-00001/devices/{imei}"))
+        .await;
+    let problem = assert_problem(response, 502, "UPSTREAM_ERROR").await;
+    assert_eq!(
+        problem["upstream"]["errorCode"],
+        "REQUEST_FAILED.Account.NotFound"
+    );
+}
+
+#[tokio::test]
+async fn upstream_unavailable_when_thingspace_answers_503() {
+    let app = spawn_app_configured(|c| c.upstream.max_attempts = 1).await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    app.sim_faults(json!({ "errorRate": 1.0 })).await;
+    let body = app
+        .graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
+        .await;
+    assert_eq!(codes(&body), vec!["UPSTREAM_UNAVAILABLE"], "{body}");
+    let response = app
+        .get(&format!("/v1/accounts/{ACCOUNT}/devices/{imei}"))
+        .await;
+    assert_problem(response, 503, "UPSTREAM_UNAVAILABLE").await;
+}
+
+#[tokio::test]
+async fn upstream_timeout_when_thingspace_stalls() {
+    let app = spawn_app_configured(|c| c.upstream.timeout = Duration::from_millis(300)).await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    // Let the tokens be obtained first, so the stall hits the data call.
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.sim_faults(json!({ "stallRate": 1.0 })).await;
+    let body = app
+        .graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
+        .await;
+    assert_eq!(codes(&body), vec!["UPSTREAM_TIMEOUT"], "{body}");
+    let response = app
+        .get(&format!("/v1/accounts/{ACCOUNT}/devices/{imei}"))
+        .await;
+    assert_problem(response, 504, "UPSTREAM_TIMEOUT").await;
+}
+
+#[tokio::test]
+async fn the_server_request_timeout_answers_504() {
+    let app = spawn_app_configured(|c| c.server.request_timeout = Duration::from_millis(200)).await;
+    app.sim_faults(json!({ "latencyMs": 2000 })).await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let started = std::time::Instant::now();
+    let response = app
+        .get(&format!("/v1/accounts/{ACCOUNT}/devices/{imei}"))
+        .await;
+    assert_problem(response, 504, "UPSTREAM_TIMEOUT").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at the server's deadline"
+    );
+    let response = app
+        .post_graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
+        .await;
+    assert_eq!(response.status(), 504);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), vec!["UPSTREAM_TIMEOUT"]);
+}
