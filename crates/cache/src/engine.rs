@@ -411,6 +411,20 @@ impl Engine {
         self.finish_invalidation(&dropped)
     }
 
+    /// Drops this replica's whole L1 (not the shared L2), under an epoch guard covering
+    /// every key: for a replica that may have missed other replicas' invalidations.
+    /// Answers how many entries it held.
+    pub(crate) fn clear_l1(&self) -> u64 {
+        let _running = self.epochs.begin_clear();
+        self.inflight.lock().clear();
+        self.l1.run_pending_tasks();
+        let held = self.l1.entry_count();
+        self.l1.invalidate_all();
+        self.l1.run_pending_tasks();
+        self.report_bytes();
+        held
+    }
+
     /// Detaches the keys in scope from their flights and removes them from L1;
     /// answers the Redis keys of the entries removed (to count them with L2's).
     fn drop_l1(&self, scope: &InvalidateScope) -> HashSet<String> {

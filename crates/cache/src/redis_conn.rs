@@ -51,7 +51,7 @@ impl RedisConn {
         })
     }
 
-    /// The client, for connections that cannot be shared (the pub/sub subscriber).
+    /// The client, for connections that cannot be shared (the invalidation listener's blocking reads).
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
     }

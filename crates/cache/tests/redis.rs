@@ -74,6 +74,8 @@ async fn invalidation_reaches_the_l2() {
     let sim = sim(10_000).await;
     let config = redis_config(&url, "invalidate");
     let first = store(&sim, config.clone(), Arc::new(TokioClock));
+    // A listener's first sync clears its L1 (it cannot know what it missed before).
+    wait_for_listeners(&url, &first, 1).await;
     let account = account();
     let imei = sample_imeis(&sim)[0].clone();
     first.check_ins(&account, &imei).await.unwrap();
@@ -86,7 +88,7 @@ async fn invalidation_reaches_the_l2() {
         imei: Some(imei.clone()),
         campaign: None,
     };
-    wait_for_subscribers(&url, &[&first, &second]).await;
+    wait_for_listeners(&url, &first, 2).await;
     assert_eq!(first.entry_count(), 2);
     assert_eq!(second.invalidate(&scope).await, 2, "the L2 copies");
     // The first store's L1 copies go too, through the published invalidation.
@@ -230,8 +232,8 @@ async fn an_invalidation_reaches_the_other_stores_l1() {
     let account = account();
     let imei = sample_imeis(&sim)[0].clone();
     let one = std::slice::from_ref(&imei);
-    // Give the subscribers time to subscribe (a publish reaches only subscribers).
-    wait_for_subscribers(&url, &[&a, &b]).await;
+    // Let the listeners make their first sync (which clears their L1) before filling.
+    wait_for_listeners(&url, &a, 2).await;
 
     a.device_details(&account, one).await;
     b.device_details(&account, one).await;
@@ -272,30 +274,189 @@ async fn an_invalidation_reaches_the_other_stores_l1() {
     );
 }
 
-/// Waits until Redis counts a subscriber on the invalidation channel of each store.
-async fn wait_for_subscribers(url: &str, stores: &[&Store]) {
+/// The invalidation listeners' connections of `store`'s prefix, by `CLIENT LIST`
+/// (a listener names its connection once it is in sync with the log).
+async fn listener_ids(conn: &mut redis::aio::MultiplexedConnection, store: &Store) -> Vec<String> {
+    let name = format!(
+        "name=devicegraph-invalidations:{} ",
+        store.config().redis_key_prefix
+    );
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(conn)
+        .await
+        .unwrap();
+    list.lines()
+        .filter(|line| line.contains(&name))
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|field| field.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Waits until `n` listeners of `store`'s prefix are in sync with the log.
+async fn wait_for_listeners(url: &str, store: &Store, n: usize) {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let channel = format!("{}:invalidate", stores[0].config().redis_key_prefix);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&channel)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if counts
-            .first()
-            .is_some_and(|(_, n)| *n >= stores.len() as u64)
-        {
-            return;
-        }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while listener_ids(&mut conn, store).await.len() < n {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the stores did not subscribe to {channel}"
+            "fewer than {n} invalidation listeners connected"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Deletes the L2 copies of a prefix, so that a read without an upstream call proves
+/// an L1 hit.
+async fn drop_l2(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:v1:*"))
+        .query_async(conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the L2 held copies");
+    let _: u64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// Whether `store` answers `imei`'s details from its cache, without an upstream call.
+async fn is_cached(
+    sim: &devicegraph_sim::RunningSim,
+    store: &Store,
+    imei: &devicegraph_upstream::Imei,
+) -> bool {
+    let before = calls(&stats(sim).await, "device_details");
+    let got = store
+        .device_details(&account(), std::slice::from_ref(imei))
+        .await;
+    assert!(got[imei].is_ok());
+    calls(&stats(sim).await, "device_details") == before
+}
+
+/// Pub/sub would lose this one: the invalidation is made while B's listener is cut
+/// off. B reads it from the log when it reconnects, and drops exactly that device
+/// (its other cached device stays: a catch-up, not a wholesale clear).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_made_while_a_replica_is_disconnected_reaches_it() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "catch-up");
+    let prefix = config.redis_key_prefix.clone();
+    let a = store(&sim, config.clone(), Arc::new(TokioClock));
+    let b = store(&sim, config, Arc::new(TokioClock));
+    wait_for_listeners(&url, &a, 2).await;
+    let imeis = sample_imeis(&sim);
+    let (gone, kept) = (imeis[0].clone(), imeis[1].clone());
+    let account = account();
+    b.device_details(&account, &[gone.clone(), kept.clone()])
+        .await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    // From here a read without an upstream call is an L1 hit.
+    drop_l2(&mut admin, &prefix).await;
+    assert!(is_cached(&sim, &b, &gone).await && is_cached(&sim, &b, &kept).await);
+
+    // Cut every listener of the prefix off, and invalidate while they reconnect.
+    let ids = listener_ids(&mut admin, &a).await;
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        let killed: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1, "listener connection {id} killed");
+    }
+    let scope = InvalidateScope {
+        account: account.clone(),
+        imei: Some(gone.clone()),
+        campaign: None,
+    };
+    a.invalidate(&scope).await;
+    // Made inside the listeners' 100 ms reconnect backoff; say so when the machine
+    // was too slow for that (the catch-up below then proves less).
+    let back = listener_ids(&mut admin, &a).await.len();
+    println!("listeners reconnected when the invalidation was made: {back} of 2");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while is_cached(&sim, &b, &gone).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B still serves the invalidated device 3 s after reconnecting"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        is_cached(&sim, &b, &kept).await,
+        "B replayed the missed entry instead of clearing everything"
+    );
+}
+
+/// Entries B can no longer read (trimmed from the log, or the keys flushed) show as
+/// a jump in the sequence; B then drops its whole L1 rather than serve something
+/// invalidated in the part it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_in_the_invalidation_log_clears_the_replicas_l1() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "gap");
+    let prefix = config.redis_key_prefix.clone();
+    let a = store(&sim, config.clone(), Arc::new(TokioClock));
+    let b = store(&sim, config, Arc::new(TokioClock));
+    wait_for_listeners(&url, &a, 2).await;
+    let imeis = sample_imeis(&sim);
+    let account = account();
+    b.device_details(&account, &imeis[..2]).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    // From here a read without an upstream call is an L1 hit.
+    drop_l2(&mut admin, &prefix).await;
+    assert!(is_cached(&sim, &b, &imeis[0]).await);
+
+    // A flush while both listen: the log's keys vanish, and A's next invalidation
+    // (of an unrelated device) restarts the numbering at 1.
+    a.invalidate(&InvalidateScope {
+        account: account.clone(),
+        imei: Some(imeis[5].clone()),
+        campaign: None,
+    })
+    .await;
+    // B has applied entry 1 (unrelated: its devices stay).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        is_cached(&sim, &b, &imeis[0]).await,
+        "an unrelated entry drops nothing"
+    );
+    let deleted: u64 = redis::cmd("DEL")
+        .arg(format!("{prefix}:invalidations"))
+        .arg(format!("{prefix}:invalidations:seq"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2, "the log and its counter existed");
+    a.invalidate(&InvalidateScope {
+        account: account.clone(),
+        imei: Some(imeis[6].clone()),
+        campaign: None,
+    })
+    .await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while is_cached(&sim, &b, &imeis[1]).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B kept its L1 across a gap in the log"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
