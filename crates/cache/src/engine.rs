@@ -411,12 +411,15 @@ impl Engine {
         self.finish_invalidation(&dropped)
     }
 
-    /// Drops this replica's whole L1 (not the shared L2), under an epoch guard covering
-    /// every key: for a replica that may have missed other replicas' invalidations.
-    /// Answers how many entries it held.
+    /// Drops this replica's whole L1 (not the shared L2): for a replica that may have
+    /// missed other replicas' invalidations. Answers how many entries it held.
+    ///
+    /// Unlike a scoped invalidation it sets no epoch guard and leaves flights alone:
+    /// what is suspect is the entries already held, not the fetches running now,
+    /// which read the L2 or the upstream after the other replicas' invalidations
+    /// cleared them; refusing their answers would also keep them out of the shared
+    /// L2, where nothing is wrong.
     pub(crate) fn clear_l1(&self) -> u64 {
-        let _running = self.epochs.begin_clear();
-        self.inflight.lock().clear();
         self.l1.run_pending_tasks();
         let held = self.l1.entry_count();
         self.l1.invalidate_all();

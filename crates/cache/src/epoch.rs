@@ -37,27 +37,10 @@ struct State {
     next_id: u64,
 }
 
-/// What an invalidation covers: a scope, or every key (a replica that may have missed
-/// invalidations clears its whole L1, see `fanout`).
-#[derive(Debug)]
-enum Coverage {
-    Scope(InvalidateScope),
-    Everything,
-}
-
-impl Coverage {
-    fn covers(&self, key: &CacheKey) -> bool {
-        match self {
-            Self::Scope(scope) => key.in_scope(scope),
-            Self::Everything => true,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Invalidation {
     id: u64,
-    scope: Coverage,
+    scope: InvalidateScope,
     /// `None` while it runs.
     ended: Option<u64>,
 }
@@ -67,7 +50,7 @@ impl State {
     fn superseded(&self, started: u64, key: &CacheKey) -> bool {
         self.invalidations
             .iter()
-            .any(|i| i.ended.is_none_or(|e| e > started) && i.scope.covers(key))
+            .any(|i| i.ended.is_none_or(|e| e > started) && key.in_scope(&i.scope))
     }
 
     /// Drops the records no live flight can be affected by any more.
@@ -101,15 +84,6 @@ impl Epochs {
     /// Records an invalidation of `scope`, running until the guard is dropped (also
     /// when the invalidating request is cancelled half-way).
     pub(crate) fn begin_invalidation(self: &Arc<Self>, scope: InvalidateScope) -> Invalidating {
-        self.begin(Coverage::Scope(scope))
-    }
-
-    /// [`Epochs::begin_invalidation`] of every key.
-    pub(crate) fn begin_clear(self: &Arc<Self>) -> Invalidating {
-        self.begin(Coverage::Everything)
-    }
-
-    fn begin(self: &Arc<Self>, scope: Coverage) -> Invalidating {
         let mut state = self.lock();
         let id = state.next_id;
         state.next_id += 1;

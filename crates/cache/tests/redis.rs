@@ -15,6 +15,15 @@ use futures::future::join_all;
 use serde_json::json;
 use support::*;
 
+/// Invalidation of one device of the test account.
+fn device_scope(imei: &devicegraph_upstream::Imei) -> InvalidateScope {
+    InvalidateScope {
+        account: account(),
+        imei: Some(imei.clone()),
+        campaign: None,
+    }
+}
+
 fn redis_config(url: &str, test: &str) -> StoreConfig {
     let mut config = store_config();
     config.redis_url = Some(url.to_owned());
@@ -83,11 +92,7 @@ async fn invalidation_reaches_the_l2() {
 
     // A store that never saw the device still drops its L2 copies.
     let second = store(&sim, config, Arc::new(TokioClock));
-    let scope = InvalidateScope {
-        account: account.clone(),
-        imei: Some(imei.clone()),
-        campaign: None,
-    };
+    let scope = device_scope(&imei);
     wait_for_listeners(&url, &first, 2).await;
     assert_eq!(first.entry_count(), 2);
     assert_eq!(second.invalidate(&scope).await, 2, "the L2 copies");
@@ -174,11 +179,7 @@ async fn a_fetch_under_way_during_an_invalidation_does_not_refill_the_l2() {
         async move { store.check_ins(&account, &imei).await }
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let scope = InvalidateScope {
-        account: account.clone(),
-        imei: Some(imei.clone()),
-        campaign: None,
-    };
+    let scope = device_scope(&imei);
     first.invalidate(&scope).await;
     assert_eq!(
         flight.await.unwrap().unwrap().freshness,
@@ -249,11 +250,7 @@ async fn an_invalidation_reaches_the_other_stores_l1() {
         "all warm"
     );
 
-    let scope = InvalidateScope {
-        account: account.clone(),
-        imei: Some(imei.clone()),
-        campaign: None,
-    };
+    let scope = device_scope(&imei);
     assert_eq!(
         a.invalidate(&scope).await,
         1,
@@ -376,11 +373,7 @@ async fn an_invalidation_made_while_a_replica_is_disconnected_reaches_it() {
             .unwrap();
         assert_eq!(killed, 1, "listener connection {id} killed");
     }
-    let scope = InvalidateScope {
-        account: account.clone(),
-        imei: Some(gone.clone()),
-        campaign: None,
-    };
+    let scope = device_scope(&gone);
     a.invalidate(&scope).await;
     // Made inside the listeners' 100 ms reconnect backoff; say so when the machine
     // was too slow for that (the catch-up below then proves less).
@@ -424,12 +417,7 @@ async fn a_gap_in_the_invalidation_log_clears_the_replicas_l1() {
 
     // A flush while both listen: the log's keys vanish, and A's next invalidation
     // (of an unrelated device) restarts the numbering at 1.
-    a.invalidate(&InvalidateScope {
-        account: account.clone(),
-        imei: Some(imeis[5].clone()),
-        campaign: None,
-    })
-    .await;
+    a.invalidate(&device_scope(&imeis[5])).await;
     // B has applied entry 1 (unrelated: its devices stay).
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
@@ -443,12 +431,7 @@ async fn a_gap_in_the_invalidation_log_clears_the_replicas_l1() {
         .await
         .unwrap();
     assert_eq!(deleted, 2, "the log and its counter existed");
-    a.invalidate(&InvalidateScope {
-        account: account.clone(),
-        imei: Some(imeis[6].clone()),
-        campaign: None,
-    })
-    .await;
+    a.invalidate(&device_scope(&imeis[6])).await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while is_cached(&sim, &b, &imeis[1]).await {
