@@ -6,7 +6,10 @@
 
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 /// A device merged from its details, firmware upgrade history and check-ins.
@@ -192,13 +195,7 @@ pub(crate) struct Problem {
         (status = 200, description = "The device", body = Device,
             headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
         (status = 400, description = "Invalid account, IMEI or include", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key may not read this account", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The account has no such device", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "ThingSpace refused the request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "ThingSpace unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "ThingSpace too slow", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("apiKey" = []))
 )]
@@ -219,13 +216,7 @@ fn get_device() {}
         (status = 200, description = "Found devices and the IMEIs not found", body = BatchResponse,
             headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
         (status = 400, description = "Invalid account or IMEI, or more than 1,000 IMEIs", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key may not read this account", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "ThingSpace refused the request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "ThingSpace unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "ThingSpace too slow", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("apiKey" = []))
 )]
@@ -248,17 +239,77 @@ fn batch_devices() {}
         (status = 200, description = "One page", body = CampaignDevicesPage,
             headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
         (status = 400, description = "Invalid parameters or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The key may not read this account", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "ThingSpace refused the request", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "ThingSpace unavailable", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "ThingSpace too slow", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("apiKey" = []))
 )]
 #[allow(dead_code)]
 fn campaign_devices() {}
+
+/// The error answers every `/v1` route can give: declared once under
+/// `components.responses` by [`CommonErrors`] and referenced from each operation
+/// (the `responses(...)` lists above hold only each route's own).
+const COMMON_ERRORS: [(&str, &str, &str); 6] = [
+    ("401", "Unauthenticated", "Missing or unknown API key"),
+    ("403", "Forbidden", "The key may not read this account"),
+    ("429", "RateLimited", "Rate limited; see Retry-After"),
+    ("502", "UpstreamError", "ThingSpace refused the request"),
+    (
+        "503",
+        "UpstreamUnavailable",
+        "ThingSpace unavailable (see Retry-After when paused)",
+    ),
+    ("504", "UpstreamTimeout", "ThingSpace too slow"),
+];
+
+/// Adds [`COMMON_ERRORS`] to the components and to every operation under `/v1`.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (status, name, description) in COMMON_ERRORS {
+            let mut response = ResponseBuilder::new().description(description).content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            );
+            if matches!(status, "429" | "503") {
+                response = response.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds to wait before trying again"))
+                        .build(),
+                );
+            }
+            components
+                .responses
+                .insert(name.to_owned(), RefOr::T(response.build()));
+        }
+        for (path, item) in &mut openapi.paths.paths {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, name, _) in COMMON_ERRORS {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+}
 
 /// Declares the two ways to present an API key.
 struct KeySchemes;
@@ -288,7 +339,7 @@ impl Modify for KeySchemes {
         Device, Software, FirmwareUpgrade, CheckIn, ClientType, CheckInResult, CheckInFailure,
         CampaignDevice, BatchRequest, BatchResponse, CampaignDevicesPage, Problem, UpstreamErrorInfo
     )),
-    modifiers(&KeySchemes),
+    modifiers(&KeySchemes, &CommonErrors),
     tags(
         (name = "devices", description = "Merged devices"),
         (name = "campaigns", description = "Firmware campaign reports"),
@@ -314,5 +365,43 @@ mod tests {
         }
         assert!(doc["components"]["schemas"]["Device"].is_object());
         assert!(doc["components"]["schemas"]["Problem"]["properties"]["type"].is_object());
+    }
+
+    #[test]
+    fn every_v1_operation_lists_the_common_errors_once() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        for (status, name, _) in COMMON_ERRORS {
+            let shared = &doc["components"]["responses"][name];
+            assert_eq!(
+                shared["content"]["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem",
+                "{name}"
+            );
+            assert_eq!(
+                shared["headers"].get("Retry-After").is_some(),
+                matches!(status, "429" | "503"),
+                "{name}"
+            );
+        }
+        for path in crate::http::V1_ROUTES {
+            let item = doc["paths"][path].as_object().cloned().unwrap_or_default();
+            assert!(!item.is_empty(), "{path}");
+            for (method, operation) in item {
+                let responses = &operation["responses"];
+                assert!(responses["200"].is_object(), "{method} {path}: 200");
+                assert_eq!(
+                    responses["400"]["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path}: its own 400 stays"
+                );
+                for (status, name, _) in COMMON_ERRORS {
+                    assert_eq!(
+                        responses[status]["$ref"],
+                        format!("#/components/responses/{name}"),
+                        "{method} {path}: {status}"
+                    );
+                }
+            }
+        }
     }
 }
