@@ -3,13 +3,16 @@
 //! - One OAuth token per client, valid for `token_lifetime` from first issue; asking
 //!   again inside that time returns the same token (renewing early gains nothing).
 //! - Sessions expire after `session_idle` without use and stay valid while used.
-//! - Five failed logins in a row lock a username: every later login fails, even with
-//!   the right password, until `/_sim/reset`. A success resets the count.
+//! - Five failed logins in a row lock the configured user's account: every later
+//!   login fails, even with the right password, until `/_sim/reset`. A success
+//!   resets the count. A username that is not the configured one has no account to
+//!   lock: it is refused and nothing is remembered about it, so a flood of made-up
+//!   usernames costs the simulator no memory.
 //!
 //! Times are `tokio::time::Instant`: real time in the binary, driven time in tests on
 //! a paused clock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -63,8 +66,9 @@ struct AuthInner {
     tokens: HashMap<String, Instant>,
     /// Session token -> last use.
     sessions: HashMap<String, Instant>,
-    failures: HashMap<String, u32>,
-    locked: HashSet<String>,
+    /// Failed logins in a row of the configured user.
+    failures: u32,
+    locked: bool,
 }
 
 pub(crate) struct Auth {
@@ -150,18 +154,18 @@ impl Auth {
     pub(crate) fn login(&self, username: &str, password: &str) -> Result<String, LoginError> {
         let now = Instant::now();
         let mut inner = self.lock();
-        if inner.locked.contains(username) {
-            return Err(LoginError::Locked);
-        }
-        if username != self.config.username || password != self.config.password {
-            let failures = inner.failures.entry(username.to_string()).or_insert(0);
-            *failures += 1;
-            if *failures >= LOCKOUT_THRESHOLD {
-                inner.locked.insert(username.to_string());
-            }
+        if username != self.config.username {
             return Err(LoginError::BadCredentials);
         }
-        inner.failures.remove(username);
+        if inner.locked {
+            return Err(LoginError::Locked);
+        }
+        if password != self.config.password {
+            inner.failures = inner.failures.saturating_add(1);
+            inner.locked = inner.failures >= LOCKOUT_THRESHOLD;
+            return Err(LoginError::BadCredentials);
+        }
+        inner.failures = 0;
         let idle = self.config.session_idle;
         inner
             .sessions
@@ -199,12 +203,12 @@ impl Auth {
     /// Clears lockouts and failure counts (tokens stay valid).
     pub(crate) fn clear_lockouts(&self) {
         let mut inner = self.lock();
-        inner.failures.clear();
-        inner.locked.clear();
+        inner.failures = 0;
+        inner.locked = false;
     }
 
     pub(crate) fn locked_count(&self) -> u64 {
-        self.lock().locked.len() as u64
+        u64::from(self.lock().locked)
     }
 }
 
@@ -286,6 +290,23 @@ mod tests {
         assert_eq!(a.login("u", "p"), Err(LoginError::Locked));
         assert_eq!(a.locked_count(), 1);
         a.clear_lockouts();
+        assert!(a.login("u", "p").is_ok());
+    }
+
+    #[test]
+    fn unknown_usernames_are_refused_without_being_remembered() {
+        let a = auth();
+        for i in 0..10_000 {
+            assert_eq!(
+                a.login(&format!("nobody-{i}"), "p"),
+                Err(LoginError::BadCredentials)
+            );
+        }
+        for _ in 0..6 {
+            assert_eq!(a.login("nobody-1", "bad"), Err(LoginError::BadCredentials));
+        }
+        assert_eq!(a.locked_count(), 0, "no account to lock");
+        assert_eq!(a.lock().failures, 0, "the user's count is untouched");
         assert!(a.login("u", "p").is_ok());
     }
 }

@@ -38,7 +38,7 @@ pub struct Stats {
     pub faults_injected: BTreeMap<String, u64>,
     /// Login attempts refused (wrong password or locked).
     pub failed_logins: u64,
-    /// Usernames locked by five failed logins in a row.
+    /// Accounts locked by five failed logins in a row (0 or 1: the configured user).
     pub locked_accounts: u64,
     pub tokens_issued: u64,
     pub sessions_issued: u64,
