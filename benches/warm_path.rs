@@ -5,9 +5,12 @@
 //! concurrent clients for a fixed time against:
 //!
 //! 1. the gateway, `POST /graphql` with a merged `device` query served from cache;
-//! 2. a bare axum handler on the same machine returning the same response bytes —
+//! 2. the same with `graphql.reuse_validation = false` (a second gateway over the
+//!    same simulator), so the validation fast path is measured against its absence
+//!    in the same run;
+//! 3. a bare axum handler on the same machine returning the same response bytes —
 //!    the floor any HTTP service on this stack can reach;
-//! 3. the gateway with a 500-device `devices` dashboard query.
+//! 4. the gateway with a 500-device `devices` dashboard query.
 //!
 //! It prints requests/s and p50/p99 latency for each, the gateway/bare ratio, and the
 //! upstream calls each warm phase made (counted at the simulator; the target is 0).
@@ -15,7 +18,8 @@
 //! on it; the ratio is the figure to compare.
 //!
 //! `cargo bench --bench warm_path` (env `BENCH_SECS`, default 5; `BENCH_CONCURRENCY`,
-//! default 32).
+//! default 32; `BENCH_SLICES`, default 4: phases 1 and 2 alternate in that many
+//! slices each, summed, so that the machine's drifting load weighs on both alike).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,17 +32,50 @@ use devicegraph::Config;
 use devicegraph_sim::{SimConfig, spawn_on};
 use tokio::net::TcpListener;
 
+#[derive(Default)]
 struct Figures {
     requests: usize,
     errors: usize,
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// Every answer's latency, sorted.
+    latencies: Vec<Duration>,
 }
 
 impl Figures {
     fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn from_latencies(mut latencies: Vec<Duration>, errors: usize, elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            if latencies.is_empty() {
+                Duration::ZERO
+            } else {
+                latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
+            }
+        };
+        Self {
+            requests: latencies.len(),
+            errors,
+            elapsed,
+            p50: pct(0.50),
+            p99: pct(0.99),
+            latencies,
+        }
+    }
+
+    /// Two measurements of the same thing as one.
+    fn merge(self, other: Figures) -> Figures {
+        let mut latencies = self.latencies;
+        latencies.extend(other.latencies);
+        Figures::from_latencies(
+            latencies,
+            self.errors + other.errors,
+            self.elapsed + other.elapsed,
+        )
     }
 }
 
@@ -51,11 +88,16 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 /// `concurrency` workers post `body` to `url` for `secs`; latencies of every answer.
 async fn load(url: &str, body: Bytes, concurrency: usize, secs: u64) -> Figures {
+    load_ms(url, body, concurrency, secs * 1000).await
+}
+
+/// [`load`] for `ms` milliseconds.
+async fn load_ms(url: &str, body: Bytes, concurrency: usize, ms: u64) -> Figures {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    let stop = Instant::now() + Duration::from_secs(secs);
+    let stop = Instant::now() + Duration::from_millis(ms);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -91,22 +133,70 @@ async fn load(url: &str, body: Bytes, concurrency: usize, secs: u64) -> Figures 
         all.extend(l);
         errors += e;
     }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        if all.is_empty() {
-            Duration::ZERO
-        } else {
-            all[((all.len() as f64 * p) as usize).min(all.len() - 1)]
+    Figures::from_latencies(all, errors, started.elapsed())
+}
+
+/// [`load`] on two URLs in alternating slices (A B, B A, A B, ...), `secs` in all for
+/// each; the figures of each summed.
+async fn interleaved(
+    urls: [&str; 2],
+    body: &Bytes,
+    concurrency: usize,
+    secs: u64,
+    slices: u64,
+) -> (Figures, Figures) {
+    let slice_ms = secs * 1000 / slices;
+    let mut figures = [Figures::default(), Figures::default()];
+    for i in 0..slices {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let got = load_ms(urls[which], body.clone(), concurrency, slice_ms).await;
+            let so_far = std::mem::take(&mut figures[which]);
+            figures[which] = so_far.merge(got);
         }
-    };
-    Figures {
-        requests: all.len(),
-        errors,
-        elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
     }
+    let [a, b] = figures;
+    (a, b)
+}
+
+/// Starts a gateway from `toml`: its `/graphql` URL, its stop switch and its task.
+async fn gateway(
+    toml: &str,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let config = Config::from_toml_str(toml, "bench", std::iter::empty()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(devicegraph::run(listener, config, async {
+        let _ = stop_rx.await;
+    }));
+    (url, stop_tx, server)
+}
+
+/// Sends `body` once (filling the cache); the answer, which must hold no error.
+async fn warm_up(url: &str, body: &Bytes) -> Bytes {
+    let warm = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        warm.status().is_success(),
+        "warm-up failed: {}",
+        warm.status()
+    );
+    let answer = warm.bytes().await.unwrap();
+    assert!(
+        !answer.windows(9).any(|w| w == b"\"errors\":"),
+        "warm-up answered errors"
+    );
+    answer
 }
 
 async fn upstream_calls(sim_root: &str) -> u64 {
@@ -175,39 +265,28 @@ level = "error"
 "#,
         base = sim.base_url()
     );
-    let config = Config::from_toml_str(&toml, "bench", std::iter::empty()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gw = format!("http://{}/graphql", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(devicegraph::run(listener, config, async {
-        let _ = stop_rx.await;
-    }));
+    let (gw, stop_tx, server) = gateway(&toml).await;
+    let (gw_full, stop_full, server_full) =
+        gateway(&format!("{toml}[graphql]\nreuse_validation = false\n")).await;
 
     // 1. One merged device, warm.
     let query = format!(
         r#"{{ device(account: "{account}", imei: "{imei}") {{ imei account make model firmware status lastConnectionTime upgradeHistory {{ campaignId status startDate }} checkIns(last: 5) {{ result timeCompleted }} }} }}"#
     );
     let body = Bytes::from(serde_json::json!({ "query": query }).to_string());
-    let warm = reqwest::Client::new()
-        .post(&gw)
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        warm.status().is_success(),
-        "warm-up failed: {}",
-        warm.status()
-    );
-    let answer = warm.bytes().await.unwrap();
-    assert!(
-        !answer.windows(9).any(|w| w == b"\"errors\":"),
-        "warm-up answered errors"
+    let answer = warm_up(&gw, &body).await;
+    assert_eq!(
+        warm_up(&gw_full, &body).await,
+        answer,
+        "both gateways agree"
     );
 
+    // The two gateways in alternating slices (on, off, off, on, ...), so that the
+    // shared machine's drifting load weighs on both alike.
     reset(&sim_root).await;
-    let gateway = load(&gw, body.clone(), concurrency, secs).await;
+    let slices = env_or("BENCH_SLICES", 4).max(1);
+    let (gateway_fast, gateway_full) =
+        interleaved([&gw, &gw_full], &body, concurrency, secs, slices).await;
     let gateway_calls = upstream_calls(&sim_root).await;
 
     // 2. The floor: a bare axum handler returning the same bytes.
@@ -267,20 +346,37 @@ level = "error"
     let cold_elapsed = cold.elapsed();
     let cold_calls = upstream_calls(&sim_root).await;
     reset(&sim_root).await;
-    let dashboard = load(&gw, dash_body, concurrency.min(8), secs).await;
+    let _ = warm_up(&gw_full, &dash_body).await;
+    reset(&sim_root).await;
+    let (dashboard, dashboard_full) = interleaved(
+        [&gw, &gw_full],
+        &dash_body,
+        concurrency.min(8),
+        secs,
+        slices,
+    )
+    .await;
     let dashboard_calls = upstream_calls(&sim_root).await;
+    let _ = stop_full.send(());
+    let _ = server_full.await;
 
     println!();
     println!(
         "warm path, {concurrency} concurrent clients, {secs} s per phase, same process and machine"
     );
-    print("gateway: device query (cached)", &gateway);
+    print("gateway: device query (cached)", &gateway_fast);
+    print("  same, reuse_validation = false", &gateway_full);
     print("bare axum: same bytes", &baseline);
     println!(
         "ratio gateway/bare: {:.2} of the throughput, p50 x{:.2}, p99 x{:.2}",
-        gateway.rps() / baseline.rps(),
-        gateway.p50.as_secs_f64() / baseline.p50.as_secs_f64(),
-        gateway.p99.as_secs_f64() / baseline.p99.as_secs_f64()
+        gateway_fast.rps() / baseline.rps(),
+        gateway_fast.p50.as_secs_f64() / baseline.p50.as_secs_f64(),
+        gateway_fast.p99.as_secs_f64() / baseline.p99.as_secs_f64()
+    );
+    println!(
+        "ratio without validation reuse: {:.2} of bare; reuse on/off: x{:.2} throughput",
+        gateway_full.rps() / baseline.rps(),
+        gateway_fast.rps() / gateway_full.rps()
     );
     println!("upstream calls during the warm device phase: {gateway_calls}");
     println!();
@@ -290,6 +386,11 @@ level = "error"
         cold_elapsed.as_secs_f64() * 1e3
     );
     print("gateway: 500-device dashboard (warm)", &dashboard);
+    print("  same, reuse_validation = false", &dashboard_full);
+    println!(
+        "dashboard reuse on/off: x{:.2} throughput",
+        dashboard.rps() / dashboard_full.rps()
+    );
     println!("upstream calls during the warm dashboard phase: {dashboard_calls}");
 
     let _ = stop_tx.send(());

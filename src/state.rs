@@ -144,5 +144,6 @@ pub fn graphql_config(config: &Config) -> GraphqlConfig {
         max_page_size: config.graphql.max_page_size,
         history_concurrency: config.graphql.history_concurrency,
         introspection: config.graphql.introspection,
+        reuse_validation: config.graphql.reuse_validation,
     }
 }

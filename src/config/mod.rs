@@ -373,6 +373,9 @@ pub struct GraphqlSettings {
     pub max_page_size: usize,
     /// Per-device history reads in flight for one operation.
     pub history_concurrency: usize,
+    /// Skip full validation for an exact repeat of an operation that already passed
+    /// it (same text, name and variables).
+    pub reuse_validation: bool,
 }
 
 impl Default for GraphqlSettings {
@@ -382,6 +385,7 @@ impl Default for GraphqlSettings {
             graphiql: true,
             max_page_size: 1000,
             history_concurrency: 16,
+            reuse_validation: true,
         }
     }
 }

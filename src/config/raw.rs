@@ -121,6 +121,7 @@ pub(crate) struct RawGraphql {
     pub(crate) graphiql: Raw,
     pub(crate) max_page_size: Raw,
     pub(crate) history_concurrency: Raw,
+    pub(crate) reuse_validation: Raw,
     #[serde(flatten)]
     pub(crate) unknown: Unknown,
 }

@@ -412,6 +412,12 @@ impl Validator {
             boolean,
         );
         g.graphiql = self.get("graphql.graphiql", raw.graphiql, g.graphiql, boolean);
+        g.reuse_validation = self.get(
+            "graphql.reuse_validation",
+            raw.reuse_validation,
+            g.reuse_validation,
+            boolean,
+        );
         g.max_page_size =
             self.positive("graphql.max_page_size", raw.max_page_size, g.max_page_size);
         g.history_concurrency = self.positive(

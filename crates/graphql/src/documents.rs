@@ -18,7 +18,9 @@ pub(crate) const MAX_CACHED_QUERY_BYTES: usize = 16 * 1024;
 /// Distinct query texts kept (least recently used go first).
 const CAPACITY: u64 = 1_000;
 
-/// Shared by every request of one schema.
+/// Shared by every request of one schema (and its fast-path twin: clones share
+/// the cache).
+#[derive(Clone)]
 pub(crate) struct DocumentCache {
     cache: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
 }

@@ -26,11 +26,14 @@ mod plan;
 mod query;
 mod scalars;
 mod state;
+mod validated;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Response, ServerError, Value};
+use async_graphql::{
+    EmptyMutation, EmptySubscription, Response, ServerError, ValidationMode, Value,
+};
 use devicegraph_cache::Store;
 use devicegraph_upstream::AccountName;
 
@@ -38,6 +41,7 @@ pub use error::codes;
 pub use query::Query;
 
 use state::RequestState;
+use validated::FastPath;
 
 /// The devicegraph schema.
 pub type DeviceSchema = async_graphql::Schema<Query, EmptyMutation, EmptySubscription>;
@@ -55,6 +59,9 @@ pub struct GraphqlConfig {
     /// Per-device history fetches (upgrade history, check-ins, provisioning) one
     /// operation may have in flight at once.
     pub history_concurrency: usize,
+    /// Whether an exact repeat of an operation that passed full validation (same
+    /// text, name and variables) runs with only the cheap checks (`validated.rs`).
+    pub reuse_validation: bool,
     /// Whether `__schema`/`__type` introspection is served.
     pub introspection: bool,
 }
@@ -66,6 +73,7 @@ impl Default for GraphqlConfig {
             max_complexity: 5000,
             max_page_size: 1000,
             history_concurrency: 16,
+            reuse_validation: true,
             introspection: true,
         }
     }
@@ -79,22 +87,39 @@ struct Shared {
 
 /// Builds the schema over `store`.
 pub fn build_schema(store: Store, config: GraphqlConfig) -> DeviceSchema {
+    let shared = Arc::new(Shared { store, config });
+    let documents = documents::DocumentCache::new();
+    let full = schema_with(&shared, &documents, ValidationMode::Strict);
+    if !shared.config.reuse_validation {
+        return full.finish();
+    }
+    let fast = FastPath::new(schema_with(&shared, &documents, ValidationMode::Fast).finish());
+    full.data(Arc::new(fast)).finish()
+}
+
+/// The schema's builder with everything but the fast path: the full schema and its
+/// twin of `validated.rs` differ only in `mode`.
+fn schema_with(
+    shared: &Arc<Shared>,
+    documents: &documents::DocumentCache,
+    mode: ValidationMode,
+) -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
     let limits = limits::Limits {
-        max_depth: config.max_depth,
-        max_complexity: config.max_complexity,
+        max_depth: shared.config.max_depth,
+        max_complexity: shared.config.max_complexity,
     };
-    let introspection = config.introspection;
     let mut builder = async_graphql::Schema::build(Query, EmptyMutation, EmptySubscription)
         .extension(limits)
         .extension(plan::Plan)
         .extension(nulls::Nulls)
         // Innermost parse hook: replaces only the parser, after the hooks above.
-        .extension(documents::DocumentCache::new())
-        .data(Arc::new(Shared { store, config }));
-    if !introspection {
+        .extension(documents.clone())
+        .validation_mode(mode)
+        .data(Arc::clone(shared));
+    if !shared.config.introspection {
         builder = builder.disable_introspection();
     }
-    builder.finish()
+    builder
 }
 
 /// The schema in SDL, with descriptions (`devicegraph schema`).
@@ -147,6 +172,9 @@ impl CacheStatus {
 pub struct Executed {
     pub response: Response,
     pub cache_status: CacheStatus,
+    /// Whether this exact operation (text, name and variables) had passed full
+    /// validation before, so only the cheap checks ran (see `validated.rs`).
+    pub validation_reused: bool,
 }
 
 /// Runs one operation for a caller.
@@ -166,6 +194,7 @@ pub async fn execute(
         return Executed {
             response: Response::from_errors(vec![err]),
             cache_status: CacheStatus::Hit,
+            validation_reused: false,
         };
     };
     let state = Arc::new(RequestState::new(
@@ -175,11 +204,21 @@ pub async fn execute(
         shared.config.history_concurrency,
         ctx.request_id.clone(),
     ));
-    let run = schema.execute(request.data(Arc::clone(&state)));
+    let fast = schema.data::<Arc<FastPath>>();
+    let key = fast.and_then(|_| FastPath::key(&request));
+    let twin = fast.and_then(|fast| fast.schema_for(key.as_ref()));
+    let run = twin
+        .unwrap_or(schema)
+        .execute(request.data(Arc::clone(&state)));
     let mut response = match ctx.request_id {
         Some(id) => devicegraph_upstream::with_request_id(id, run).await,
         None => run.await,
     };
+    if twin.is_none()
+        && let Some(fast) = fast
+    {
+        fast.remember(key, &response);
+    }
 
     // Our own errors always carry a code; one without comes from async-graphql's
     // checks of the request itself (argument coercion of built-in scalars, an
@@ -204,5 +243,6 @@ pub async fn execute(
     Executed {
         response,
         cache_status,
+        validation_reused: twin.is_some(),
     }
 }

@@ -288,3 +288,89 @@ async fn upstream_requests_carry_the_request_id() {
         assert_eq!(id.as_deref(), Some("test-request"), "{endpoint}: {seen:?}");
     }
 }
+
+/// Runs `query` as `execute` does for `/graphql`; the response as JSON and whether
+/// full validation was skipped.
+async fn run_raw(env: &SimEnv, query: &str, variables: Value) -> (Value, bool) {
+    let request = async_graphql::Request::new(query)
+        .variables(async_graphql::Variables::from_json(variables));
+    let executed = devicegraph_graphql::execute(
+        &env.schema,
+        request,
+        devicegraph_graphql::RequestContext {
+            scope: devicegraph_graphql::AccountScope::All,
+            request_id: None,
+        },
+    )
+    .await;
+    (
+        serde_json::to_value(&executed.response).unwrap(),
+        executed.validation_reused,
+    )
+}
+
+/// The validated-operation fast path: only an exact repeat of an operation that ran
+/// without error skips full validation, and it answers exactly as the full path.
+#[tokio::test]
+async fn only_an_exact_repeat_of_a_clean_operation_skips_full_validation() {
+    let env = SimEnv::default().await;
+    let imeis = env.sample_imeis(ACCOUNT);
+    let vars = |imei: &str| json!({"a": ACCOUNT, "i": imei});
+
+    let (first, reused) = run_raw(&env, FULL, vars(&imeis[0])).await;
+    assert!(!reused, "a new operation is fully validated");
+    assert!(first["errors"].is_null(), "{first}");
+    let (second, reused) = run_raw(&env, FULL, vars(&imeis[0])).await;
+    assert!(reused, "the exact repeat skips full validation");
+    assert_eq!(second["data"], first["data"], "and answers the same");
+    assert!(second["errors"].is_null());
+
+    // Other variables, or another operation name, are another operation.
+    let (_, reused) = run_raw(&env, FULL, vars(&imeis[1])).await;
+    assert!(!reused, "other variables");
+    let named = FULL.replacen("query(", "query Named(", 1);
+    let (_, reused) = run_raw(&env, &named, vars(&imeis[0])).await;
+    assert!(!reused, "another text");
+
+    // Variables that fail validation are refused every time, never remembered.
+    let bad = "361004961400807"; // wrong Luhn digit
+    for _ in 0..2 {
+        let (refused, reused) = run_raw(&env, FULL, vars(bad)).await;
+        assert!(!reused);
+        assert_eq!(codes(&refused), ["BAD_USER_INPUT"], "{refused}");
+    }
+    // An operation that validated but ran with an error (a resolver's refusal) is
+    // not remembered.
+    let last = "query($a: String!, $i: IMEI!, $n: Int!) { device(account: $a, imei: $i) { checkIns(last: $n) { result } } }";
+    for _ in 0..2 {
+        let (answer, reused) =
+            run_raw(&env, last, json!({"a": ACCOUNT, "i": imeis[0], "n": -1})).await;
+        assert!(!reused);
+        assert_eq!(codes(&answer), ["BAD_USER_INPUT"], "{answer}");
+    }
+    // A document that does not validate stays refused on repeat.
+    for _ in 0..2 {
+        let (refused, reused) = run_raw(&env, "{ device { nope } }", json!({})).await;
+        assert!(!reused);
+        assert_eq!(codes(&refused), ["BAD_USER_INPUT"; 3], "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn with_reuse_validation_off_every_operation_is_fully_validated() {
+    let env = SimEnv::start(
+        devicegraph_sim::SimConfig::default(),
+        devicegraph_graphql::GraphqlConfig {
+            reuse_validation: false,
+            ..Default::default()
+        },
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    let imei = env.sample_imeis(ACCOUNT)[0].clone();
+    for _ in 0..3 {
+        let (answer, reused) = run_raw(&env, FULL, json!({"a": ACCOUNT, "i": imei})).await;
+        assert!(!reused);
+        assert!(answer["errors"].is_null(), "{answer}");
+    }
+}
