@@ -337,18 +337,27 @@ async fn is_cached(
     calls(&stats(sim).await, "device_details") == before
 }
 
+/// A simulator and two stores sharing a fresh prefix, both listeners in sync.
+async fn two_listening_replicas(
+    url: &str,
+    test: &str,
+) -> (devicegraph_sim::RunningSim, String, Store, Store) {
+    let sim = sim(10_000).await;
+    let config = redis_config(url, test);
+    let prefix = config.redis_key_prefix.clone();
+    let a = store(&sim, config.clone(), Arc::new(TokioClock));
+    let b = store(&sim, config, Arc::new(TokioClock));
+    wait_for_listeners(url, &a, 2).await;
+    (sim, prefix, a, b)
+}
+
 /// Pub/sub would lose this one: the invalidation is made while B's listener is cut
 /// off. B reads it from the log when it reconnects, and drops exactly that device
 /// (its other cached device stays: a catch-up, not a wholesale clear).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidation_made_while_a_replica_is_disconnected_reaches_it() {
     let Some(url) = redis_url() else { return };
-    let sim = sim(10_000).await;
-    let config = redis_config(&url, "catch-up");
-    let prefix = config.redis_key_prefix.clone();
-    let a = store(&sim, config.clone(), Arc::new(TokioClock));
-    let b = store(&sim, config, Arc::new(TokioClock));
-    wait_for_listeners(&url, &a, 2).await;
+    let (sim, prefix, a, b) = two_listening_replicas(&url, "catch-up").await;
     let imeis = sample_imeis(&sim);
     let (gone, kept) = (imeis[0].clone(), imeis[1].clone());
     let account = account();
@@ -400,12 +409,7 @@ async fn an_invalidation_made_while_a_replica_is_disconnected_reaches_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_in_the_invalidation_log_clears_the_replicas_l1() {
     let Some(url) = redis_url() else { return };
-    let sim = sim(10_000).await;
-    let config = redis_config(&url, "gap");
-    let prefix = config.redis_key_prefix.clone();
-    let a = store(&sim, config.clone(), Arc::new(TokioClock));
-    let b = store(&sim, config, Arc::new(TokioClock));
-    wait_for_listeners(&url, &a, 2).await;
+    let (sim, prefix, a, b) = two_listening_replicas(&url, "gap").await;
     let imeis = sample_imeis(&sim);
     let account = account();
     b.device_details(&account, &imeis[..2]).await;
