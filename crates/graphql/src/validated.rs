@@ -83,10 +83,4 @@ impl FastPath {
             self.validated.insert(key.0, ());
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn remembered(&self) -> u64 {
-        self.validated.run_pending_tasks();
-        self.validated.entry_count()
-    }
 }
