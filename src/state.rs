@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use devicegraph_cache::inbound::{InboundConfig, InboundLimiter};
-use devicegraph_cache::{Store, StoreConfig, Ttls};
+use devicegraph_cache::{Store, StoreConfig};
 use devicegraph_graphql::{DeviceSchema, GraphqlConfig};
 use devicegraph_upstream::{ClientConfig, Credentials};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -115,16 +115,8 @@ pub fn client_config(config: &Config, target: UpstreamTarget) -> ClientConfig {
 /// `[cache]` and the outbound limits of `[upstream]` as the store sees them.
 pub fn store_config(config: &Config) -> StoreConfig {
     let c = &config.cache;
-    let t = &c.ttl;
     StoreConfig {
-        ttl: Ttls {
-            device_details: t.device_details,
-            upgrade_history: t.upgrade_history,
-            check_ins: t.check_ins,
-            campaign_devices: t.campaign_devices,
-            provisioning: t.provisioning,
-            not_found: t.not_found,
-        },
+        ttl: c.ttl.clone(),
         max_bytes: c.max_bytes,
         stale_while_revalidate: c.stale_while_revalidate,
         stale_if_error: c.stale_if_error,

@@ -19,7 +19,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use devicegraph_upstream::AccountName;
+use devicegraph_graphql::GraphqlConfig;
+use devicegraph_upstream::{AccountName, ClientConfig};
 use secrecy::SecretString;
 use url::Url;
 
@@ -227,6 +228,7 @@ pub const THINGSPACE_BASE_URL: &str = "https://thingspace.verizon.com/api";
 
 impl Default for UpstreamConfig {
     fn default() -> Self {
+        let store = devicegraph_cache::StoreConfig::default();
         Self {
             mode: UpstreamMode::Simulator,
             base_url: Url::parse(THINGSPACE_BASE_URL).expect("the built-in base URL parses"),
@@ -234,11 +236,12 @@ impl Default for UpstreamConfig {
             client_secret: SecretString::from(""),
             username: String::new(),
             password: SecretString::from(""),
-            timeout: Duration::from_secs(10),
-            max_concurrency: 64,
-            rate_per_second: 50,
-            burst: 50,
-            max_attempts: 4,
+            // The client's and the store's defaults.
+            timeout: ClientConfig::DEFAULT_TIMEOUT,
+            max_concurrency: store.max_concurrency,
+            rate_per_second: store.rate_per_second,
+            burst: store.burst,
+            max_attempts: ClientConfig::DEFAULT_MAX_ATTEMPTS,
         }
     }
 }
@@ -259,30 +262,8 @@ impl Default for SimulatorConfig {
     }
 }
 
-/// `[cache.ttl]`
-#[derive(Debug, Clone)]
-pub struct TtlConfig {
-    pub device_details: Duration,
-    pub upgrade_history: Duration,
-    pub check_ins: Duration,
-    pub campaign_devices: Duration,
-    pub provisioning: Duration,
-    /// How long "no such device" is remembered.
-    pub not_found: Duration,
-}
-
-impl Default for TtlConfig {
-    fn default() -> Self {
-        Self {
-            device_details: Duration::from_secs(300),
-            upgrade_history: Duration::from_secs(600),
-            check_ins: Duration::from_secs(60),
-            campaign_devices: Duration::from_secs(30),
-            provisioning: Duration::from_secs(3600),
-            not_found: Duration::from_secs(30),
-        }
-    }
-}
+/// `[cache.ttl]`: the store's own type, so its defaults are stated once.
+pub type TtlConfig = devicegraph_cache::Ttls;
 
 /// `[cache]`
 #[derive(Debug, Clone)]
@@ -296,13 +277,15 @@ pub struct CacheConfig {
 }
 
 impl Default for CacheConfig {
+    /// The store's defaults.
     fn default() -> Self {
+        let store = devicegraph_cache::StoreConfig::default();
         Self {
-            max_bytes: 256 << 20,
-            stale_while_revalidate: Duration::from_secs(30),
-            stale_if_error: Duration::from_secs(3600),
+            max_bytes: store.max_bytes,
+            stale_while_revalidate: store.stale_while_revalidate,
+            stale_if_error: store.stale_if_error,
             redis_url: None,
-            ttl: TtlConfig::default(),
+            ttl: store.ttl,
         }
     }
 }
@@ -357,8 +340,8 @@ impl Default for LimitsConfig {
         Self {
             per_client_rps: 100,
             per_client_burst: 100,
-            max_depth: 12,
-            max_complexity: 5000,
+            max_depth: GraphqlConfig::default().max_depth,
+            max_complexity: GraphqlConfig::default().max_complexity,
             max_body_bytes: 1 << 20,
         }
     }
@@ -380,12 +363,13 @@ pub struct GraphqlSettings {
 
 impl Default for GraphqlSettings {
     fn default() -> Self {
+        let schema = GraphqlConfig::default();
         Self {
-            introspection: true,
+            introspection: schema.introspection,
             graphiql: true,
-            max_page_size: 1000,
-            history_concurrency: 16,
-            reuse_validation: true,
+            max_page_size: schema.max_page_size,
+            history_concurrency: schema.history_concurrency,
+            reuse_validation: schema.reuse_validation,
         }
     }
 }

@@ -35,7 +35,7 @@ use redis::{AsyncConnectionConfig, RedisResult};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::config::InvalidateScope;
 use crate::engine::Engine;
@@ -88,7 +88,7 @@ struct Keys {
 
 impl Keys {
     fn new(prefix: &str) -> Self {
-        let stream = stream_key(prefix);
+        let stream = format!("{prefix}:invalidations");
         let safe: String = prefix
             .chars()
             .map(|c| {
@@ -102,19 +102,9 @@ impl Keys {
         Self {
             seq: format!("{stream}:seq"),
             stream,
-            listener_name: listener_name(&safe),
+            listener_name: format!("devicegraph-invalidations:{safe}"),
         }
     }
-}
-
-/// The stream the invalidations of stores sharing `prefix` are appended to.
-pub(crate) fn stream_key(prefix: &str) -> String {
-    format!("{prefix}:invalidations")
-}
-
-/// The connection name of the listeners of a prefix (made of `[A-Za-z0-9_:.-]`).
-pub(crate) fn listener_name(safe_prefix: &str) -> String {
-    format!("devicegraph-invalidations:{safe_prefix}")
 }
 
 /// Appends this store's invalidations and owns its listener task (aborted when the
@@ -289,7 +279,7 @@ async fn listen_forever(client: redis::Client, keys: Keys, origin: String, engin
     let mut cursor: Option<Cursor> = None;
     let mut backoff = BACKOFF_MIN;
     while engine.strong_count() > 0 {
-        match listen(&client, &keys, &origin, &engine, &mut cursor).await {
+        match listen(&client, &keys, &origin, &engine, &mut cursor, &mut backoff).await {
             // Connected, then the engine went away.
             Ok(()) => return,
             Err(what) => {
@@ -302,27 +292,33 @@ async fn listen_forever(client: redis::Client, keys: Keys, origin: String, engin
     }
 }
 
-/// Drops `engine`'s whole L1 because of a gap in the log.
-fn clear(engine: &Weak<Engine>, why: &'static str) {
-    if let Some(engine) = engine.upgrade() {
-        let dropped = engine.clear_l1();
-        if dropped > 0 {
-            info!(
-                dropped,
-                why, "cleared the local cache: invalidations may have been missed"
-            );
-        }
+/// Drops `engine`'s whole L1: after a `gap` (entries missed that the log cannot give
+/// back: loud), or on the first connection (nothing can be known about before: quiet).
+fn clear(engine: &Engine, gap: bool) {
+    let dropped = engine.clear_l1();
+    if gap {
+        warn!(
+            dropped,
+            "invalidations were missed (log trimmed or flushed); cleared the local cache"
+        );
+    } else {
+        debug!(
+            dropped,
+            "first sync with the invalidation log; cleared the local cache"
+        );
     }
 }
 
 /// One connection: `Err` when it could not be made or broke, `Ok` once the engine
-/// is gone.
+/// is gone. Resets `backoff` once in sync, so a long-lived connection that breaks is
+/// retried promptly.
 async fn listen(
     client: &redis::Client,
     keys: &Keys,
     origin: &str,
     engine: &Weak<Engine>,
     cursor: &mut Option<Cursor>,
+    backoff: &mut Duration,
 ) -> RedisResult<()> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(CONNECT_TIMEOUT)
@@ -347,14 +343,14 @@ async fn listen(
     let mut at = match on_connect(cursor.as_ref(), head, seq.unwrap_or(0)) {
         Catch::ReadOn(at) => at,
         Catch::Clear(now) => {
-            if cursor.is_some() {
-                warn!("invalidation log lost entries while disconnected; clearing the local cache");
+            if let Some(engine) = engine.upgrade() {
+                clear(&engine, cursor.is_some());
             }
-            clear(engine, "connected without knowing what was missed");
             now
         }
     };
     *cursor = Some(at.clone());
+    *backoff = BACKOFF_MIN;
     // Named once in sync, so whoever sees the name sees a listener that is current.
     redis::cmd("CLIENT")
         .arg("SETNAME")
@@ -407,13 +403,12 @@ fn step(engine: &Engine, at: &Cursor, entry: StreamId, origin: &str) -> Cursor {
         };
     };
     if !follows(at, seq) {
-        let dropped = engine.clear_l1();
-        warn!(
+        debug!(
             after = at.seq,
             got = seq,
-            dropped,
-            "invalidation log skipped entries (trimmed or flushed); cleared the local cache"
+            "the invalidation log skipped entries"
         );
+        clear(engine, true);
     }
     let payload: Vec<u8> = entry.get("m").unwrap_or_default();
     let dropped = apply(engine, &payload, origin);
@@ -505,13 +500,9 @@ mod tests {
             on_connect(Some(&at), Some("5-0"), 7),
             Catch::ReadOn(at.clone())
         );
+        // (Whether trimming took some of those, the first entry's number tells.)
         assert_eq!(
             on_connect(Some(&at), Some("9-0"), 12),
-            Catch::ReadOn(at.clone())
-        );
-        // Trimmed down to nothing we have not seen: the first entry's number tells.
-        assert_eq!(
-            on_connect(Some(&at), Some("5-0"), 7),
             Catch::ReadOn(at.clone())
         );
         // Counter went back (flushed), or appended but the stream is gone.

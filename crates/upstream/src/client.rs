@@ -67,14 +67,19 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Default deadline of one logical call.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default attempts per request.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+
     /// Defaults: 10 s deadline, 4 attempts, 100 ms..2 s backoff, 60 s refresh margin,
     /// 1 s login backoff.
     pub fn new(base_url: Url, credentials: Credentials) -> Self {
         Self {
             base_url,
             credentials,
-            timeout: Duration::from_secs(10),
-            max_attempts: 4,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             token_refresh_margin: Duration::from_secs(60),
