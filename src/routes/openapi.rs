@@ -367,6 +367,75 @@ mod tests {
         assert!(doc["components"]["schemas"]["Problem"]["properties"]["type"].is_object());
     }
 
+    /// The schemas above are written by hand to mirror the GraphQL types the routes
+    /// serve; this keeps them from drifting: every enum has exactly the GraphQL
+    /// values, and every property of an object is a field of its GraphQL namesake.
+    #[test]
+    fn schemas_match_their_graphql_namesakes() {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        use std::collections::{BTreeMap, BTreeSet};
+
+        let sdl = crate::schema_sdl().unwrap_or_default();
+        let parsed = async_graphql::parser::parse_schema(&sdl);
+        assert!(parsed.is_ok(), "the served SDL parses");
+        let mut graphql: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for definition in parsed.map(|doc| doc.definitions).unwrap_or_default() {
+            let TypeSystemDefinition::Type(ty) = definition else {
+                continue;
+            };
+            let names = match &ty.node.kind {
+                TypeKind::Object(object) => object
+                    .fields
+                    .iter()
+                    .map(|f| f.node.name.node.to_string())
+                    .collect(),
+                TypeKind::Enum(e) => e
+                    .values
+                    .iter()
+                    .map(|v| v.node.value.node.to_string())
+                    .collect(),
+                _ => continue,
+            };
+            graphql.insert(ty.node.name.node.to_string(), names);
+        }
+
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let schemas = doc["components"]["schemas"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut compared = 0;
+        for (name, schema) in schemas {
+            let Some(fields) = graphql.get(&name) else {
+                continue;
+            };
+            compared += 1;
+            if let Some(values) = schema["enum"].as_array() {
+                let values: BTreeSet<String> = values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                assert_eq!(&values, fields, "enum {name}");
+            } else {
+                let properties = schema["properties"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(!properties.is_empty(), "{name} has properties");
+                for property in properties.keys() {
+                    assert!(
+                        fields.contains(property),
+                        "{name}.{property} is not a GraphQL field"
+                    );
+                }
+            }
+        }
+        assert!(
+            compared >= 8,
+            "only {compared} schemas have a GraphQL namesake"
+        );
+    }
+
     #[test]
     fn every_v1_operation_lists_the_common_errors_once() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
