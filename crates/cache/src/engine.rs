@@ -259,15 +259,10 @@ impl Engine {
                 // Before the flight reads anything (see `epoch`).
                 let epoch = self.epochs.begin_flight();
                 // The flight runs on its own task so a cancelled first caller cannot strand
-                // the waiters; carry the caller's request id into it so the upstream call
-                // is still tagged with `X-Request-ID`.
+                // the waiters; carry the caller's request id (and call meter) into it so
+                // the upstream call is still tagged with `X-Request-ID` and counted.
                 let flight_task = Arc::clone(self).fly(resource, guard, epoch, fetch, sender);
-                match devicegraph_upstream::current_request_id() {
-                    Some(id) => {
-                        tokio::spawn(devicegraph_upstream::with_request_id(id, flight_task))
-                    }
-                    None => tokio::spawn(flight_task),
-                };
+                tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
                 if !claimed.is_empty() {
                     waits.insert(flight.id(), (flight, claimed));
                 }
@@ -405,6 +400,19 @@ impl Engine {
 
     /// [`Engine::invalidate`] for this replica's L1 only (another replica already
     /// cleared the shared L2 and told us, see `fanout`); same epoch guard.
+    /// The L1 entry for `key` when reading it now would make no blocking upstream
+    /// call (fresh, or within stale-while-revalidate). Used to estimate what an
+    /// operation will cost upstream before running it (the read it precedes would
+    /// count towards the entry's popularity anyway).
+    pub(crate) fn servable(&self, key: &CacheKey) -> Option<Arc<Entry>> {
+        let entry = self.l1.get(key)?;
+        matches!(
+            state_of(&entry, self.clock.now(), self.windows),
+            State::Fresh | State::Revalidate
+        )
+        .then_some(entry)
+    }
+
     pub(crate) fn invalidate_l1(&self, scope: &InvalidateScope) -> u64 {
         let _running = self.epochs.begin_invalidation(scope.clone());
         let dropped = self.drop_l1(scope);

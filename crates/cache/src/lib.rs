@@ -39,4 +39,4 @@ pub use config::{InvalidateScope, StoreConfig, Ttls};
 pub use error::CacheError;
 pub use fetched::{Fetched, Freshness};
 pub use pacer::Pacer;
-pub use store::Store;
+pub use store::{Probe, Store};

@@ -302,6 +302,27 @@ impl Store {
         })
     }
 
+    /// Whether reading `probe` now would be answered from this replica's memory,
+    /// without a blocking upstream call. A Redis L2 copy is not looked at (that would
+    /// be a network round trip per key), so the answer errs towards "not cached".
+    pub fn is_cached(&self, probe: Probe<'_>) -> bool {
+        self.inner.engine.servable(&probe.key()).is_some()
+    }
+
+    /// The campaign page `is_cached` would find, to follow a cached page chain.
+    pub fn cached_campaign_page(
+        &self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        last_seen: Option<&str>,
+    ) -> Option<Arc<CampaignPage>> {
+        let key = Probe::CampaignPage(account, campaign, last_seen).key();
+        match &self.inner.engine.servable(&key)?.value {
+            CachedValue::CampaignPage(page) => Some(Arc::clone(page)),
+            _ => None,
+        }
+    }
+
     /// Drops every entry in scope (L1 and, when configured, Redis); returns how many
     /// distinct entries were dropped here (this store's L1 and the shared Redis).
     ///
@@ -365,5 +386,48 @@ fn expect<T>(
                 reason: "cached value of the wrong kind",
             }),
         },
+    }
+}
+
+/// One cache entry, named by what it holds (see [`Store::is_cached`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Probe<'a> {
+    Details(&'a AccountName, &'a Imei),
+    UpgradeHistory(&'a AccountName, &'a Imei),
+    CheckIns(&'a AccountName, &'a Imei),
+    /// A campaign report page by upstream cursor (`None` = the first page).
+    CampaignPage(&'a AccountName, &'a CampaignId, Option<&'a str>),
+    Provisioning(&'a DeviceIdentifier, DateTime<Utc>, DateTime<Utc>),
+}
+
+impl Probe<'_> {
+    fn key(self) -> CacheKey {
+        match self {
+            Self::Details(account, imei) => CacheKey::DeviceDetails {
+                account: account.clone(),
+                imei: imei.clone(),
+            },
+            Self::UpgradeHistory(account, imei) => CacheKey::UpgradeHistory {
+                account: account.clone(),
+                imei: imei.clone(),
+            },
+            Self::CheckIns(account, imei) => CacheKey::CheckIns {
+                account: account.clone(),
+                imei: imei.clone(),
+            },
+            // As `Store::campaign_page` spells the first page.
+            Self::CampaignPage(account, campaign, cursor) => CacheKey::CampaignPage {
+                account: account.clone(),
+                campaign: campaign.clone(),
+                cursor: cursor
+                    .filter(|c| !c.is_empty() && *c != "0")
+                    .map(str::to_owned),
+            },
+            Self::Provisioning(device, earliest, latest) => CacheKey::Provisioning {
+                device: device.clone(),
+                earliest,
+                latest,
+            },
+        }
     }
 }

@@ -11,7 +11,8 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use devicegraph_upstream::model::CampaignDevice as WireDevice;
 use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, UpstreamError};
 
-use crate::cursor::{Cursor, id_cmp};
+use crate::cost::FILTER_SCAN_PAGES;
+use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::device::Device;
 use crate::error::{bad_input, from_cache, from_upstream};
 use crate::scalars::{GqlDateTime, GqlImei};
@@ -88,9 +89,13 @@ impl Campaign {
                     state.max_page_size()
                 ))
             })?;
+        let owner = Owner {
+            account: &self.account,
+            campaign: &self.id,
+        };
         let after = after
             .as_deref()
-            .map(Cursor::decode)
+            .map(|c| Cursor::decode(c, owner))
             .transpose()
             .map_err(|e| bad_input(e.to_string()))?;
         let walk = Walk {
@@ -126,6 +131,21 @@ impl Walk<'_> {
         let mut total = None;
         let mut has_next_page = false;
 
+        let owner = Owner {
+            account: self.account,
+            campaign: self.campaign,
+        };
+        // A filter may match nothing for a long stretch: scan at most the pages the
+        // unfiltered page would need plus FILTER_SCAN_PAGES, then return what was
+        // found with `hasNextPage` and an end cursor at the last device scanned, so
+        // one cheap query cannot walk a whole 500,000-device campaign (the cost
+        // estimate counts the same bound).
+        let scan_limit = if self.status.is_some() {
+            (self.want as u64).div_ceil(1_000) + FILTER_SCAN_PAGES
+        } else {
+            MAX_UPSTREAM_PAGES as u64
+        };
+        let mut scan_end: Option<String> = None;
         let mut pages = 0usize;
         loop {
             pages += 1;
@@ -153,6 +173,7 @@ impl Walk<'_> {
                 }
                 edges.push(CampaignDeviceEdge::new(
                     self.account,
+                    owner,
                     dev,
                     upstream_cursor.clone(),
                 ));
@@ -176,6 +197,17 @@ impl Walk<'_> {
                 && id_cmp(&next, cur) != Ordering::Greater
             {
                 return Err(broken("lastSeenDeviceId did not advance"));
+            }
+            if pages as u64 >= scan_limit {
+                has_next_page = true;
+                scan_end = Some(
+                    Cursor {
+                        imei: next.clone(),
+                        anchor: upstream_cursor.clone(),
+                    }
+                    .encode(owner),
+                );
+                break;
             }
             // When the anchored page no longer reaches the cursor (devices left the
             // campaign), jump straight to the cursor instead of walking up to it.
@@ -206,7 +238,8 @@ impl Walk<'_> {
             has_next_page,
             has_previous_page,
             start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
+            // A scan cut short continues after the last device it looked at.
+            end_cursor: scan_end.or_else(|| edges.last().map(|e| e.cursor.clone())),
         };
         Ok(CampaignDeviceConnection {
             edges,
@@ -238,12 +271,17 @@ pub(crate) struct CampaignDeviceEdge {
 }
 
 impl CampaignDeviceEdge {
-    fn new(account: &AccountName, dev: &WireDevice, anchor: Option<String>) -> Self {
+    fn new(
+        account: &AccountName,
+        owner: Owner<'_>,
+        dev: &WireDevice,
+        anchor: Option<String>,
+    ) -> Self {
         let cursor = Cursor {
             imei: dev.device_id.clone(),
             anchor,
         }
-        .encode();
+        .encode(owner);
         Self {
             cursor,
             node: CampaignDevice {

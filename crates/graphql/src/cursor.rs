@@ -4,13 +4,46 @@
 //! whatever page size the client or the upstream uses. It also remembers the upstream
 //! page the device came from (that page's `lastSeenDeviceId` request parameter), so
 //! the next client page starts from an upstream page that is already cached instead
-//! of a new, uncacheable upstream cursor. Encoded as base64url of `v1:<anchor>:<imei>`:
-//! opaque to clients, versioned so the payload can change.
+//! of a new, uncacheable upstream cursor. Encoded as base64url of
+//! `v2:<owner>:<anchor>:<imei>`: opaque to clients, versioned so the payload can
+//! change. `<owner>` is a hash of the account and campaign the cursor was issued for,
+//! so a cursor passed to another campaign (or account) is refused instead of silently
+//! positioning a foreign list; it is a binding, not a secret (authorization is still
+//! checked on the account). v1 cursors (unbound) are refused with a message to start
+//! again from the first page.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-const VERSION: &str = "v1";
+const VERSION: &str = "v2";
+
+use devicegraph_upstream::{AccountName, CampaignId};
+
+/// The list a cursor belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Owner<'a> {
+    pub(crate) account: &'a AccountName,
+    pub(crate) campaign: &'a CampaignId,
+}
+
+impl Owner<'_> {
+    /// FNV-1a (64 bit) of `account \0 campaign`, in hex: stable across replicas and
+    /// releases, unlike std's hasher.
+    fn tag(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let bytes = self
+            .account
+            .as_str()
+            .bytes()
+            .chain([0])
+            .chain(self.campaign.as_str().bytes());
+        for b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+}
 
 /// A decoded campaign cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +74,12 @@ pub(crate) fn id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 impl Cursor {
-    pub(crate) fn encode(&self) -> String {
+    pub(crate) fn encode(&self, owner: Owner<'_>) -> String {
         let anchor = self.anchor.as_deref().unwrap_or("");
-        URL_SAFE_NO_PAD.encode(format!("{VERSION}:{anchor}:{}", self.imei))
+        URL_SAFE_NO_PAD.encode(format!("{VERSION}:{}:{anchor}:{}", owner.tag(), self.imei))
     }
 
-    pub(crate) fn decode(cursor: &str) -> Result<Self, CursorError> {
+    pub(crate) fn decode(cursor: &str, owner: Owner<'_>) -> Result<Self, CursorError> {
         let err = |reason| CursorError {
             cursor: cursor.chars().take(100).collect(),
             reason,
@@ -57,13 +90,18 @@ impl Cursor {
         let text =
             String::from_utf8(bytes).map_err(|_| err("not a cursor returned by this API"))?;
         let mut parts = text.split(':');
-        let (Some(version), Some(anchor), Some(imei), None) =
+        if parts.next() != Some(VERSION) {
+            return Err(err(
+                "unsupported cursor version (issued by an older release); start from the first page",
+            ));
+        }
+        let (Some(tag), Some(anchor), Some(imei), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(err("not a cursor returned by this API"));
         };
-        if version != VERSION {
-            return Err(err("unsupported cursor version"));
+        if tag != owner.tag() {
+            return Err(err("this cursor belongs to another campaign or account"));
         }
         if !is_device_id(imei) || !(anchor.is_empty() || is_device_id(anchor)) {
             return Err(err("not a cursor returned by this API"));
@@ -84,8 +122,58 @@ impl Cursor {
 mod tests {
     use super::*;
 
+    fn ids(account: &str, campaign: &str) -> (AccountName, CampaignId) {
+        (
+            account.parse().unwrap_or_else(|e| panic!("{e}")),
+            campaign.parse().unwrap_or_else(|e| panic!("{e}")),
+        )
+    }
+
+    const CAMPAIGN: &str = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9";
+
+    #[test]
+    fn a_cursor_only_works_for_its_own_campaign_and_account() {
+        let (a, c) = ids("0000123456-00001", CAMPAIGN);
+        let (b, d) = ids("0000123456-00002", "a841e14a-7c9f-11ec-b56c-76bbdf26f3b9");
+        let cursor = Cursor {
+            imei: "490154203237518".into(),
+            anchor: None,
+        };
+        let mine = Owner {
+            account: &a,
+            campaign: &c,
+        };
+        let s = cursor.encode(mine);
+        assert_eq!(Cursor::decode(&s, mine), Ok(cursor));
+        for foreign in [
+            Owner {
+                account: &b,
+                campaign: &c,
+            },
+            Owner {
+                account: &a,
+                campaign: &d,
+            },
+        ] {
+            let e = Cursor::decode(&s, foreign).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref()
+                    .is_some_and(|e| e.contains("another campaign or account")),
+                "{e:?}"
+            );
+        }
+        // An unbound v1 cursor from an older release.
+        let old = URL_SAFE_NO_PAD.encode("v1::490154203237518");
+        assert!(Cursor::decode(&old, mine).is_err());
+    }
+
     #[test]
     fn round_trip() {
+        let (a, c) = ids("0000123456-00001", CAMPAIGN);
+        let owner = Owner {
+            account: &a,
+            campaign: &c,
+        };
         for c in [
             Cursor {
                 imei: "490154203237518".into(),
@@ -96,27 +184,34 @@ mod tests {
                 anchor: Some("490154203237000".into()),
             },
         ] {
-            let s = c.encode();
+            let s = c.encode(owner);
             assert!(
                 s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             );
-            assert_eq!(Cursor::decode(&s), Ok(c));
+            assert_eq!(Cursor::decode(&s, owner), Ok(c));
         }
     }
 
     #[test]
     fn refuses_garbage() {
+        let (a, c) = ids("0000123456-00001", CAMPAIGN);
+        let owner = Owner {
+            account: &a,
+            campaign: &c,
+        };
+        let tag = owner.tag();
         for bad in [
             "",
             "!!!",
             "abc",
-            &URL_SAFE_NO_PAD.encode("v2::490154203237518"),
-            &URL_SAFE_NO_PAD.encode("v1::99001390783557x"),
-            &URL_SAFE_NO_PAD.encode("v1:990013907835574:490154203237518"),
-            &URL_SAFE_NO_PAD.encode("v1::1:2"),
+            &URL_SAFE_NO_PAD.encode("v3::490154203237518"),
+            &URL_SAFE_NO_PAD.encode(format!("v2:{tag}::99001390783557x")),
+            &URL_SAFE_NO_PAD.encode(format!("v2:{tag}:990013907835574:490154203237518")),
+            &URL_SAFE_NO_PAD.encode(format!("v2:{tag}::1:2")),
+            &URL_SAFE_NO_PAD.encode("v2:0000000000000000::490154203237518"),
         ] {
-            assert!(Cursor::decode(bad).is_err(), "{bad}");
+            assert!(Cursor::decode(bad, owner).is_err(), "{bad}");
         }
     }
 }

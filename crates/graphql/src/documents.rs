@@ -1,67 +1,76 @@
-//! The parsed-document cache: dashboards send the same few query strings over and
-//! over, and parsing (a pest grammar) was half of the executor's CPU on the warm path.
+//! Parsing, guarded and cached: every document is bounded by the guard (`guard.rs`)
+//! before and right after parsing, and successful parses are remembered by text.
 //!
-//! It is the innermost `parse_query` hook, so it replaces only the parser: the outer
-//! extensions (limits, plan, nulls) still see every document, and validation still
-//! runs per request (it depends on the variables and the schema, not only the text).
-//! Only successful parses are kept; a query text over [`MAX_CACHED_QUERY_BYTES`] is
-//! parsed every time so one client cannot fill the cache with huge documents.
+//! Dashboards send the same few query strings over and over, and parsing (a pest
+//! grammar) was half of the executor's CPU on the warm path. [`crate::execute`]
+//! parses here, estimates the operation's upstream cost on the parsed document, then
+//! hands the document to async-graphql (`Request::set_parsed_query`), so no document
+//! reaches async-graphql's own checks, whose fragment walks are exponential, without
+//! having passed the guard. Only documents that passed are kept; a text over
+//! [`MAX_CACHED_QUERY_BYTES`] is parsed every time so one client cannot fill the cache
+//! with huge documents.
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::ServerError;
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerResult, Variables};
+
+use crate::error::{codes, set_code};
+use crate::guard::{self, GuardError, GuardLimits};
 
 /// Largest query text that is cached.
 pub(crate) const MAX_CACHED_QUERY_BYTES: usize = 16 * 1024;
 /// Distinct query texts kept (least recently used go first).
 const CAPACITY: u64 = 1_000;
+/// Longest parse error message passed on: the parser quotes the input around the
+/// error, which must not echo a long query back.
+const MAX_PARSE_MESSAGE: usize = 300;
 
-/// Shared by every request of one schema (and its fast-path twin: clones share
-/// the cache).
+/// Shared by every request of one schema.
 #[derive(Clone)]
 pub(crate) struct DocumentCache {
     cache: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
+    limits: GuardLimits,
 }
 
 impl DocumentCache {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(limits: GuardLimits) -> Self {
         Self {
             cache: moka::sync::Cache::new(CAPACITY),
+            limits,
         }
     }
-}
 
-impl ExtensionFactory for DocumentCache {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentCacheExtension {
-            cache: self.cache.clone(),
-        })
-    }
-}
-
-struct DocumentCacheExtension {
-    cache: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for DocumentCacheExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if query.len() > MAX_CACHED_QUERY_BYTES {
-            return next.run(ctx, query, variables).await;
-        }
+    /// The parsed `query`, or the error refusing it (`QUERY_TOO_COMPLEX` for a
+    /// limit, `BAD_USER_INPUT` for a syntax error).
+    pub(crate) fn get_or_parse(&self, query: &str) -> Result<Arc<ExecutableDocument>, ServerError> {
         if let Some(doc) = self.cache.get(query) {
-            return Ok(doc.as_ref().clone());
+            return Ok(doc);
         }
-        let doc = next.run(ctx, query, variables).await?;
-        self.cache.insert(Arc::from(query), Arc::new(doc.clone()));
+        guard::scan(query, self.limits.max_tokens).map_err(refused)?;
+        let doc = async_graphql::parser::parse_query(query).map_err(|e| {
+            let mut err = ServerError::new(
+                crate::error::bounded(&e.to_string(), MAX_PARSE_MESSAGE),
+                e.positions().next(),
+            );
+            set_code(&mut err, codes::BAD_USER_INPUT);
+            err
+        })?;
+        guard::check(&doc, self.limits).map_err(refused)?;
+        let doc = Arc::new(doc);
+        if query.len() <= MAX_CACHED_QUERY_BYTES {
+            self.cache.insert(Arc::from(query), Arc::clone(&doc));
+        }
         Ok(doc)
     }
+}
+
+fn refused(e: GuardError) -> ServerError {
+    let mut err = ServerError::new(e.to_string(), None);
+    let code = match e {
+        GuardError::Cycle(_) => codes::BAD_USER_INPUT,
+        _ => codes::QUERY_TOO_COMPLEX,
+    };
+    set_code(&mut err, code);
+    err
 }

@@ -139,6 +139,18 @@ pub(crate) fn code_of(err: &ServerError) -> Option<&str> {
 }
 
 /// Sets `extensions.code` on an already-built error.
+/// `text` cut to at most `max` bytes on a character boundary, marked with "…".
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 pub(crate) fn set_code(err: &mut ServerError, code: &'static str) {
     err.extensions
         .get_or_insert_with(Default::default)

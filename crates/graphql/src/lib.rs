@@ -14,10 +14,12 @@
 //! through the store, which caches, coalesces and paces.
 
 mod campaign;
+mod cost;
 mod cursor;
 mod device;
 mod documents;
 mod error;
+mod guard;
 mod history;
 mod limits;
 mod loader;
@@ -37,6 +39,7 @@ use async_graphql::{
 use devicegraph_cache::Store;
 use devicegraph_upstream::AccountName;
 
+pub use cost::Estimate;
 pub use error::codes;
 pub use query::Query;
 
@@ -62,8 +65,24 @@ pub struct GraphqlConfig {
     /// Whether an exact repeat of an operation that passed full validation (same
     /// text, name and variables) runs with only the cheap checks (`validated.rs`).
     pub reuse_validation: bool,
-    /// Whether `__schema`/`__type` introspection is served.
+    /// Whether `__schema`/`__type` introspection is served (and, with it, "did
+    /// you mean" suggestions in validation errors).
     pub introspection: bool,
+    /// Lexical tokens a document may have; counted before parsing.
+    pub max_tokens: usize,
+    /// Fields an operation selects with every fragment spread; counted before
+    /// validation, with an early exit.
+    pub max_fields: usize,
+    /// Aliased fields per operation, fragments spread.
+    pub max_aliases: usize,
+    /// Top-level fields per operation, fragments spread.
+    pub max_root_fields: usize,
+    /// Directives on one selection.
+    pub max_directives_per_field: usize,
+    /// Longest list argument (`imeis`, `ids`) and largest `first`.
+    pub max_list_length: usize,
+    /// Upstream calls one operation may be estimated to make (0 = no limit).
+    pub max_upstream_calls: u64,
 }
 
 impl Default for GraphqlConfig {
@@ -75,6 +94,13 @@ impl Default for GraphqlConfig {
             history_concurrency: 16,
             reuse_validation: true,
             introspection: true,
+            max_tokens: 20_000,
+            max_fields: 5_000,
+            max_aliases: 300,
+            max_root_fields: 100,
+            max_directives_per_field: 8,
+            max_list_length: 1_000,
+            max_upstream_calls: 500,
         }
     }
 }
@@ -83,17 +109,29 @@ impl Default for GraphqlConfig {
 struct Shared {
     store: Store,
     config: GraphqlConfig,
+    /// Guarded, cached parsing (`documents.rs`).
+    documents: documents::DocumentCache,
 }
 
 /// Builds the schema over `store`.
 pub fn build_schema(store: Store, config: GraphqlConfig) -> DeviceSchema {
-    let shared = Arc::new(Shared { store, config });
-    let documents = documents::DocumentCache::new();
-    let full = schema_with(&shared, &documents, ValidationMode::Strict);
+    let documents = documents::DocumentCache::new(guard::GuardLimits {
+        max_tokens: config.max_tokens,
+        max_fields: config.max_fields,
+        max_aliases: config.max_aliases,
+        max_root_fields: config.max_root_fields,
+        max_directives_per_field: config.max_directives_per_field,
+    });
+    let shared = Arc::new(Shared {
+        store,
+        config,
+        documents,
+    });
+    let full = schema_with(&shared, ValidationMode::Strict);
     if !shared.config.reuse_validation {
         return full.finish();
     }
-    let fast = FastPath::new(schema_with(&shared, &documents, ValidationMode::Fast).finish());
+    let fast = FastPath::new(schema_with(&shared, ValidationMode::Fast).finish());
     full.data(Arc::new(fast)).finish()
 }
 
@@ -101,7 +139,6 @@ pub fn build_schema(store: Store, config: GraphqlConfig) -> DeviceSchema {
 /// twin of `validated.rs` differ only in `mode`.
 fn schema_with(
     shared: &Arc<Shared>,
-    documents: &documents::DocumentCache,
     mode: ValidationMode,
 ) -> async_graphql::SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
     let limits = limits::Limits {
@@ -112,12 +149,14 @@ fn schema_with(
         .extension(limits)
         .extension(plan::Plan)
         .extension(nulls::Nulls)
-        // Innermost parse hook: replaces only the parser, after the hooks above.
-        .extension(documents.clone())
         .validation_mode(mode)
+        // Parsing happens in `execute` (guarded, cached); async-graphql's own
+        // directive check then walks a document the guard has already bounded.
+        .limit_directives(shared.config.max_directives_per_field)
         .data(Arc::clone(shared));
     if !shared.config.introspection {
-        builder = builder.disable_introspection();
+        // "Did you mean ...?" would list the schema's names that introspection hides.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     builder
 }
@@ -138,11 +177,47 @@ pub enum AccountScope {
 }
 
 /// Who is asking, set by the HTTP layer for each request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RequestContext {
     pub scope: AccountScope,
     /// The inbound request id, propagated to the upstream as `X-Request-ID`.
     pub request_id: Option<String>,
+    /// The caller's budget of upstream calls, charged with an operation's estimate
+    /// before it runs (`None` = unlimited).
+    pub budget: Option<Arc<dyn UpstreamBudget>>,
+    /// Whether to add `extensions.cost` (estimate and actual upstream calls) to a
+    /// successful answer; refusals for cost always carry it.
+    pub report_cost: bool,
+}
+
+impl RequestContext {
+    /// A caller with `scope`, no budget and no cost report.
+    pub fn new(scope: AccountScope, request_id: Option<String>) -> Self {
+        Self {
+            scope,
+            request_id,
+            budget: None,
+            report_cost: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("scope", &self.scope)
+            .field("request_id", &self.request_id)
+            .field("budget", &self.budget.is_some())
+            .field("report_cost", &self.report_cost)
+            .finish()
+    }
+}
+
+/// A per-caller allowance of upstream calls (implemented by the HTTP layer, keyed by
+/// API key or client address).
+pub trait UpstreamBudget: Send + Sync {
+    /// Takes `calls` from the allowance, or says how long until they would fit.
+    fn charge(&self, calls: u64) -> Result<(), std::time::Duration>;
 }
 
 /// Where a whole response came from.
@@ -177,6 +252,47 @@ pub struct Executed {
     pub validation_reused: bool,
 }
 
+/// Longest error message sent; longer ones are cut (they quote the query).
+const MAX_ERROR_MESSAGE: usize = 512;
+/// Most errors in one response; more are summarised in one last error.
+const MAX_ERRORS: usize = 50;
+
+/// An operation refused before it ran: no data, one error, and the cost when known.
+fn refused(mut err: ServerError, cost: Option<Value>) -> Executed {
+    if let Some(cost) = cost {
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("cost", cost);
+    }
+    let mut response = Response::from_errors(vec![err]);
+    response.extensions.insert(
+        "cacheStatus".to_owned(),
+        Value::String(CacheStatus::Hit.as_str().to_owned()),
+    );
+    Executed {
+        response,
+        cache_status: CacheStatus::Hit,
+        validation_reused: false,
+    }
+}
+
+/// `extensions.cost`: the estimate, the calls actually made (once run) and the limit.
+fn cost_value(estimate: Estimate, actual: Option<u64>, max: u64) -> Value {
+    let mut map = async_graphql::indexmap::IndexMap::new();
+    map.insert(async_graphql::Name::new("estimate"), estimate.to_value());
+    if let Some(actual) = actual {
+        map.insert(
+            async_graphql::Name::new("upstreamCalls"),
+            Value::Number(actual.into()),
+        );
+    }
+    map.insert(
+        async_graphql::Name::new("maxUpstreamCalls"),
+        Value::Number(max.into()),
+    );
+    Value::Object(map)
+}
+
 /// Runs one operation for a caller.
 ///
 /// Adds `extensions.cacheStatus` always and `extensions.stale` (the response paths
@@ -197,19 +313,78 @@ pub async fn execute(
             validation_reused: false,
         };
     };
+    let mut request = request;
+    let doc = match shared.documents.get_or_parse(&request.query) {
+        Ok(doc) => doc,
+        Err(err) => return refused(err, None),
+    };
+    let estimate = cost::Estimator::new(
+        &doc,
+        &request.variables,
+        &shared.store,
+        &ctx.scope,
+        shared.config.max_list_length,
+    )
+    .run(request.operation_name.as_deref());
+    let estimate = match estimate {
+        Ok(estimate) => estimate,
+        Err(too_long) => {
+            let mut err = ServerError::new(too_long.to_string(), None);
+            error::set_code(&mut err, codes::BAD_USER_INPUT);
+            return refused(err, None);
+        }
+    };
+    let max = shared.config.max_upstream_calls;
+    if max > 0 && estimate.total() > max {
+        let mut err = ServerError::new(
+            format!(
+                "this operation would make about {} upstream calls; the limit is {max} \
+                 (ask for fewer devices or smaller pages, or repeat once they are cached)",
+                estimate.total()
+            ),
+            None,
+        );
+        error::set_code(&mut err, codes::QUERY_TOO_COMPLEX);
+        return refused(err, Some(cost_value(estimate, None, max)));
+    }
+    if estimate.total() > 0
+        && let Some(budget) = &ctx.budget
+        && let Err(wait) = budget.charge(estimate.total())
+    {
+        let secs = wait.as_secs().max(1);
+        let mut err = ServerError::new(
+            format!(
+                "this client's upstream call budget is spent; this operation needs about {} \
+                 upstream calls; retry after {secs} s",
+                estimate.total()
+            ),
+            None,
+        );
+        error::set_code(&mut err, codes::RATE_LIMITED);
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("retryAfter", secs);
+        return refused(err, Some(cost_value(estimate, None, max)));
+    }
+    request.set_parsed_query(doc.as_ref().clone());
+
+    let meter = devicegraph_upstream::CallMeter::default();
     let state = Arc::new(RequestState::new(
         shared.store.clone(),
         ctx.scope,
         shared.config.max_page_size,
         shared.config.history_concurrency,
         ctx.request_id.clone(),
+        meter.clone(),
     ));
     let fast = schema.data::<Arc<FastPath>>();
     let key = fast.and_then(|_| FastPath::key(&request));
     let twin = fast.and_then(|fast| fast.schema_for(key.as_ref()));
-    let run = twin
-        .unwrap_or(schema)
-        .execute(request.data(Arc::clone(&state)));
+    let run = devicegraph_upstream::with_call_meter(
+        meter.clone(),
+        twin.unwrap_or(schema)
+            .execute(request.data(Arc::clone(&state))),
+    );
     let mut response = match ctx.request_id {
         Some(id) => devicegraph_upstream::with_request_id(id, run).await,
         None => run.await,
@@ -227,6 +402,23 @@ pub async fn execute(
         if error::code_of(err).is_none() {
             error::set_code(err, codes::BAD_USER_INPUT);
         }
+        // Validation messages quote names from the query: keep them short.
+        if err.message.len() > MAX_ERROR_MESSAGE {
+            err.message = error::bounded(&err.message, MAX_ERROR_MESSAGE);
+        }
+    }
+    if response.errors.len() > MAX_ERRORS {
+        let more = response.errors.len() - MAX_ERRORS;
+        response.errors.truncate(MAX_ERRORS);
+        let mut err = ServerError::new(format!("... and {more} more errors"), None);
+        error::set_code(&mut err, codes::BAD_USER_INPUT);
+        response.errors.push(err);
+    }
+    if ctx.report_cost {
+        response.extensions.insert(
+            "cost".to_owned(),
+            cost_value(estimate, Some(meter.calls()), max),
+        );
     }
 
     let (cache_status, stale) = state.summary();

@@ -80,15 +80,20 @@ impl RequestState {
         max_page_size: usize,
         history_concurrency: usize,
         request_id: Option<String>,
+        meter: devicegraph_upstream::CallMeter,
     ) -> Self {
         let loader = DetailsLoader::new(store.clone());
-        // The DataLoader runs batches on spawned tasks, which lose the task-local
-        // request id; re-establish it so X-Request-ID still reaches the upstream.
+        // The DataLoader runs batches on spawned tasks, which lose the task-locals;
+        // re-establish the request id (so X-Request-ID still reaches the upstream) and
+        // the call meter (so the calls are counted for this request).
         let details = DataLoader::with_cache(
             loader,
-            move |fut: futures::future::BoxFuture<'static, ()>| match request_id.clone() {
-                Some(id) => tokio::spawn(devicegraph_upstream::with_request_id(id, fut)),
-                None => tokio::spawn(fut),
+            move |fut: futures::future::BoxFuture<'static, ()>| {
+                let fut = devicegraph_upstream::with_call_meter(meter.clone(), fut);
+                match request_id.clone() {
+                    Some(id) => tokio::spawn(devicegraph_upstream::with_request_id(id, fut)),
+                    None => tokio::spawn(fut),
+                }
             },
             HashMapCache::default(),
         )
@@ -309,6 +314,7 @@ mod tests {
             1000,
             4,
             None,
+            devicegraph_upstream::CallMeter::default(),
         )
     }
 

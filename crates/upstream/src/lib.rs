@@ -26,4 +26,6 @@ pub use client::{Client, ClientConfig, Credentials};
 pub use error::{Endpoint, UpstreamError};
 pub use gate::{GatePermit, OpenGate, RequestGate};
 pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei};
-pub use request_id::{current_request_id, with_request_id};
+pub use request_id::{
+    CallMeter, current_request_id, in_current_scope, with_call_meter, with_request_id,
+};

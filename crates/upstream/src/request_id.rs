@@ -3,12 +3,56 @@
 //! A tokio task-local rather than a parameter: the id belongs to whoever is serving
 //! an inbound request (the HTTP server sets it once), and threading it through the
 //! cache and GraphQL layers' signatures would couple them to a logging concern.
-//! Work spawned onto other tasks does not inherit it; such work simply sends no id.
+//! Work spawned onto other tasks does not inherit it; such work simply sends no id,
+//! unless the spawner wraps it in [`in_current_scope`].
+//!
+//! The same scope carries an optional [`CallMeter`]: the number of HTTP requests sent
+//! to ThingSpace on behalf of one inbound request (retries and token calls included),
+//! which the GraphQL layer reports next to its pre-execution estimate.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 tokio::task_local! {
     static REQUEST_ID: String;
+    static CALL_METER: CallMeter;
+}
+
+/// Counts upstream HTTP requests made inside a [`with_call_meter`] scope.
+#[derive(Debug, Clone, Default)]
+pub struct CallMeter(Arc<AtomicU64>);
+
+impl CallMeter {
+    /// Requests counted so far.
+    pub fn calls(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `fut` counting its upstream requests on `meter`.
+pub async fn with_call_meter<F: Future>(meter: CallMeter, fut: F) -> F::Output {
+    CALL_METER.scope(meter, fut).await
+}
+
+/// Counts one upstream request on the current meter, if any.
+pub(crate) fn count_upstream_call() {
+    let _ = CALL_METER.try_with(|m| m.0.fetch_add(1, Ordering::Relaxed));
+}
+
+/// `fut` wrapped so that it runs with the current task's request id and call meter:
+/// for work spawned onto another task on behalf of the current request.
+pub fn in_current_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let id = current_request_id();
+    let meter = CALL_METER.try_with(Clone::clone).ok();
+    async move {
+        match (id, meter) {
+            (Some(id), Some(meter)) => REQUEST_ID.scope(id, CALL_METER.scope(meter, fut)).await,
+            (Some(id), None) => REQUEST_ID.scope(id, fut).await,
+            (None, Some(meter)) => CALL_METER.scope(meter, fut).await,
+            (None, None) => fut.await,
+        }
+    }
 }
 
 /// Runs `fut` with `id` as the current request id.
@@ -31,5 +75,24 @@ mod tests {
         let seen = with_request_id("req-1".into(), async { current_request_id() }).await;
         assert_eq!(seen.as_deref(), Some("req-1"));
         assert_eq!(current_request_id(), None);
+    }
+
+    #[tokio::test]
+    async fn meter_follows_spawned_work_in_scope() {
+        let meter = CallMeter::default();
+        with_call_meter(meter.clone(), async {
+            count_upstream_call();
+            tokio::spawn(in_current_scope(async { count_upstream_call() }))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            // Spawned without the scope: not counted.
+            tokio::spawn(async { count_upstream_call() })
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        })
+        .await;
+        assert_eq!(meter.calls(), 2);
+        count_upstream_call();
+        assert_eq!(meter.calls(), 2);
     }
 }

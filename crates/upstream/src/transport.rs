@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::RequestGate;
-use crate::request_id::current_request_id;
+use crate::request_id::{count_upstream_call, current_request_id};
 use crate::retry::{Backoff, later, parse_retry_after};
 use crate::wire::{DecodeError, parse_error_body};
 
@@ -282,6 +282,7 @@ impl Transport {
         deadline: Instant,
     ) -> Attempt {
         let remaining = deadline.saturating_duration_since(Instant::now());
+        count_upstream_call();
         let mut request = self
             .http
             .request(spec.method.clone(), spec.url.clone())

@@ -82,10 +82,7 @@ pub async fn run_as(
     let executed = execute(
         schema,
         request,
-        RequestContext {
-            scope,
-            request_id: Some("test-request".into()),
-        },
+        RequestContext::new(scope, Some("test-request".into())),
     )
     .await;
     let json = serde_json::to_value(&executed.response).unwrap();

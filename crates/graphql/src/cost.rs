@@ -1,0 +1,562 @@
+//! What an operation will cost ThingSpace, estimated before anything runs.
+//!
+//! Complexity counts fields; what hurts the shared upstream budget is calls. This walks
+//! the selected operation with its variables and asks the store which entries are
+//! already cached, so the estimate is what executing now would send upstream:
+//!
+//! - device details: one call per 1,000 uncached devices of an account (the batch
+//!   size), whether they come from `device`, `devices` or campaign pages;
+//! - upgrade history and check-ins: one call per uncached device that selects them;
+//! - a campaign connection: the upstream pages its `first` needs from its cursor
+//!   (a cached page chain is followed and costs nothing); with a `status` filter, the
+//!   pages the resolver may scan ([`FILTER_SCAN_PAGES`] at most); devices on pages not
+//!   yet cached are assumed uncached;
+//! - provisioning history: one call per started year of its window, when uncached.
+//!
+//! Accounts the caller may not read cost nothing (they answer FORBIDDEN without a
+//! call), and reveal nothing of the cache. List arguments longer than
+//! `max_list_length` are refused here, before any call. The estimate errs high
+//! (a Redis L2 copy is not looked at, concurrent requests may share a fetch), never
+//! low for a single request on a cold cache.
+
+use std::collections::{HashMap, HashSet};
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
+};
+use async_graphql::{Name, Positioned, Value, Variables};
+use chrono::{DateTime, Utc};
+use devicegraph_cache::{Probe, Store};
+use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
+
+use crate::AccountScope;
+use crate::cursor::Cursor;
+
+/// Devices per upstream device-details request.
+const DETAILS_BATCH: u64 = 1_000;
+/// Devices per upstream campaign-report page.
+const CAMPAIGN_PAGE: u64 = 1_000;
+/// Upstream pages one filtered campaign page may scan beyond those `first` needs
+/// (the resolver stops there and returns a shorter page with `hasNextPage`).
+pub(crate) const FILTER_SCAN_PAGES: u64 = 10;
+
+/// The estimate, by upstream endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Estimate {
+    pub device_details: u64,
+    pub upgrade_history: u64,
+    pub check_ins: u64,
+    pub campaign_pages: u64,
+    pub provisioning: u64,
+}
+
+impl Estimate {
+    pub fn total(&self) -> u64 {
+        self.device_details
+            .saturating_add(self.upgrade_history)
+            .saturating_add(self.check_ins)
+            .saturating_add(self.campaign_pages)
+            .saturating_add(self.provisioning)
+    }
+
+    /// As reported in `extensions.cost.estimate`.
+    pub(crate) fn to_value(self) -> Value {
+        let mut map = async_graphql::indexmap::IndexMap::new();
+        let n = |v: u64| Value::Number(v.into());
+        map.insert(Name::new("upstreamCalls"), n(self.total()));
+        map.insert(Name::new("deviceDetails"), n(self.device_details));
+        map.insert(Name::new("upgradeHistory"), n(self.upgrade_history));
+        map.insert(Name::new("checkIns"), n(self.check_ins));
+        map.insert(Name::new("campaignPages"), n(self.campaign_pages));
+        map.insert(Name::new("provisioning"), n(self.provisioning));
+        Value::Object(map)
+    }
+}
+
+/// An argument the estimate refuses (a list over `max_list_length`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{argument} has {len} items; at most {max} are allowed")]
+pub(crate) struct TooLong {
+    argument: &'static str,
+    len: usize,
+    max: usize,
+}
+
+/// What the devices of one account need.
+#[derive(Default)]
+struct AccountNeed {
+    /// Known devices whose details are not cached.
+    details: HashSet<Imei>,
+    /// Devices not known yet (on uncached campaign pages), assumed uncached.
+    unknown: u64,
+}
+
+/// Which parts of a `Device` a selection reads beyond its details.
+#[derive(Default)]
+struct DeviceParts {
+    upgrades: bool,
+    check_ins: bool,
+    provisioning: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+pub(crate) struct Estimator<'a> {
+    doc: &'a ExecutableDocument,
+    variables: &'a Variables,
+    store: &'a Store,
+    scope: &'a AccountScope,
+    max_list_length: usize,
+    accounts: HashMap<AccountName, AccountNeed>,
+    upgrades: HashSet<(AccountName, Imei)>,
+    check_ins: HashSet<(AccountName, Imei)>,
+    provisioning: HashSet<(DeviceIdentifier, DateTime<Utc>, DateTime<Utc>)>,
+    out: Estimate,
+}
+
+impl<'a> Estimator<'a> {
+    pub(crate) fn new(
+        doc: &'a ExecutableDocument,
+        variables: &'a Variables,
+        store: &'a Store,
+        scope: &'a AccountScope,
+        max_list_length: usize,
+    ) -> Self {
+        Self {
+            doc,
+            variables,
+            store,
+            scope,
+            max_list_length,
+            accounts: HashMap::new(),
+            upgrades: HashSet::new(),
+            check_ins: HashSet::new(),
+            provisioning: HashSet::new(),
+            out: Estimate::default(),
+        }
+    }
+
+    /// The estimate for the operation `name` selects (none found: zero, validation
+    /// reports it).
+    pub(crate) fn run(mut self, name: Option<&str>) -> Result<Estimate, TooLong> {
+        let Some(operation) = select_operation(self.doc, name) else {
+            return Ok(Estimate::default());
+        };
+        for field in self.fields(&operation.selection_set.node) {
+            self.root(field)?;
+        }
+        for need in self.accounts.values() {
+            let devices = (need.details.len() as u64).saturating_add(need.unknown);
+            self.out.device_details = self
+                .out
+                .device_details
+                .saturating_add(devices.div_ceil(DETAILS_BATCH));
+        }
+        Ok(self.out)
+    }
+
+    fn root(&mut self, field: &'a Field) -> Result<(), TooLong> {
+        match field.name.node.as_str() {
+            "device" => {
+                let (Some(account), Some(imei)) = (self.account(field), self.imei_arg(field))
+                else {
+                    return Ok(());
+                };
+                let parts = self.device_parts(&field.selection_set.node);
+                self.device(&account, &imei, &parts);
+            }
+            "devices" => {
+                let Some(Value::List(items)) = self.arg(field, "imeis") else {
+                    return Ok(());
+                };
+                if items.len() > self.max_list_length {
+                    return Err(TooLong {
+                        argument: "imeis",
+                        len: items.len(),
+                        max: self.max_list_length,
+                    });
+                }
+                let Some(account) = self.account(field) else {
+                    return Ok(());
+                };
+                let parts = self.device_parts(&field.selection_set.node);
+                for item in items {
+                    if let Value::String(s) = item
+                        && let Ok(imei) = s.parse::<Imei>()
+                    {
+                        self.device(&account, &imei, &parts);
+                    }
+                }
+            }
+            "campaign" => {
+                let (Some(account), Some(Value::String(id))) =
+                    (self.account(field), self.arg(field, "id"))
+                else {
+                    return Ok(());
+                };
+                let Ok(campaign) = id.parse::<CampaignId>() else {
+                    return Ok(());
+                };
+                for sub in self.fields(&field.selection_set.node) {
+                    match sub.name.node.as_str() {
+                        "totalDevices" => self.first_page(&account, &campaign),
+                        "devices" => self.campaign_devices(&account, &campaign, sub)?,
+                        _ => {}
+                    }
+                }
+            }
+            "provisioningHistory" if *self.scope == AccountScope::All => {
+                if let Some(device) = self.identifier(field)
+                    && let Some((earliest, latest)) = self.window(field)
+                {
+                    self.provisioning(device, earliest, latest);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// One device with the parts its selection reads.
+    fn device(&mut self, account: &AccountName, imei: &Imei, parts: &DeviceParts) {
+        if !self.store.is_cached(Probe::Details(account, imei)) {
+            self.accounts
+                .entry(account.clone())
+                .or_default()
+                .details
+                .insert(imei.clone());
+        }
+        if parts.upgrades
+            && !self.upgrades.contains(&(account.clone(), imei.clone()))
+            && !self.store.is_cached(Probe::UpgradeHistory(account, imei))
+        {
+            self.upgrades.insert((account.clone(), imei.clone()));
+            self.out.upgrade_history += 1;
+        }
+        if parts.check_ins
+            && !self.check_ins.contains(&(account.clone(), imei.clone()))
+            && !self.store.is_cached(Probe::CheckIns(account, imei))
+        {
+            self.check_ins.insert((account.clone(), imei.clone()));
+            self.out.check_ins += 1;
+        }
+        for (earliest, latest) in &parts.provisioning {
+            if let Ok(device) = DeviceIdentifier::new(DeviceIdKind::Imei, imei.as_str()) {
+                self.provisioning(device, *earliest, *latest);
+            }
+        }
+    }
+
+    /// `count` devices not known before their page is fetched.
+    fn unknown_devices(&mut self, account: &AccountName, count: u64, parts: &DeviceParts) {
+        let need = self.accounts.entry(account.clone()).or_default();
+        need.unknown = need.unknown.saturating_add(count);
+        if parts.upgrades {
+            self.out.upgrade_history = self.out.upgrade_history.saturating_add(count);
+        }
+        if parts.check_ins {
+            self.out.check_ins = self.out.check_ins.saturating_add(count);
+        }
+        let windows = parts.provisioning.len() as u64;
+        self.out.provisioning = self
+            .out
+            .provisioning
+            .saturating_add(count.saturating_mul(windows));
+    }
+
+    fn provisioning(
+        &mut self,
+        device: DeviceIdentifier,
+        earliest: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    ) {
+        if self
+            .store
+            .is_cached(Probe::Provisioning(&device, earliest, latest))
+        {
+            return;
+        }
+        let days = (latest - earliest).num_days().max(1);
+        let calls = u64::try_from(days).unwrap_or(u64::MAX).div_ceil(365);
+        if self.provisioning.insert((device, earliest, latest)) {
+            self.out.provisioning = self.out.provisioning.saturating_add(calls.max(1));
+        }
+    }
+
+    fn first_page(&mut self, account: &AccountName, campaign: &CampaignId) {
+        if !self
+            .store
+            .is_cached(Probe::CampaignPage(account, campaign, None))
+        {
+            self.out.campaign_pages += 1;
+        }
+    }
+
+    /// `Campaign.devices(first, after, status) { edges { node { device { ... } } } }`.
+    fn campaign_devices(
+        &mut self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        field: &'a Field,
+    ) -> Result<(), TooLong> {
+        let first = match self.arg(field, "first") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            Some(_) => return Ok(()),
+            // The schema's default.
+            None => 100,
+        };
+        if first > self.max_list_length as u64 {
+            return Err(TooLong {
+                argument: "first",
+                len: usize::try_from(first).unwrap_or(usize::MAX),
+                max: self.max_list_length,
+            });
+        }
+        let filtered = matches!(self.arg(field, "status"), Some(Value::String(_)));
+        let owner = crate::cursor::Owner { account, campaign };
+        let after = match self.arg(field, "after") {
+            Some(Value::String(s)) => Cursor::decode(&s, owner).ok(),
+            _ => None,
+        };
+        let parts = self.campaign_device_parts(field);
+        // Follow the cached page chain from the cursor's anchor.
+        let floor = after.as_ref().map(|c| c.imei.clone());
+        let mut cursor = after.and_then(|c| c.anchor);
+        let mut remaining = first;
+        let mut pages_seen = 0u64;
+        loop {
+            let Some(page) = self
+                .store
+                .cached_campaign_page(account, campaign, cursor.as_deref())
+            else {
+                break;
+            };
+            pages_seen += 1;
+            for device in &page.devices {
+                if remaining == 0 {
+                    break;
+                }
+                if floor.as_deref().is_some_and(|f| {
+                    crate::cursor::id_cmp(&device.device_id, f) != std::cmp::Ordering::Greater
+                }) {
+                    continue;
+                }
+                if filtered
+                    && let Some(Value::String(status)) = self.arg(field, "status")
+                    && device.status != status
+                {
+                    continue;
+                }
+                remaining -= 1;
+                if let (Some(parts), Ok(imei)) = (&parts, device.device_id.parse::<Imei>()) {
+                    self.device(account, &imei, parts);
+                }
+            }
+            if remaining == 0 || !page.has_more_data || pages_seen > FILTER_SCAN_PAGES + 2 {
+                return Ok(());
+            }
+            match &page.last_seen_device_id {
+                Some(next) => cursor = Some(next.clone()),
+                None => return Ok(()),
+            }
+        }
+        // Uncached from here on.
+        let pages = if filtered {
+            remaining.div_ceil(CAMPAIGN_PAGE) + FILTER_SCAN_PAGES
+        } else {
+            remaining.div_ceil(CAMPAIGN_PAGE).max(1)
+        };
+        self.out.campaign_pages = self.out.campaign_pages.saturating_add(pages);
+        if let Some(parts) = &parts {
+            self.unknown_devices(account, remaining, parts);
+        }
+        Ok(())
+    }
+
+    /// The `device` selection under `edges { node { ... } }`, merged over aliases.
+    fn campaign_device_parts(&self, devices: &'a Field) -> Option<DeviceParts> {
+        let mut found: Option<DeviceParts> = None;
+        for edges in self.named(&devices.selection_set.node, "edges") {
+            for node in self.named(&edges.selection_set.node, "node") {
+                for device in self.named(&node.selection_set.node, "device") {
+                    let parts = self.device_parts(&device.selection_set.node);
+                    let merged = found.get_or_insert_with(DeviceParts::default);
+                    merged.upgrades |= parts.upgrades;
+                    merged.check_ins |= parts.check_ins;
+                    merged.provisioning.extend(parts.provisioning);
+                }
+            }
+        }
+        found
+    }
+
+    fn device_parts(&self, set: &'a SelectionSet) -> DeviceParts {
+        let mut parts = DeviceParts::default();
+        for field in self.fields(set) {
+            match field.name.node.as_str() {
+                "upgradeHistory" => parts.upgrades = true,
+                "checkIns" | "lastCheckIn" => parts.check_ins = true,
+                "provisioningHistory" => {
+                    if let Some(window) = self.window(field) {
+                        parts.provisioning.push(window);
+                    }
+                }
+                _ => {}
+            }
+        }
+        parts
+    }
+
+    fn named(&self, set: &'a SelectionSet, name: &str) -> Vec<&'a Field> {
+        self.fields(set)
+            .into_iter()
+            .filter(|f| f.name.node == name)
+            .collect()
+    }
+
+    /// The fields of `set` with fragments spread and `@skip`/`@include` applied.
+    /// Bounded by the guard's `max_fields`.
+    fn fields(&self, set: &'a SelectionSet) -> Vec<&'a Field> {
+        let mut out = Vec::new();
+        self.collect(set, &mut out, 0);
+        out
+    }
+
+    fn collect(&self, set: &'a SelectionSet, out: &mut Vec<&'a Field>, level: usize) {
+        if level > crate::guard::MAX_RECURSION {
+            return;
+        }
+        for item in &set.items {
+            if self.skipped(item.node.directives()) {
+                continue;
+            }
+            match &item.node {
+                Selection::Field(field) => out.push(&field.node),
+                Selection::InlineFragment(fragment) => {
+                    self.collect(&fragment.node.selection_set.node, out, level + 1);
+                }
+                Selection::FragmentSpread(spread) => {
+                    if let Some(fragment) = self.doc.fragments.get(&spread.node.fragment_name.node)
+                    {
+                        self.collect(&fragment.node.selection_set.node, out, level + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn skipped(&self, directives: &[Positioned<async_graphql::parser::types::Directive>]) -> bool {
+        directives.iter().any(|d| {
+            let condition = d
+                .node
+                .get_argument("if")
+                .and_then(|v| {
+                    v.node
+                        .clone()
+                        .into_const_with(|var| self.variables.get(&var).cloned().ok_or(()))
+                        .ok()
+                })
+                .and_then(|v| match v {
+                    Value::Boolean(b) => Some(b),
+                    _ => None,
+                });
+            match (d.node.name.node.as_str(), condition) {
+                ("skip", Some(true)) | ("include", Some(false)) => true,
+                _ => false,
+            }
+        })
+    }
+
+    fn arg(&self, field: &Field, name: &str) -> Option<Value> {
+        let value = field.get_argument(name)?;
+        value
+            .node
+            .clone()
+            .into_const_with(|var| self.variables.get(&var).cloned().ok_or(()))
+            .ok()
+    }
+
+    /// The field's `account` when it parses and the caller may read it.
+    fn account(&self, field: &Field) -> Option<AccountName> {
+        let Some(Value::String(s)) = self.arg(field, "account") else {
+            return None;
+        };
+        let account: AccountName = s.parse().ok()?;
+        match self.scope {
+            AccountScope::All => Some(account),
+            AccountScope::Only(set) => set.contains(&account).then_some(account),
+        }
+    }
+
+    fn imei_arg(&self, field: &Field) -> Option<Imei> {
+        match self.arg(field, "imei")? {
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn identifier(&self, field: &Field) -> Option<DeviceIdentifier> {
+        let Value::Object(input) = self.arg(field, "device")? else {
+            return None;
+        };
+        let (Some(Value::Enum(kind)), Some(Value::String(id))) =
+            (input.get("kind"), input.get("id"))
+        else {
+            return None;
+        };
+        let kind = match kind.as_str() {
+            "ESN" => DeviceIdKind::Esn,
+            "ICCID" => DeviceIdKind::Iccid,
+            "IMEI" => DeviceIdKind::Imei,
+            "MDN" => DeviceIdKind::Mdn,
+            "MEID" => DeviceIdKind::Meid,
+            "MSISDN" => DeviceIdKind::Msisdn,
+            _ => return None,
+        };
+        DeviceIdentifier::new(kind, id.as_str()).ok()
+    }
+
+    fn window(&self, field: &Field) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let instant = |name| match self.arg(field, name)? {
+            Value::String(s) => DateTime::parse_from_rfc3339(&s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            _ => None,
+        };
+        let (earliest, latest) = (instant("earliest")?, instant("latest")?);
+        (earliest < latest).then_some((earliest, latest))
+    }
+}
+
+fn select_operation<'a>(
+    doc: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| &op.node)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_add_up() {
+        let e = Estimate {
+            device_details: 1,
+            upgrade_history: 2,
+            check_ins: 3,
+            campaign_pages: 4,
+            provisioning: 5,
+        };
+        assert_eq!(e.total(), 15);
+        let Value::Object(map) = e.to_value() else {
+            panic!("an object");
+        };
+        assert_eq!(map.get("upstreamCalls"), Some(&Value::Number(15.into())));
+    }
+}
