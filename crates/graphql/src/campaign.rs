@@ -65,6 +65,11 @@ impl Campaign {
     /// Relay-style connection over the campaign's devices in ascending IMEI order. The
     /// page size is the client's, independent of the upstream's 1,000. `status` keeps
     /// only devices whose raw status equals it.
+    ///
+    /// Complexity: the selection counts once per device asked (`first`).
+    #[graphql(
+        complexity = "usize::try_from(first.unwrap_or(100)).unwrap_or(0).max(1).saturating_mul(child_complexity)"
+    )]
     async fn devices(
         &self,
         ctx: &Context<'_>,

@@ -322,13 +322,10 @@ impl<'a> Estimator<'a> {
         let mut cursor = after.and_then(|c| c.anchor);
         let mut remaining = first;
         let mut pages_seen = 0u64;
-        loop {
-            let Some(page) = self
-                .store
-                .cached_campaign_page(account, campaign, cursor.as_deref())
-            else {
-                break;
-            };
+        while let Some(page) = self
+            .store
+            .cached_campaign_page(account, campaign, cursor.as_deref())
+        {
             pages_seen += 1;
             for device in &page.devices {
                 if remaining == 0 {
@@ -458,10 +455,10 @@ impl<'a> Estimator<'a> {
                     Value::Boolean(b) => Some(b),
                     _ => None,
                 });
-            match (d.node.name.node.as_str(), condition) {
-                ("skip", Some(true)) | ("include", Some(false)) => true,
-                _ => false,
-            }
+            matches!(
+                (d.node.name.node.as_str(), condition),
+                ("skip", Some(true)) | ("include", Some(false))
+            )
         })
     }
 

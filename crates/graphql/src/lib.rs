@@ -55,7 +55,9 @@ pub struct GraphqlConfig {
     /// Deepest field nesting an operation may have (introspection-only operations
     /// are exempt).
     pub max_depth: usize,
-    /// Highest complexity (one per selected field) an operation may have.
+    /// Highest complexity an operation may have: one per field in the answer, list
+    /// fields (`devices`, `Campaign.devices`) counting their selection once per item
+    /// asked, so it bounds the size of an answer, not only of a query.
     pub max_complexity: usize,
     /// Largest `first` of `Campaign.devices`.
     pub max_page_size: usize,
@@ -89,7 +91,7 @@ impl Default for GraphqlConfig {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 5000,
+            max_complexity: 20_000,
             max_page_size: 1000,
             history_concurrency: 16,
             reuse_validation: true,

@@ -88,6 +88,10 @@ impl Query {
     /// Several devices of one account, in the order asked; null where the account has
     /// no such device (or where fetching it failed, with an error naming its path).
     /// Details are fetched in upstream batches of up to 1,000.
+    ///
+    /// Complexity: the selection counts once per IMEI asked, so the limit bounds the
+    /// size of the answer, not only of the query.
+    #[graphql(complexity = "imeis.len().max(1).saturating_mul(child_complexity)")]
     async fn devices(
         &self,
         ctx: &Context<'_>,

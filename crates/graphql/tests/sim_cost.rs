@@ -278,3 +278,29 @@ async fn a_fragment_bomb_is_refused_at_once_with_no_call() {
     );
     assert_eq!(total_calls(&env).await, 0);
 }
+
+#[tokio::test]
+async fn lists_multiply_complexity_so_aliases_cannot_amplify_an_answer() {
+    let env = SimEnv::default().await;
+    let imei = env.sample_imeis(ACCOUNT)[0].clone();
+    // Cache the device: the copies below would cost nothing upstream.
+    let warm = env
+        .run(
+            "query($a: String!, $i: IMEI!) { device(account: $a, imei: $i) { imei } }",
+            json!({"a": ACCOUNT, "i": imei}),
+        )
+        .await;
+    assert!(warm.get("errors").is_none(), "{warm:#}");
+    env.reset().await;
+    // 30 aliases of 1,000 copies: 30,000 devices in one answer.
+    let aliases: String = (0..30)
+        .map(|n| format!("d{n}: devices(account: $a, imeis: $i) {{ imei firmware }} "))
+        .collect();
+    let query = format!("query($a: String!, $i: [IMEI!]!) {{ {aliases} }}");
+    let copies = vec![imei; 1000];
+    let r = env.run(&query, json!({"a": ACCOUNT, "i": copies})).await;
+    assert_eq!(codes(&r), ["QUERY_TOO_COMPLEX"], "{r:#}");
+    let message = r["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("complexity"), "{message}");
+    assert_eq!(total_calls(&env).await, 0);
+}
