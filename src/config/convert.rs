@@ -97,9 +97,11 @@ pub(super) fn socket_addr(value: &Value) -> Result<SocketAddr, String> {
 
 pub(super) fn http_url(value: &Value) -> Result<Url, String> {
     let text = string(value)?;
-    let url = Url::parse(text.trim()).map_err(|e| format!("invalid URL {text:?} ({e})"))?;
+    // The URL may hold a password: quote it with its credentials masked.
+    let shown = super::redact_url(&text);
+    let url = Url::parse(text.trim()).map_err(|e| format!("invalid URL {shown:?} ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("invalid URL {text:?}: must be http or https"));
+        return Err(format!("invalid URL {shown:?}: must be http or https"));
     }
     Ok(url)
 }
@@ -199,4 +201,35 @@ pub(super) fn key_accounts(value: &Value) -> Result<KeyAccounts, String> {
         accounts.insert(AccountName::from_str(&name).map_err(|e| e.to_string())?);
     }
     Ok(KeyAccounts::Only(accounts))
+}
+
+/// `server.cors_origins`: `["*"]`, or origins such as `"https://dash.example.com"`
+/// (scheme, host and optional port; no path).
+pub(super) fn cors_origins(value: &Value) -> Result<Vec<String>, String> {
+    let Value::Array(items) = value else {
+        return Err(format!(
+            "expected a list of origins, found {}",
+            describe(value)
+        ));
+    };
+    let mut origins = Vec::new();
+    for item in items {
+        let text = string(item)?;
+        let text = text.trim();
+        if text == "*" {
+            if items.len() > 1 {
+                return Err("\"*\" means every origin and must stand alone".to_owned());
+            }
+            return Ok(vec!["*".to_owned()]);
+        }
+        let url = Url::parse(text).map_err(|_| format!("invalid origin {text:?}"))?;
+        let bare = url.path() == "/" && !text.ends_with('/') && url.query().is_none();
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
+            return Err(format!(
+                "invalid origin {text:?} (write scheme://host[:port], e.g. \"https://dash.example.com\")"
+            ));
+        }
+        origins.push(text.to_owned());
+    }
+    Ok(origins)
 }

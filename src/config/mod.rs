@@ -10,6 +10,7 @@
 mod convert;
 mod env;
 mod raw;
+mod redact;
 mod units;
 mod validate;
 
@@ -23,6 +24,8 @@ use devicegraph_graphql::GraphqlConfig;
 use devicegraph_upstream::{AccountName, ClientConfig};
 use secrecy::SecretString;
 use url::Url;
+
+pub use redact::{redact_url, redact_urls};
 
 /// `config/default.toml`, built in: used when no config is named and the file is not
 /// where the default path says (an installed binary run from anywhere).
@@ -134,14 +137,18 @@ impl Config {
 }
 
 impl Config {
-    /// One line saying what this config will do, for `check-config`.
+    /// One line saying what this config will do, for `check-config`. URLs are shown
+    /// with their credentials masked ([`redact_url`]).
     pub fn summary(&self) -> String {
         let upstream = match self.upstream.mode {
             UpstreamMode::Simulator => format!(
                 "embedded simulator (seed {}, {} devices)",
                 self.simulator.seed, self.simulator.devices
             ),
-            UpstreamMode::Thingspace => format!("ThingSpace at {}", self.upstream.base_url),
+            UpstreamMode::Thingspace => format!(
+                "ThingSpace at {}",
+                redact_url(self.upstream.base_url.as_str())
+            ),
         };
         let auth = match self.auth.mode {
             AuthMode::None => "no auth".to_owned(),
@@ -151,10 +158,9 @@ impl Config {
             "listen {}, upstream {upstream}, cache {}{}, {auth}, admin routes {}",
             self.server.listen,
             units::format_size(self.cache.max_bytes),
-            if self.cache.redis_url.is_some() {
-                " + Redis"
-            } else {
-                ""
+            match &self.cache.redis_url {
+                Some(url) => format!(" + Redis at {}", redact_url(url)),
+                None => String::new(),
             },
             if self.auth.admin_key_sha256.is_some() {
                 "on"
@@ -184,6 +190,23 @@ pub struct ServerConfig {
     /// After a shutdown signal, how long in-flight requests may run before the
     /// process exits anyway.
     pub shutdown_grace: Duration,
+    /// A connection must deliver a request's whole header block within this time
+    /// (slowloris); counted from accept on a new connection, from the request's
+    /// first byte on a keep-alive one.
+    pub header_read_timeout: Duration,
+    /// An idle keep-alive connection (no request in progress) is closed after this.
+    pub idle_timeout: Duration,
+    /// Largest request header block (request line and all headers), HTTP/1 and 2.
+    pub max_header_bytes: u64,
+    /// Most header fields in one request.
+    pub max_headers: usize,
+    /// Connections served at once; further ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub http2_max_concurrent_streams: u32,
+    /// Origins allowed to call the API from a browser (CORS); empty = no CORS
+    /// headers at all (same-origin only). `["*"]` allows any origin.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -192,6 +215,13 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: 4096,
+            http2_max_concurrent_streams: 100,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -321,6 +351,8 @@ pub struct AuthConfig {
     /// `None` when empty: the admin routes are then not served at all.
     pub admin_key_sha256: Option<[u8; 32]>,
     pub api_keys: Vec<ApiKey>,
+    /// Lets `mode = "none"` listen on a non-loopback address (refused otherwise).
+    pub allow_unauthenticated_public: bool,
 }
 
 /// `[limits]`
@@ -333,16 +365,46 @@ pub struct LimitsConfig {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_body_bytes: u64,
+    /// Lexical tokens a GraphQL document may have (checked before parsing).
+    pub max_tokens: usize,
+    /// Fields an operation may select once every fragment is spread (checked
+    /// before validation, with an early exit).
+    pub max_fields: usize,
+    /// Aliased fields in an operation, fragments spread.
+    pub max_aliases: usize,
+    /// Top-level fields of an operation, fragments spread.
+    pub max_root_fields: usize,
+    /// Directives on one field, fragment spread or inline fragment.
+    pub max_directives_per_field: usize,
+    /// Longest list argument (`imeis`, `ids`) and largest `first`.
+    pub max_list_length: usize,
+    /// Largest serialized response body.
+    pub max_response_bytes: u64,
+    /// Upstream calls one operation may be estimated to make (0 = no limit).
+    pub max_upstream_calls: u64,
+    /// Upstream calls per minute one client (API key, or IP without auth) may cause
+    /// (0 = no limit).
+    pub upstream_calls_per_minute: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        let schema = GraphqlConfig::default();
         Self {
             per_client_rps: 100,
             per_client_burst: 100,
-            max_depth: GraphqlConfig::default().max_depth,
-            max_complexity: GraphqlConfig::default().max_complexity,
+            max_depth: schema.max_depth,
+            max_complexity: schema.max_complexity,
             max_body_bytes: 1 << 20,
+            max_tokens: schema.max_tokens,
+            max_fields: schema.max_fields,
+            max_aliases: schema.max_aliases,
+            max_root_fields: schema.max_root_fields,
+            max_directives_per_field: schema.max_directives_per_field,
+            max_list_length: schema.max_list_length,
+            max_response_bytes: 32 << 20,
+            max_upstream_calls: schema.max_upstream_calls,
+            upstream_calls_per_minute: 1200,
         }
     }
 }
@@ -359,6 +421,14 @@ pub struct GraphqlSettings {
     /// Skip full validation for an exact repeat of an operation that already passed
     /// it (same text, name and variables).
     pub reuse_validation: bool,
+    /// Automatic persisted queries (Apollo's protocol): a client may send only the
+    /// SHA-256 of a query it registered before.
+    pub persisted_queries: bool,
+    /// A trusted-documents manifest (Apollo's persisted query manifest, or GraphQL
+    /// Codegen's `{hash: body}`), loaded at startup and on SIGHUP; `None` = none.
+    pub trusted_documents: Option<PathBuf>,
+    /// Only operations in the manifest run (by hash or by identical text).
+    pub allow_list: bool,
 }
 
 impl Default for GraphqlSettings {
@@ -370,6 +440,9 @@ impl Default for GraphqlSettings {
             max_page_size: schema.max_page_size,
             history_concurrency: schema.history_concurrency,
             reuse_validation: schema.reuse_validation,
+            persisted_queries: true,
+            trusted_documents: None,
+            allow_list: false,
         }
     }
 }

@@ -24,6 +24,13 @@ pub(crate) struct RawServer {
     pub(crate) listen: Raw,
     pub(crate) request_timeout: Raw,
     pub(crate) shutdown_grace: Raw,
+    pub(crate) header_read_timeout: Raw,
+    pub(crate) idle_timeout: Raw,
+    pub(crate) max_header_bytes: Raw,
+    pub(crate) max_headers: Raw,
+    pub(crate) max_connections: Raw,
+    pub(crate) http2_max_concurrent_streams: Raw,
+    pub(crate) cors_origins: Raw,
     #[serde(flatten)]
     pub(crate) unknown: Unknown,
 }
@@ -86,6 +93,7 @@ pub(crate) struct RawTtl {
 pub(crate) struct RawAuth {
     pub(crate) mode: Raw,
     pub(crate) admin_key_sha256: Raw,
+    pub(crate) allow_unauthenticated_public: Raw,
     /// `[[auth.api_keys]]`, each element read as a [`RawApiKey`] by `validate`.
     pub(crate) api_keys: Raw,
     #[serde(flatten)]
@@ -110,6 +118,15 @@ pub(crate) struct RawLimits {
     pub(crate) max_depth: Raw,
     pub(crate) max_complexity: Raw,
     pub(crate) max_body_bytes: Raw,
+    pub(crate) max_tokens: Raw,
+    pub(crate) max_fields: Raw,
+    pub(crate) max_aliases: Raw,
+    pub(crate) max_root_fields: Raw,
+    pub(crate) max_directives_per_field: Raw,
+    pub(crate) max_list_length: Raw,
+    pub(crate) max_response_bytes: Raw,
+    pub(crate) max_upstream_calls: Raw,
+    pub(crate) upstream_calls_per_minute: Raw,
     #[serde(flatten)]
     pub(crate) unknown: Unknown,
 }
@@ -122,6 +139,9 @@ pub(crate) struct RawGraphql {
     pub(crate) max_page_size: Raw,
     pub(crate) history_concurrency: Raw,
     pub(crate) reuse_validation: Raw,
+    pub(crate) persisted_queries: Raw,
+    pub(crate) trusted_documents: Raw,
+    pub(crate) allow_list: Raw,
     #[serde(flatten)]
     pub(crate) unknown: Unknown,
 }

@@ -91,6 +91,8 @@ fn env_overrides_file_case_insensitively() {
         "default.toml",
         env(&[
             ("DEVICEGRAPH_SERVER__LISTEN", "0.0.0.0:9999"),
+            // An open gateway on 0.0.0.0 must be allowed out loud.
+            ("DEVICEGRAPH_AUTH__ALLOW_UNAUTHENTICATED_PUBLIC", "true"),
             ("DEVICEGRAPH_CACHE__TTL__CHECK_INS", "2m"),
             ("DEVICEGRAPH_UPSTREAM__MAX_CONCURRENCY", "8"),
             ("DEVICEGRAPH_GRAPHQL__GRAPHIQL", "false"),
@@ -262,4 +264,143 @@ fn missing_file_is_a_read_error() {
     let err = Config::load(Path::new("/definitely/not/here.toml"), no_env()).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/definitely/not/here.toml"));
+}
+
+#[test]
+fn an_open_gateway_on_a_public_address_is_refused_unless_said_out_loud() {
+    let open = "[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\nmode = \"none\"\n";
+    let found = problems(open, no_env());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("auth.mode: "), "{found:?}");
+    assert!(
+        found[0].contains("auth.allow_unauthenticated_public"),
+        "the message names the flag: {found:?}"
+    );
+    // The flag, from the file or the environment, accepts it.
+    let flagged = format!("{open}allow_unauthenticated_public = true\n");
+    let config = Config::from_toml_str(&flagged, "t", no_env()).unwrap();
+    assert!(config.auth.allow_unauthenticated_public);
+    let env_flag = env(&[("DEVICEGRAPH_AUTH__ALLOW_UNAUTHENTICATED_PUBLIC", "true")]);
+    assert!(Config::from_toml_str(open, "t", env_flag).is_ok());
+    // Loopback needs no flag; api_key mode on a public address neither.
+    assert!(problems("[server]\nlisten = \"127.0.0.1:8080\"\n", no_env()).is_empty());
+    let keyed = "[server]\nlisten = \"0.0.0.0:8080\"\n[auth]\nmode = \"api_key\"\n\
+                 [[auth.api_keys]]\nname = \"k\"\n\
+                 sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n\
+                 accounts = [\"*\"]\n";
+    assert!(problems(keyed, no_env()).is_empty());
+}
+
+#[test]
+fn a_whitespace_only_secret_is_missing() {
+    let text = "[upstream]\nmode = \"thingspace\"\nclient_id = \"id\"\nusername = \"u\"\n";
+    let found = problems(
+        text,
+        env(&[
+            ("DEVICEGRAPH_UPSTREAM__CLIENT_SECRET", "  \t "),
+            ("DEVICEGRAPH_UPSTREAM__PASSWORD", "pw"),
+        ]),
+    );
+    assert_eq!(
+        found,
+        vec![
+            "upstream.client_secret: required in thingspace mode (set DEVICEGRAPH_UPSTREAM__CLIENT_SECRET)"
+        ]
+    );
+}
+
+#[test]
+fn a_bad_cors_origin_is_named() {
+    for bad in [
+        "[\"dash.example.com\"]",
+        "[\"https://dash.example.com/app\"]",
+        "[\"ftp://dash.example.com\"]",
+        "[\"*\", \"https://dash.example.com\"]",
+        "\"https://dash.example.com\"",
+    ] {
+        let found = problems(&format!("[server]\ncors_origins = {bad}\n"), no_env());
+        assert_eq!(found.len(), 1, "{bad}: {found:?}");
+        assert!(
+            found[0].starts_with("server.cors_origins: "),
+            "{bad}: {found:?}"
+        );
+    }
+    let config = Config::from_toml_str(
+        "[server]\ncors_origins = [\"https://dash.example.com\", \"http://localhost:3000\"]\n",
+        "t",
+        no_env(),
+    )
+    .unwrap();
+    assert_eq!(config.server.cors_origins.len(), 2);
+    assert!(
+        Config::from_toml_str(DEFAULT_TOML, "d", no_env())
+            .unwrap()
+            .server
+            .cors_origins
+            .is_empty()
+    );
+}
+
+#[test]
+fn the_summary_masks_credentials_in_urls() {
+    let config = Config::from_toml_str(
+        "[upstream]\nbase_url = \"https://svc:hunter2@thingspace.example/api\"\n\
+         [cache]\nredis_url = \"redis://:swordfish@cache.internal:6379/0\"\n",
+        "t",
+        no_env(),
+    )
+    .unwrap();
+    let mut config = config;
+    config.upstream.mode = UpstreamMode::Thingspace;
+    let summary = config.summary();
+    assert!(
+        !summary.contains("hunter2") && !summary.contains("swordfish"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("https://svc:***@thingspace.example/api"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("redis://:***@cache.internal:6379/0"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn url_redaction() {
+    assert_eq!(
+        redact_url("redis://:pw@host:6379/0"),
+        "redis://:***@host:6379/0"
+    );
+    assert_eq!(redact_url("redis://user:pw@host"), "redis://user:***@host");
+    assert_eq!(redact_url("https://token@host/api"), "https://***@host/api");
+    assert_eq!(redact_url("https://host/api"), "https://host/api");
+    // Not a URL: everything up to the last `@` is masked.
+    assert_eq!(redact_url("user:p@ss word@host"), "***@host");
+    assert_eq!(
+        redact_urls("invalid URL \"https://u:p/w#d@host\" (x), see redis://h:1 and rediss://:s3@r"),
+        "invalid URL \"https://u:***@host\" (x), see redis://h:1 and rediss://:***@r"
+    );
+    assert_eq!(redact_urls("no urls here"), "no urls here");
+}
+
+#[test]
+fn url_problems_never_quote_a_password() {
+    for (key, value) in [
+        (
+            "upstream.base_url",
+            "ftp://svc:hunter2@thingspace.example/api",
+        ),
+        ("upstream.base_url", "https://svc:hunter2@[bad host/api"),
+        ("upstream.base_url", "svc:hunter2@thingspace.example"),
+        ("cache.redis_url", "redis://:hunter2@[bad host:6379"),
+        ("cache.redis_url", "http://:hunter2@cache.internal"),
+    ] {
+        let (section, name) = key.split_once('.').unwrap();
+        let found = problems(&format!("[{section}]\n{name} = \"{value}\"\n"), no_env());
+        assert_eq!(found.len(), 1, "{value}: {found:?}");
+        assert!(found[0].starts_with(key), "{found:?}");
+        assert!(!found[0].contains("hunter2"), "{found:?}");
+    }
 }

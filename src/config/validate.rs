@@ -14,14 +14,20 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::convert::{
-    auth_mode, boolean, describe, duration, http_url, integer, key_accounts, log_format, log_level,
-    redis_url, secret, sha256_hex, size, socket_addr, string, upstream_mode,
+    auth_mode, boolean, cors_origins, describe, duration, http_url, integer, key_accounts,
+    log_format, log_level, redis_url, secret, sha256_hex, size, socket_addr, string, upstream_mode,
 };
 use super::raw::{
     Raw, RawApiKey, RawAuth, RawCache, RawGraphql, RawLimits, RawLog, RawServer, RawSimulator,
     RawTtl, RawUpstream, Unknown,
 };
 use super::{ApiKey, AuthMode, Config, ConfigError, KeyAccounts, Problem, UpstreamMode};
+
+/// Bounds of `server.max_header_bytes`: hyper's HTTP/1 read buffer is at least 8 KiB.
+const MIN_HEADER_BYTES: u64 = 8 * 1024;
+const MAX_HEADER_BYTES: u64 = 1024 * 1024;
+/// Smallest `limits.max_response_bytes`: room for an error answer.
+const MIN_RESPONSE_BYTES: u64 = 4 * 1024;
 
 pub(super) fn validate(table: Table, problems: Vec<Problem>) -> Result<Config, ConfigError> {
     let mut v = Validator { problems };
@@ -166,6 +172,43 @@ impl Validator {
             s.shutdown_grace,
             duration,
         );
+        s.header_read_timeout = self.positive_duration(
+            "server.header_read_timeout",
+            raw.header_read_timeout,
+            s.header_read_timeout,
+        );
+        s.idle_timeout =
+            self.positive_duration("server.idle_timeout", raw.idle_timeout, s.idle_timeout);
+        s.max_header_bytes = self.get(
+            "server.max_header_bytes",
+            raw.max_header_bytes,
+            s.max_header_bytes,
+            size,
+        );
+        // hyper's read buffer (which bounds an HTTP/1 header block) cannot be smaller.
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&s.max_header_bytes) {
+            self.problem(
+                "server.max_header_bytes",
+                format!("must be between {MIN_HEADER_BYTES} and {MAX_HEADER_BYTES} bytes"),
+            );
+        }
+        s.max_headers = self.positive("server.max_headers", raw.max_headers, s.max_headers);
+        s.max_connections = self.positive(
+            "server.max_connections",
+            raw.max_connections,
+            s.max_connections,
+        );
+        s.http2_max_concurrent_streams = self.positive(
+            "server.http2_max_concurrent_streams",
+            raw.http2_max_concurrent_streams,
+            s.http2_max_concurrent_streams,
+        );
+        s.cors_origins = self.get(
+            "server.cors_origins",
+            raw.cors_origins,
+            s.cors_origins.clone(),
+            cors_origins,
+        );
         self.unknown("server", raw.unknown);
     }
 
@@ -300,6 +343,12 @@ impl Validator {
                     other => sha256_hex(other).map(Some),
                 },
             );
+        a.allow_unauthenticated_public = self.get(
+            "auth.allow_unauthenticated_public",
+            raw.allow_unauthenticated_public,
+            a.allow_unauthenticated_public,
+            boolean,
+        );
         if let Some(keys) = raw.api_keys {
             a.api_keys = self.api_keys(keys);
         }
@@ -400,6 +449,54 @@ impl Validator {
         if l.max_body_bytes == 0 {
             self.problem("limits.max_body_bytes", "must be more than 0 bytes");
         }
+        l.max_tokens = self.positive("limits.max_tokens", raw.max_tokens, l.max_tokens);
+        l.max_fields = self.positive("limits.max_fields", raw.max_fields, l.max_fields);
+        l.max_aliases = self.get(
+            "limits.max_aliases",
+            raw.max_aliases,
+            l.max_aliases,
+            integer::<usize>,
+        );
+        l.max_root_fields = self.positive(
+            "limits.max_root_fields",
+            raw.max_root_fields,
+            l.max_root_fields,
+        );
+        l.max_directives_per_field = self.get(
+            "limits.max_directives_per_field",
+            raw.max_directives_per_field,
+            l.max_directives_per_field,
+            integer::<usize>,
+        );
+        l.max_list_length = self.positive(
+            "limits.max_list_length",
+            raw.max_list_length,
+            l.max_list_length,
+        );
+        l.max_response_bytes = self.get(
+            "limits.max_response_bytes",
+            raw.max_response_bytes,
+            l.max_response_bytes,
+            size,
+        );
+        if l.max_response_bytes < MIN_RESPONSE_BYTES {
+            self.problem(
+                "limits.max_response_bytes",
+                format!("must be at least {MIN_RESPONSE_BYTES} bytes"),
+            );
+        }
+        l.max_upstream_calls = self.get(
+            "limits.max_upstream_calls",
+            raw.max_upstream_calls,
+            l.max_upstream_calls,
+            integer::<u64>,
+        );
+        l.upstream_calls_per_minute = self.get(
+            "limits.upstream_calls_per_minute",
+            raw.upstream_calls_per_minute,
+            l.upstream_calls_per_minute,
+            integer::<u64>,
+        );
         self.unknown("limits", raw.unknown);
     }
 
@@ -425,6 +522,23 @@ impl Validator {
             raw.history_concurrency,
             g.history_concurrency,
         );
+        g.persisted_queries = self.get(
+            "graphql.persisted_queries",
+            raw.persisted_queries,
+            g.persisted_queries,
+            boolean,
+        );
+        g.trusted_documents = self.get(
+            "graphql.trusted_documents",
+            raw.trusted_documents,
+            g.trusted_documents.clone(),
+            |v| {
+                let path = string(v)?;
+                let path = path.trim();
+                Ok((!path.is_empty()).then(|| std::path::PathBuf::from(path)))
+            },
+        );
+        g.allow_list = self.get("graphql.allow_list", raw.allow_list, g.allow_list, boolean);
         self.unknown("graphql", raw.unknown);
     }
 
@@ -440,9 +554,13 @@ impl Validator {
         if u.mode == UpstreamMode::Thingspace {
             let required: [(&str, bool); 4] = [
                 ("client_id", u.client_id.trim().is_empty()),
-                ("client_secret", u.client_secret.expose_secret().is_empty()),
+                // Blank or whitespace-only secrets are as missing as empty ones.
+                (
+                    "client_secret",
+                    u.client_secret.expose_secret().trim().is_empty(),
+                ),
                 ("username", u.username.trim().is_empty()),
-                ("password", u.password.expose_secret().is_empty()),
+                ("password", u.password.expose_secret().trim().is_empty()),
             ];
             for (name, missing) in required {
                 let key = format!("upstream.{name}");
@@ -467,6 +585,33 @@ impl Validator {
             self.problem(
                 "auth.api_keys",
                 "at least one [[auth.api_keys]] entry is required when auth.mode = \"api_key\"",
+            );
+        }
+        // An open gateway reachable from other machines is a mistake unless said
+        // out loud: anyone who reaches the port spends the ThingSpace budget.
+        if config.auth.mode == AuthMode::None
+            && !config.server.listen.ip().is_loopback()
+            && !config.auth.allow_unauthenticated_public
+            && !self.has_problem("auth.mode")
+            && !self.has_problem("server.listen")
+        {
+            self.problem(
+                "auth.mode",
+                format!(
+                    "\"none\" on the non-loopback address {} lets anyone use the gateway; \
+                     use auth.mode = \"api_key\", listen on loopback, or set \
+                     auth.allow_unauthenticated_public = true",
+                    config.server.listen
+                ),
+            );
+        }
+        if config.graphql.allow_list
+            && config.graphql.trusted_documents.is_none()
+            && !self.has_problem("graphql.trusted_documents")
+        {
+            self.problem(
+                "graphql.allow_list",
+                "needs graphql.trusted_documents (the manifest of the operations allowed)",
             );
         }
     }
