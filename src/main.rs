@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use devicegraph::Config;
 use devicegraph::config::{self, ConfigError};
+use devicegraph::state::TrustedDocuments;
 
 /// Caching aggregation gateway: one GraphQL Device graph over Verizon ThingSpace.
 #[derive(Debug, Parser)]
@@ -55,10 +56,22 @@ fn main() -> ExitCode {
             }
         }),
         Command::CheckConfig => match load(cli.config.as_deref()) {
-            (source, Ok(config)) => {
-                println!("{source}: config OK ({})", config.summary());
-                ExitCode::SUCCESS
-            }
+            (source, Ok(config)) => match TrustedDocuments::check(&config) {
+                Ok(documents) => {
+                    let documents = documents
+                        .map(|n| format!(", {n} trusted document(s)"))
+                        .unwrap_or_default();
+                    println!("{source}: config OK ({}{documents})", config.summary());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    let e = config::redact_urls(&e.to_string());
+                    eprintln!(
+                        "{source}: 1 configuration problem(s):\n  graphql.trusted_documents: {e}"
+                    );
+                    ExitCode::FAILURE
+                }
+            },
             (source, Err(e)) => report(&source, &e),
         },
         Command::Serve => {
@@ -95,11 +108,14 @@ fn load(path: Option<&Path>) -> (String, Result<Config, ConfigError>) {
     }
 }
 
+/// Prints every problem. Messages never quote a secret, and any URL in them is
+/// printed with its credentials masked all the same (`config::redact_urls`): a
+/// problem may quote a mistyped value, and a URL's userinfo is a password.
 fn report(source: &str, error: &ConfigError) -> ExitCode {
     let problems = error.problems();
     eprintln!("{source}: {} configuration problem(s):", problems.len());
     for problem in problems {
-        eprintln!("  {problem}");
+        eprintln!("  {}", config::redact_urls(&problem));
     }
     ExitCode::FAILURE
 }
@@ -116,8 +132,9 @@ async fn serve(config: Config) -> ExitCode {
     match devicegraph::run(listener, config, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "devicegraph stopped");
-            eprintln!("devicegraph: {e:#}");
+            let message = config::redact_urls(&format!("{e:#}"));
+            tracing::error!(error = %message, "devicegraph stopped");
+            eprintln!("devicegraph: {message}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,11 @@
 //! Startup and shutdown: the embedded simulator (simulator mode), the state, the
-//! background chores, the banner, and serving until the shutdown signal plus at most
+//! background chores, the banner, and serving (our accept loop, `http::serve`, with
+//! the connection limits of `[server]`) until the shutdown signal plus at most
 //! `server.shutdown_grace` for in-flight requests.
+//!
+//! An open gateway (`auth.mode = "none"`) on a non-loopback address is allowed only
+//! with `auth.allow_unauthenticated_public` (config validation refuses it otherwise),
+//! and then said out loud: a warning at every start.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,9 +18,10 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::config::{Config, SimulatorConfig, UpstreamMode};
+use crate::config::{AuthMode, Config, ServerConfig, SimulatorConfig, UpstreamMode, redact_url};
 use crate::error::StartupError;
 use crate::http::metrics::spawn_upkeep;
+use crate::http::serve::ConnLimits;
 use crate::routes::graphiql::Sample;
 use crate::state::{AppState, UpstreamTarget};
 
@@ -40,8 +46,16 @@ pub(crate) async fn run(
         }
         UpstreamMode::Thingspace => (None, UpstreamTarget::from_config(&config)),
     };
-    let grace = config.server.shutdown_grace;
+    let server = config.server.clone();
     let graphiql = config.graphql.graphiql;
+    if open_to_the_network(&config, addr) {
+        tracing::warn!(
+            %addr,
+            allow_unauthenticated_public = config.auth.allow_unauthenticated_public,
+            "auth.mode = \"none\" on a non-loopback address: anyone who can reach this port \
+             can query devices and spend the upstream budget"
+        );
+    }
     let mut state = AppState::connect(config, target)?;
     // What the banner prints and GraphiQL pre-fills: a device the simulator has.
     let sample = sim
@@ -52,34 +66,44 @@ pub(crate) async fn run(
     }
     let housekeeping = state.limiter.spawn_housekeeping(LIMITER_HOUSEKEEPING);
     let upkeep = spawn_upkeep(state.metrics.clone(), METRICS_UPKEEP);
-    tracing::info!(%addr, upstream = %state.store.client().base_url(), "devicegraph listening");
+    // Reloads graphql.trusted_documents on SIGHUP until `run` returns.
+    let _sighup = state.trusted.watch_sighup();
+    // A base URL may carry credentials (userinfo); logs never do.
+    let upstream = redact_url(state.store.client().base_url().as_str());
+    tracing::info!(%addr, %upstream, "devicegraph listening");
     if sim.is_some() {
         println!("{}", banner(addr, sample.as_ref(), graphiql));
     }
 
-    let result = serve(listener, crate::app(state), shutdown, grace).await;
+    serve(listener, crate::app(state), &server, shutdown).await;
     housekeeping.abort();
     upkeep.abort();
     if let Some(sim) = sim {
         sim.shutdown().await;
     }
-    result
+    Ok(())
+}
+
+/// Whether `config` serves without auth on an address other machines can reach.
+fn open_to_the_network(config: &Config, addr: SocketAddr) -> bool {
+    config.auth.mode == AuthMode::None && !addr.ip().is_loopback()
 }
 
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
+    server: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> Result<(), StartupError> {
+) {
     // Shared so both the server (stop accepting, drain) and the grace timer see it.
     let signal = shutdown.boxed().shared();
-    let server = axum::serve(
+    let served = crate::http::serve::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal.clone())
-    .into_future();
+        app,
+        ConnLimits::from_config(server),
+        signal.clone(),
+    );
+    let grace = server.shutdown_grace;
     let deadline = async move {
         signal.await;
         tracing::info!(
@@ -89,10 +113,9 @@ async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        served = server => served.map_err(StartupError::Serve),
+        () = served => {}
         () = deadline => {
             tracing::warn!("shutdown grace expired; dropping the requests still in flight");
-            Ok(())
         }
     }
 }
@@ -163,4 +186,26 @@ devicegraph is running against the embedded ThingSpace simulator.\n\
 \n  curl -s '{base}/v1/accounts/{account}/devices/{imei}?include=upgradeHistory,checkIns'\
 \n  curl -s '{base}/v1/accounts/{account}/campaigns/{campaign_id}/devices?limit=5'\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_open_gateway_on_a_reachable_address_is_warned_about() {
+        let mut config = Config::default();
+        let public = SocketAddr::from(([0, 0, 0, 0], 8080));
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 8080));
+        let loopback6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 8080));
+        assert!(open_to_the_network(&config, public));
+        assert!(open_to_the_network(
+            &config,
+            SocketAddr::from(([10, 1, 2, 3], 80))
+        ));
+        assert!(!open_to_the_network(&config, loopback));
+        assert!(!open_to_the_network(&config, loopback6));
+        config.auth.mode = AuthMode::ApiKey;
+        assert!(!open_to_the_network(&config, public));
+    }
 }

@@ -5,6 +5,9 @@
 //!
 //! One exception: a browser's GET of the GraphiQL page, when GraphiQL is on. The page
 //! holds no data; the queries it then sends carry a key from its headers editor.
+//!
+//! Two different keys in one request are refused as such (`identity` never looks
+//! either up), with the same answer whether either is valid.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -35,6 +38,12 @@ pub(crate) async fn require_key(
     }
     let detail = match request.extensions().get::<Unidentified>() {
         Some(Unidentified::Unknown) => "unknown API key",
+        // Said without looking either key up: the answer is the same whichever is
+        // valid.
+        Some(Unidentified::Conflicting) => {
+            "conflicting credentials: `Authorization` and `X-API-Key` (or a repeated one of \
+             them) carry different keys; send one key"
+        }
         _ => "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
     };
     ApiError::unauthenticated(detail).respond(&ErrorContext::of_request(&request))

@@ -3,7 +3,9 @@
 //! The middleware records `devicegraph_http_requests_total{route,method,status}` and
 //! `devicegraph_http_request_duration_seconds{route}`. It runs as a route layer, after
 //! routing, so `route` is the matched template (`/v1/accounts/{account}/devices/{imei}`),
-//! never a raw path: label values must not grow with the IMEIs clients send.
+//! never a raw path: label values must not grow with the IMEIs clients send. For the
+//! same reason `method` is one of the standard methods or `other`: the API group's 405
+//! answers (any method a client makes up) and CORS preflights are recorded too.
 //!
 //! The recorder is process-global (the `metrics` facade has one slot), so it is built
 //! once per process behind a `OnceLock`; several servers in one test process share it.
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use http::Method;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -59,6 +62,22 @@ pub(crate) fn spawn_upkeep(
     })
 }
 
+/// A method as a metric label, from a fixed set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// The middleware.
 pub(crate) async fn record(request: Request, next: Next) -> Response {
     let route = request
@@ -66,7 +85,7 @@ pub(crate) async fn record(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
@@ -75,4 +94,20 @@ pub(crate) async fn record(request: Request, next: Next) -> Response {
     metrics::histogram!("devicegraph_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        for made_up in ["AAAA1", "AAAA2", "PROPFIND"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other");
+        }
+    }
 }

@@ -2,43 +2,59 @@
 //!
 //! # Layer order (outermost first)
 //!
+//! Before any of it, the accept loop ([`serve`]) enforces the connection limits of
+//! `[server]`: connection count, header read and idle timeouts, header block size
+//! and count, HTTP/2 streams.
+//!
 //! For every request (`Router::layer`):
 //! 1. **request id**: read or make `x-request-id`; echo it; scope it for upstream calls.
-//! 2. **trace**: one span per request, with the request id.
-//! 3. **catch panic**: a panicking handler becomes a 500 `INTERNAL` problem.
-//! 4. **compression**: gzip when the client accepts it.
+//! 2. **security headers**: `nosniff`, `no-referrer`, `DENY` framing and a default
+//!    CSP on every answer, errors and preflights included (`security_headers`).
+//! 3. **trace**: one span per request, with the request id.
+//! 4. **catch panic**: a panicking handler becomes a 500 `INTERNAL` problem.
+//! 5. **compression**: gzip when the client accepts it.
 //!
 //! Then per route group, after routing (`Router::route_layer`, so the matched route
 //! template is known):
-//! 5. **metrics**: request count and latency by route template.
-//! 6. **body-size limit**: `Content-Length` over `limits.max_body_bytes` is 413; the
+//! 6. **metrics**: request count and latency by route template.
+//! 7. **CORS** (only when `server.cors_origins` is set): answers preflights itself and
+//!    adds `Access-Control-*` to every answer, refusals included (`cors`).
+//! 8. **body-size limit**: `Content-Length` over `limits.max_body_bytes` is 413; the
 //!    body extractors enforce the same bound for chunked bodies.
-//! 7. **identity**: resolve the API key to a principal and a rate-limit key (never refuses).
-//! 8. **error rescue**: turns the errors of the next two layers into responses
+//! 9. **identity**: resolve the API key to a principal and a rate-limit key (never
+//!    refuses; conflicting keys are noted for auth to refuse).
+//! 10. **error rescue**: turns the errors of the next two layers into responses
 //!    (`problem::handle_error`, by type).
-//! 9. **request timeout**: `server.request_timeout`, then 504 `UPSTREAM_TIMEOUT`.
-//! 10. **inbound rate limit**: per client, 429 `RATE_LIMITED` with `Retry-After`.
-//! 11. **auth**: refuses requests without a known key when `auth.mode = "api_key"`.
+//! 11. **request timeout**: `server.request_timeout`, then 504 `UPSTREAM_TIMEOUT`.
+//! 12. **inbound rate limit**: per client, 429 `RATE_LIMITED` with `Retry-After`.
+//! 13. **auth**: refuses requests without a known key (or with two different keys)
+//!    when `auth.mode = "api_key"`.
 //!
-//! Groups: the API (`/graphql`, `/v1/...`) has 5-11; the admin route has 5-10 (it
-//! checks the admin key itself); operational routes (`/healthz`, `/readyz`,
+//! Groups: the API (`/graphql`, `/v1/...`) has 6-13; the admin route has 6 and 8-12
+//! (it checks the admin key itself); operational routes (`/healthz`, `/readyz`,
 //! `/metrics`, `/openapi.json`) and GraphiQL's static assets (`/graphql/assets/...`)
-//! have only 5, so probes are never rate limited or refused for want of a key, and a
-//! GraphiQL page load spends no client's request budget.
+//! have only 6, so probes are never rate limited or refused for want of a key, and a
+//! GraphiQL page load spends no client's request budget. A CORS preflight to the API
+//! meets only 6 and 7: no key needed, no request budget spent.
 
 pub(crate) mod auth;
 pub(crate) mod body_limit;
+pub(crate) mod conn_clock;
+pub(crate) mod cors;
 pub(crate) mod identity;
 pub(crate) mod metrics;
 pub(crate) mod negotiate;
 pub(crate) mod problem;
 pub(crate) mod request_id;
+pub(crate) mod security_headers;
+pub(crate) mod serve;
 pub(crate) mod trace;
+pub(crate) mod upstream_budget;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::{from_fn, from_fn_with_state, map_response};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower::timeout::TimeoutLayer;
@@ -67,33 +83,45 @@ pub(crate) fn router(state: AppState) -> Router {
     let max_body = state.config.limits.max_body_bytes;
     let body_cap = usize::try_from(max_body).unwrap_or(usize::MAX);
 
-    // Layers 5-10, shared by the API and admin groups.
+    // Layers 8-12, shared by the API and admin groups (each adds metrics, 6, itself,
+    // outside CORS, 7, which only the API has).
     let guarded = || {
         ServiceBuilder::new()
-            // 5. metrics: outermost of the route layers, so refusals are counted too.
-            .layer(from_fn(metrics::record))
-            // 6. body-size limit: refuse announced oversize bodies before any work...
+            // 8. body-size limit: refuse announced oversize bodies before any work...
             .layer(from_fn_with_state(MaxBody(max_body), body_limit::limit))
             // ...and bound what extractors buffer when no length was announced.
             .layer(DefaultBodyLimit::max(body_cap))
-            // 7. identity: who is calling (principal, rate-limit key); never refuses.
+            // 9. identity: who is calling (principal, rate-limit key); never refuses.
             .layer(from_fn_with_state(state.clone(), identity::identify))
-            // 8. error rescue for the two fallible layers below.
+            // 10. error rescue for the two fallible layers below.
             .layer(HandleErrorLayer::new(problem::handle_error))
-            // 9. request timeout: the whole request, upstream work included.
+            // 11. request timeout: the whole request, upstream work included.
             .layer(TimeoutLayer::new(state.config.server.request_timeout))
-            // 10. inbound rate limit, per client, before any real work.
+            // 12. inbound rate limit, per client, before any real work.
             .layer(state.limiter.layer())
     };
 
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route(V1_ROUTES[0], get(rest::device))
         .route(V1_ROUTES[1], post(rest::devices_batch))
         .route(V1_ROUTES[2], get(rest::campaign_devices))
-        // 11. auth: innermost, so a refused key still counted against the limiter.
+        // 13. auth: innermost, so a refused key still counted against the limiter.
         .route_layer(from_fn_with_state(state.clone(), auth::require_key))
-        .route_layer(guarded());
+        .route_layer(guarded())
+        // The API's own 405, set before CORS and metrics wrap the group: axum's
+        // `method_not_allowed_fallback` swaps a route's default 405 for a bare
+        // handler, dropping the route layers around it, and a preflight (`OPTIONS`)
+        // is exactly such a request, which CORS must see. (So the API's 405s are
+        // counted too; `metrics` labels methods from a fixed set.)
+        .method_not_allowed_fallback(method_not_allowed);
+    if let Some(cors) = cors::layer(&state.config.server.cors_origins) {
+        // 7. CORS: preflights answered here, before the body limit, identity, rate
+        //    limit and auth; Access-Control-* on every answer of the group.
+        api = api.route_layer(cors);
+    }
+    // 6. metrics: outermost of the route layers, so refusals are counted too.
+    let api = api.route_layer(from_fn(metrics::record));
 
     let mut app = Router::new()
         .route("/healthz", get(ops::healthz))
@@ -101,24 +129,23 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route(graphiql::assets::ROUTE, get(graphiql::assets::serve))
-        // 5. metrics only: probes are never limited or refused.
+        // 6. metrics only: probes are never limited or refused.
         .route_layer(from_fn(metrics::record))
         .merge(api);
 
     if state.keys.admin_enabled() {
         let admin = Router::new()
             .route("/admin/cache/invalidate", post(admin::invalidate))
-            .route_layer(guarded());
+            .route_layer(guarded())
+            // 6. metrics.
+            .route_layer(from_fn(metrics::record));
         app = app.merge(admin);
     }
 
     app.fallback(|| async { ApiError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::bad_input("method not allowed on this route")
-                .with_status(http::StatusCode::METHOD_NOT_ALLOWED)
-        })
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        // 4. compression (gzip), for clients that accept it, only for bodies of at least
+        // 5. compression (gzip), for clients that accept it, only for bodies of at least
         //    4 KiB and at the fastest level: each gzip stream allocates and zeroes a few
         //    hundred KiB of tables, which cost a merged single device (1-3 KiB) more CPU
         //    than the rest of its request; dashboards and campaign pages still compress.
@@ -127,10 +154,18 @@ pub(crate) fn router(state: AppState) -> Router {
                 .quality(CompressionLevel::Fastest)
                 .compress_when(DefaultPredicate::new().and(SizeAbove::new(MIN_COMPRESS_BYTES))),
         )
-        // 3. catch panic: a bug answers 500 INTERNAL instead of dropping the connection.
+        // 4. catch panic: a bug answers 500 INTERNAL instead of dropping the connection.
         .layer(CatchPanicLayer::custom(problem::panic_response))
-        // 2. trace: one span per request, carrying the request id set just outside.
+        // 3. trace: one span per request, carrying the request id set just outside.
         .layer(trace::layer())
+        // 2. security headers: outside everything that can answer, so every answer
+        //    (errors, panics, preflights) has them.
+        .layer(map_response(security_headers::apply))
         // 1. request id: outermost, so every layer and log line sees it.
         .layer(from_fn(request_id::request_id))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::bad_input("method not allowed on this route")
+        .with_status(http::StatusCode::METHOD_NOT_ALLOWED)
 }

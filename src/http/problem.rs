@@ -9,6 +9,10 @@
 //!   type with downcasts in [`handle_error`], never by message.
 //! - Internal causes are logged, never sent: the client sees a fixed text and the
 //!   request id to quote.
+//! - A `detail` (so also a GraphQL error message rendered here, and an upstream
+//!   `errorMessage`) is cut to [`MAX_DETAIL_BYTES`]: details quote client input (a
+//!   bad value, a parser's complaint about it), and an error answer must not grow
+//!   with what the client sent (a 300 KB bogus string must not come back whole).
 
 use std::any::Any;
 use std::fmt::Display;
@@ -22,6 +26,35 @@ use tower::BoxError;
 
 use super::negotiate::{GraphqlMedia, is_graphql};
 use super::request_id::REQUEST_ID_HEADER;
+
+/// Longest `detail` sent, in bytes, "…" included; cut on a character boundary.
+pub(crate) const MAX_DETAIL_BYTES: usize = 512;
+
+/// `text` cut to [`MAX_DETAIL_BYTES`], ending with "…" when cut.
+fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_DETAIL_BYTES {
+        return text;
+    }
+    let mut cut = MAX_DETAIL_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push('…');
+    text
+}
+
+/// An upstream `{errorCode, errorMessage}` with each string member bounded.
+fn bounded_upstream(mut value: Value) -> Value {
+    if let Value::Object(members) = &mut value {
+        for member in members.values_mut() {
+            if let Value::String(text) = member {
+                *text = bounded(std::mem::take(text));
+            }
+        }
+    }
+    value
+}
 
 /// REST-only code for a resource that does not exist (unknown route, device or
 /// campaign); added to the contract's list, which the contract allows.
@@ -99,7 +132,7 @@ impl ApiError {
         Self(Box::new(Details {
             code,
             status: status_for(code),
-            detail: detail.into(),
+            detail: bounded(detail.into()),
             upstream: None,
             rate_limited: None,
             headers: Vec::new(),
@@ -161,7 +194,12 @@ impl ApiError {
         );
         let mut err = Self::new(code, error.message.clone());
         if code == codes::UPSTREAM_ERROR {
-            err.0.upstream = Some(json["extensions"]["upstream"].clone()).filter(|v| !v.is_null());
+            err.0.upstream = Some(bounded_upstream(json["extensions"]["upstream"].clone()))
+                .filter(|v| !v.is_null());
+        }
+        // A spent upstream-call budget says when it refills.
+        if let Some(secs) = json["extensions"]["retryAfter"].as_u64() {
+            err = err.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         err
     }
@@ -392,6 +430,36 @@ mod tests {
         assert_eq!(response.status(), 500);
         let body = body_json(response).await;
         assert!(!body.to_string().contains("secret internal detail"));
+    }
+
+    #[tokio::test]
+    async fn details_are_bounded_whatever_the_client_sent() {
+        // A multi-byte character straddles the cut.
+        let echoed = format!("invalid value \"{}\"", "é".repeat(150_000));
+        let ctx = ErrorContext::default();
+        let body = body_json(ApiError::bad_input(echoed.clone()).respond(&ctx)).await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.len() <= MAX_DETAIL_BYTES, "{} bytes", detail.len());
+        assert!(detail.len() > MAX_DETAIL_BYTES - 8, "cut too short");
+        assert!(detail.starts_with("invalid value \"éé") && detail.ends_with('…'));
+
+        let ctx = ErrorContext {
+            graphql: Some(GraphqlMedia::GraphqlResponseJson),
+            request_id: None,
+        };
+        let body = body_json(ApiError::bad_input(echoed).respond(&ctx)).await;
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.len() <= MAX_DETAIL_BYTES);
+
+        // Short details are untouched.
+        assert_eq!(bounded("bad IMEI".to_owned()), "bad IMEI");
+        let exact = "a".repeat(MAX_DETAIL_BYTES);
+        assert_eq!(bounded(exact.clone()), exact);
+
+        let upstream =
+            bounded_upstream(json!({ "errorCode": "E1", "errorMessage": "x".repeat(10_000) }));
+        assert_eq!(upstream["errorCode"], "E1");
+        assert!(upstream["errorMessage"].as_str().unwrap().len() <= MAX_DETAIL_BYTES);
     }
 
     #[tokio::test]
