@@ -15,4 +15,6 @@ pub enum StartupError {
     Store(#[from] CacheError),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("graphql.trusted_documents: {0}")]
+    TrustedDocuments(#[from] crate::state::ManifestError),
 }

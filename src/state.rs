@@ -1,7 +1,7 @@
 //! What every request handler shares: the config, the store, the schema, the key
-//! ring, the inbound limiter, the readiness cache, the metrics handle and the
-//! rendered GraphiQL page, plus the mapping from `Config` to the settings of the
-//! library crates.
+//! ring, the inbound limiter, the readiness cache, the metrics handle, the
+//! rendered GraphiQL page and the trusted documents, plus the mapping from `Config`
+//! to the settings of the library crates.
 
 use std::sync::Arc;
 
@@ -16,8 +16,10 @@ use crate::config::Config;
 use crate::error::StartupError;
 use crate::http::identity::KeyRing;
 use crate::http::metrics::prometheus;
+use crate::http::upstream_budget::UpstreamBudgets;
 use crate::routes::graphiql::{Sample, page};
 use crate::routes::ops::Readiness;
+pub use crate::routes::trusted::{Manifest, ManifestError, TrustedDocuments};
 
 /// Where the upstream is and how to log in to it.
 #[derive(Debug, Clone)]
@@ -50,10 +52,14 @@ pub struct AppState {
     pub(crate) schema: DeviceSchema,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) limiter: InboundLimiter,
+    /// Per-client budgets of upstream calls (`limits.upstream_calls_per_minute`).
+    pub(crate) budgets: UpstreamBudgets,
     pub(crate) readiness: Arc<Readiness>,
     pub(crate) metrics: PrometheusHandle,
     /// The GraphiQL page, rendered once (see `routes::graphiql::page`).
     pub(crate) graphiql_page: Arc<str>,
+    /// Persisted queries and the trusted-documents manifest (`routes::trusted`).
+    pub(crate) trusted: Arc<TrustedDocuments>,
 }
 
 impl AppState {
@@ -65,8 +71,12 @@ impl AppState {
             burst: config.limits.per_client_burst,
         });
         let keys = KeyRing::new(&config.auth);
+        let config_budget = config.limits.upstream_calls_per_minute;
         let graphiql_page = Arc::from(page::render(None, keys.auth_required()));
+        // No manifest yet (`connect` loads it): an allow-list refuses everything.
+        let trusted = Arc::new(TrustedDocuments::new(&config, Manifest::default()));
         Self {
+            trusted,
             keys: Arc::new(keys),
             graphiql_page,
             readiness: Arc::new(Readiness::default()),
@@ -75,13 +85,20 @@ impl AppState {
             store,
             schema,
             limiter,
+            budgets: UpstreamBudgets::new(config_budget),
         }
     }
 
     /// State with its own paced client and store for `target`.
+    /// Loads the trusted-documents manifest first: a bad one stops startup before
+    /// anything connects.
     pub fn connect(config: Config, target: UpstreamTarget) -> Result<Self, StartupError> {
+        let manifest = TrustedDocuments::manifest_of(&config)?;
         let store = Store::connect(store_config(&config), client_config(&config, target))?;
-        Ok(Self::new(config, store))
+        let mut state = Self::new(config, store);
+        // After `new`, which installs the metrics recorder the manifest's gauge needs.
+        state.trusted = Arc::new(TrustedDocuments::new(&state.config, manifest));
+        Ok(state)
     }
 
     /// The same state with GraphiQL pre-filling `sample` (simulator mode: a device
@@ -101,6 +118,11 @@ impl AppState {
 
     pub fn schema(&self) -> &DeviceSchema {
         &self.schema
+    }
+
+    /// Persisted queries and trusted documents (tests reload the manifest through it).
+    pub fn trusted_documents(&self) -> &TrustedDocuments {
+        &self.trusted
     }
 }
 
@@ -137,5 +159,12 @@ pub fn graphql_config(config: &Config) -> GraphqlConfig {
         history_concurrency: config.graphql.history_concurrency,
         introspection: config.graphql.introspection,
         reuse_validation: config.graphql.reuse_validation,
+        max_tokens: config.limits.max_tokens,
+        max_fields: config.limits.max_fields,
+        max_aliases: config.limits.max_aliases,
+        max_root_fields: config.limits.max_root_fields,
+        max_directives_per_field: config.limits.max_directives_per_field,
+        max_list_length: config.limits.max_list_length,
+        max_upstream_calls: config.limits.max_upstream_calls,
     }
 }

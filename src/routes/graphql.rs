@@ -3,8 +3,11 @@
 //! - `POST` with `Content-Type: application/json` (`{query, operationName, variables}`),
 //!   or `application/graphql` with the query as the body (handy with curl); anything
 //!   else is 415.
-//! - `GET` with `query`, `operationName`, `variables` in the query string. There are no
-//!   mutations, so every GET is safe to run.
+//! - `GET` with `query`, `operationName`, `variables`, `extensions` in the query
+//!   string. There are no mutations, so every GET is safe to run.
+//! - Instead of `query`, a request may name a persisted query or trusted document
+//!   (Apollo's `extensions.persistedQuery`, or `documentId`); `super::trusted`
+//!   resolves it, and enforces the allow-list, before anything runs.
 //! - A client accepting `application/graphql-response+json` gets it, and a request
 //!   error (the operation could not start: syntax, validation, limits) is 400 with no
 //!   `data`; otherwise `application/json` and 200 (the spec's legacy behaviour).
@@ -19,10 +22,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use devicegraph_cache::inbound::ClientKey;
 use devicegraph_graphql::{AccountScope, RequestContext};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::graphiql;
+use super::trusted::Incoming;
 use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
 use crate::http::negotiate::{GraphqlMedia, wants_html};
@@ -34,6 +39,7 @@ use crate::state::AppState;
 pub(crate) async fn get(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    client: Option<Extension<ClientKey>>,
     request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -46,20 +52,30 @@ pub(crate) async fn get(
         return not_acceptable().respond(&errors);
     };
     let query = query.unwrap_or_default();
-    let request = match async_graphql::http::parse_query_string(&query) {
-        Ok(request) => request,
+    let incoming = match Incoming::from_query_string(&query) {
+        Ok(incoming) => incoming,
         Err(e) => {
             return ApiError::bad_input(format!("invalid GraphQL GET parameters: {e}"))
                 .respond(&errors);
         }
     };
-    run(&state, principal, request_id, media, request).await
+    let request = match state.trusted.resolve(incoming) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.respond(media, &errors),
+    };
+    let caller = Caller {
+        principal,
+        client,
+        request_id,
+    };
+    run(&state, caller, &headers, media, request).await
 }
 
 /// `POST /graphql`
 pub(crate) async fn post(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    client: Option<Extension<ClientKey>>,
     request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -80,9 +96,9 @@ pub(crate) async fn post(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let request = match content_type.as_str() {
-        "application/json" => match serde_json::from_slice::<async_graphql::Request>(&body) {
-            Ok(request) => request,
+    let incoming = match content_type.as_str() {
+        "application/json" => match Incoming::from_json(&body) {
+            Ok(incoming) => incoming,
             Err(e) => {
                 return ApiError::bad_input(format!(
                     "the body is not a GraphQL request ({{\"query\": ..., \"variables\": ...}}): {e}"
@@ -91,7 +107,7 @@ pub(crate) async fn post(
             }
         },
         "application/graphql" => match std::str::from_utf8(&body) {
-            Ok(query) => async_graphql::Request::new(query),
+            Ok(query) => Incoming::text(query),
             Err(_) => return ApiError::bad_input("the query is not UTF-8").respond(&errors),
         },
         _ => {
@@ -102,7 +118,16 @@ pub(crate) async fn post(
             .respond(&errors);
         }
     };
-    run(&state, principal, request_id, media, request).await
+    let request = match state.trusted.resolve(incoming) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.respond(media, &errors),
+    };
+    let caller = Caller {
+        principal,
+        client,
+        request_id,
+    };
+    run(&state, caller, &headers, media, request).await
 }
 
 fn error_context(headers: &HeaderMap, request_id: Option<&Extension<RequestId>>) -> ErrorContext {
@@ -124,45 +149,97 @@ pub(crate) fn scope_of(principal: Option<Extension<Principal>>) -> AccountScope 
         .unwrap_or_else(|| AccountScope::Only(HashSet::new()))
 }
 
+/// Who sent a GraphQL request, as the middleware identified them.
+pub(crate) struct Caller {
+    pub(crate) principal: Option<Extension<Principal>>,
+    pub(crate) client: Option<Extension<ClientKey>>,
+    pub(crate) request_id: Option<Extension<RequestId>>,
+}
+
+impl Caller {
+    /// The executor's view of this caller: scope, request id and upstream budget.
+    pub(crate) fn context(self, state: &AppState) -> RequestContext {
+        let mut ctx = RequestContext::new(
+            scope_of(self.principal),
+            self.request_id.map(|Extension(id)| id.0),
+        );
+        ctx.budget = self
+            .client
+            .and_then(|Extension(client)| state.budgets.for_client(client));
+        ctx
+    }
+}
+
+/// Request header asking for `extensions.cost` (estimated and actual upstream calls).
+pub(crate) const COST_HEADER: &str = "x-devicegraph-cost";
+
 async fn run(
     state: &AppState,
-    principal: Option<Extension<Principal>>,
-    request_id: Option<Extension<RequestId>>,
+    caller: Caller,
+    headers: &HeaderMap,
     media: GraphqlMedia,
     request: async_graphql::Request,
 ) -> Response {
-    let ctx = RequestContext {
-        scope: scope_of(principal),
-        request_id: request_id.map(|Extension(id)| id.0),
-    };
+    let mut ctx = caller.context(state);
+    ctx.report_cost = headers.contains_key(COST_HEADER);
     let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
     let response = &executed.response;
     // A request error: nothing executed, so no `data` and (in the new media type) 400.
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
+    // A spent upstream budget says when to come back, as HTTP does.
+    let retry_after = response.errors.iter().find_map(|e| {
+        let extensions = e.extensions.as_ref()?;
+        match (extensions.get("code"), extensions.get("retryAfter")) {
+            (
+                Some(async_graphql::Value::String(code)),
+                Some(async_graphql::Value::Number(secs)),
+            ) if code == devicegraph_graphql::codes::RATE_LIMITED => secs.as_u64(),
+            _ => None,
+        }
+    });
+    let max_bytes = usize::try_from(state.config.limits.max_response_bytes).unwrap_or(usize::MAX);
     // Serialized straight from the executor's ordered maps: response keys keep the
     // selection order the GraphQL spec asks for, and the hot path serializes once.
-    let (status, body) = if request_error && media == GraphqlMedia::GraphqlResponseJson {
-        let mut object = serde_json::Map::new();
-        match serde_json::to_value(&response.errors) {
-            Ok(errors) => object.insert("errors".to_owned(), errors),
-            Err(e) => return ApiError::internal(&e).respond(&ErrorContext::default()),
-        };
-        if !response.extensions.is_empty() {
-            match serde_json::to_value(&response.extensions) {
-                Ok(ext) => object.insert("extensions".to_owned(), ext),
-                Err(e) => return ApiError::internal(&e).respond(&ErrorContext::default()),
-            };
+    let serialized = if request_error && media == GraphqlMedia::GraphqlResponseJson {
+        #[derive(serde::Serialize)]
+        struct RequestError<'a> {
+            errors: &'a [async_graphql::ServerError],
+            #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+            extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
         }
-        (
-            StatusCode::BAD_REQUEST,
-            serde_json::Value::Object(object).to_string().into_bytes(),
-        )
+        let status = if retry_after.is_some() {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let body = RequestError {
+            errors: &response.errors,
+            extensions: &response.extensions,
+        };
+        bounded_json(&body, max_bytes).map(|body| (status, body))
     } else {
-        match serde_json::to_vec(response) {
-            Ok(body) => (StatusCode::OK, body),
-            Err(e) => return ApiError::internal(&e).respond(&ErrorContext::default()),
+        bounded_json(response, max_bytes).map(|body| (StatusCode::OK, body))
+    };
+    let (status, body) = match serialized {
+        Ok(answer) => answer,
+        Err(Oversize) => {
+            tracing::warn!(
+                max_bytes,
+                "response over limits.max_response_bytes replaced by an error"
+            );
+            let body = serde_json::json!({
+                "data": null,
+                "errors": [{
+                    "message": format!(
+                        "the response would be larger than {max_bytes} bytes \
+                         (limits.max_response_bytes); ask for fewer devices or fields"
+                    ),
+                    "extensions": {"code": devicegraph_graphql::codes::QUERY_TOO_COMPLEX},
+                }],
+            });
+            (StatusCode::OK, body.to_string().into_bytes())
         }
     };
     let mut answer = (status, body).into_response();
@@ -175,5 +252,37 @@ async fn run(
         "x-cache",
         HeaderValue::from_static(executed.cache_status.as_str()),
     );
+    if let Some(secs) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     answer
+}
+
+/// The serialized body would pass `limits.max_response_bytes`.
+struct Oversize;
+
+/// `value` as JSON, stopping (without building the rest) once past `max` bytes.
+fn bounded_json(value: &impl serde::Serialize, max: usize) -> Result<Vec<u8>, Oversize> {
+    struct Capped {
+        out: Vec<u8>,
+        max: usize,
+    }
+    impl std::io::Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.out.len() + buf.len() > self.max {
+                return Err(std::io::Error::other("over limits.max_response_bytes"));
+            }
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut capped = Capped {
+        out: Vec::with_capacity(1024),
+        max,
+    };
+    serde_json::to_writer(&mut capped, value).map_err(|_| Oversize)?;
+    Ok(capped.out)
 }

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::documents::{self, Include};
+use devicegraph_cache::inbound::ClientKey;
+
 use super::graphql::scope_of;
 use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
@@ -33,16 +35,19 @@ const DEFAULT_LIMIT: usize = 100;
 /// What every handler needs to run an operation and to render an error.
 struct Caller {
     principal: Option<Extension<Principal>>,
+    client: Option<Extension<ClientKey>>,
     request_id: Option<String>,
 }
 
 impl Caller {
     fn new(
         principal: Option<Extension<Principal>>,
+        client: Option<Extension<ClientKey>>,
         request_id: Option<Extension<RequestId>>,
     ) -> Self {
         Self {
             principal,
+            client,
             request_id: request_id.map(|Extension(id)| id.0),
         }
     }
@@ -63,10 +68,10 @@ impl Caller {
     ) -> Result<(Value, CacheStatus), ApiError> {
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables));
-        let ctx = RequestContext {
-            scope: scope_of(self.principal),
-            request_id: self.request_id,
-        };
+        let mut ctx = RequestContext::new(scope_of(self.principal), self.request_id);
+        ctx.budget = self
+            .client
+            .and_then(|Extension(client)| state.budgets.for_client(client));
         let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
         if let Some(error) = executed.response.errors.first() {
             return Err(ApiError::from_graphql(error));
@@ -114,11 +119,12 @@ fn path_error(rejection: &PathRejection) -> ApiError {
 pub(crate) async fn device(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    client: Option<Extension<ClientKey>>,
     request_id: Option<Extension<RequestId>>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let caller = Caller::new(principal, request_id);
+    let caller = Caller::new(principal, client, request_id);
     let errors = caller.errors();
     let answer = async {
         let Path((account_raw, imei_raw)) = path.map_err(|r| path_error(&r))?;
@@ -152,12 +158,13 @@ struct BatchBody {
 pub(crate) async fn devices_batch(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    client: Option<Extension<ClientKey>>,
     request_id: Option<Extension<RequestId>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = Caller::new(principal, request_id);
+    let caller = Caller::new(principal, client, request_id);
     let errors = caller.errors();
     let max_body = state.config.limits.max_body_bytes;
     let answer = async {
@@ -222,11 +229,12 @@ pub(crate) async fn devices_batch(
 pub(crate) async fn campaign_devices(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    client: Option<Extension<ClientKey>>,
     request_id: Option<Extension<RequestId>>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let caller = Caller::new(principal, request_id);
+    let caller = Caller::new(principal, client, request_id);
     let errors = caller.errors();
     let max_page = state.config.graphql.max_page_size;
     let answer = async {
