@@ -59,16 +59,12 @@ pub(crate) async fn get(
                 .respond(&errors);
         }
     };
-    let request = match state.trusted.resolve(incoming) {
-        Ok(request) => request,
-        Err(refusal) => return refusal.respond(media, &errors),
-    };
     let caller = Caller {
         principal,
         client,
         request_id,
     };
-    run(&state, caller, &headers, media, request).await
+    run(&state, caller, &headers, media, &errors, incoming).await
 }
 
 /// `POST /graphql`
@@ -118,16 +114,12 @@ pub(crate) async fn post(
             .respond(&errors);
         }
     };
-    let request = match state.trusted.resolve(incoming) {
-        Ok(request) => request,
-        Err(refusal) => return refusal.respond(media, &errors),
-    };
     let caller = Caller {
         principal,
         client,
         request_id,
     };
-    run(&state, caller, &headers, media, request).await
+    run(&state, caller, &headers, media, &errors, incoming).await
 }
 
 fn error_context(headers: &HeaderMap, request_id: Option<&Extension<RequestId>>) -> ErrorContext {
@@ -173,13 +165,19 @@ impl Caller {
 /// Request header asking for `extensions.cost` (estimated and actual upstream calls).
 pub(crate) const COST_HEADER: &str = "x-devicegraph-cost";
 
+/// Resolves a trusted document or persisted query, then executes for `caller`.
 async fn run(
     state: &AppState,
     caller: Caller,
     headers: &HeaderMap,
     media: GraphqlMedia,
-    request: async_graphql::Request,
+    errors: &ErrorContext,
+    incoming: Incoming,
 ) -> Response {
+    let request = match state.trusted.resolve(incoming) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.respond(media, errors),
+    };
     let mut ctx = caller.context(state);
     ctx.report_cost = headers.contains_key(COST_HEADER);
     let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
