@@ -16,6 +16,7 @@
 //! - `X-Cache` is `HIT`, `MISS` or `STALE`, as for the REST routes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -155,9 +156,10 @@ impl Caller {
             scope_of(self.principal),
             self.request_id.map(|Extension(id)| id.0),
         );
-        ctx.budget = self
-            .client
-            .and_then(|Extension(client)| state.budgets.for_client(client));
+        if let Some(Extension(client)) = self.client {
+            ctx.tenant = Some(Arc::from(client.as_str()));
+            ctx.budget = state.budgets.for_client(client);
+        }
         ctx
     }
 }

@@ -69,9 +69,10 @@ impl Caller {
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables));
         let mut ctx = RequestContext::new(scope_of(self.principal), self.request_id);
-        ctx.budget = self
-            .client
-            .and_then(|Extension(client)| state.budgets.for_client(client));
+        if let Some(Extension(client)) = self.client {
+            ctx.tenant = Some(std::sync::Arc::from(client.as_str()));
+            ctx.budget = state.budgets.for_client(client);
+        }
         let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
         if let Some(error) = executed.response.errors.first() {
             return Err(ApiError::from_graphql(error));

@@ -190,6 +190,9 @@ pub struct RequestContext {
     /// Whether to add `extensions.cost` (estimate and actual upstream calls) to a
     /// successful answer; refusals for cost always carry it.
     pub report_cost: bool,
+    /// Who the upstream calls are made for (API key name or client address): the
+    /// pacer queues them fairly between tenants.
+    pub tenant: Option<Arc<str>>,
 }
 
 impl RequestContext {
@@ -200,6 +203,7 @@ impl RequestContext {
             request_id,
             budget: None,
             report_cost: false,
+            tenant: None,
         }
     }
 }
@@ -211,6 +215,7 @@ impl std::fmt::Debug for RequestContext {
             .field("request_id", &self.request_id)
             .field("budget", &self.budget.is_some())
             .field("report_cost", &self.report_cost)
+            .field("tenant", &self.tenant)
             .finish()
     }
 }
@@ -378,6 +383,7 @@ pub async fn execute(
         shared.config.history_concurrency,
         ctx.request_id.clone(),
         meter.clone(),
+        ctx.tenant.clone(),
     ));
     let fast = schema.data::<Arc<FastPath>>();
     let key = fast.and_then(|_| FastPath::key(&request));
@@ -387,6 +393,12 @@ pub async fn execute(
         twin.unwrap_or(schema)
             .execute(request.data(Arc::clone(&state))),
     );
+    let run = async move {
+        match ctx.tenant {
+            Some(tenant) => devicegraph_upstream::with_tenant(tenant, run).await,
+            None => run.await,
+        }
+    };
     let mut response = match ctx.request_id {
         Some(id) => devicegraph_upstream::with_request_id(id, run).await,
         None => run.await,

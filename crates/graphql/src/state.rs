@@ -81,15 +81,24 @@ impl RequestState {
         history_concurrency: usize,
         request_id: Option<String>,
         meter: devicegraph_upstream::CallMeter,
+        tenant: Option<Arc<str>>,
     ) -> Self {
         let loader = DetailsLoader::new(store.clone());
         // The DataLoader runs batches on spawned tasks, which lose the task-locals;
-        // re-establish the request id (so X-Request-ID still reaches the upstream) and
-        // the call meter (so the calls are counted for this request).
+        // re-establish the request id (so X-Request-ID still reaches the upstream),
+        // the call meter (so the calls are counted for this request) and the tenant
+        // (so the pacer queues them in this caller's turn).
         let details = DataLoader::with_cache(
             loader,
             move |fut: futures::future::BoxFuture<'static, ()>| {
                 let fut = devicegraph_upstream::with_call_meter(meter.clone(), fut);
+                let tenant = tenant.clone();
+                let fut = async move {
+                    match tenant {
+                        Some(tenant) => devicegraph_upstream::with_tenant(tenant, fut).await,
+                        None => fut.await,
+                    }
+                };
                 match request_id.clone() {
                     Some(id) => tokio::spawn(devicegraph_upstream::with_request_id(id, fut)),
                     None => tokio::spawn(fut),
@@ -315,6 +324,7 @@ mod tests {
             4,
             None,
             devicegraph_upstream::CallMeter::default(),
+            None,
         )
     }
 

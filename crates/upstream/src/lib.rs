@@ -27,5 +27,6 @@ pub use error::{Endpoint, UpstreamError};
 pub use gate::{GatePermit, OpenGate, RequestGate};
 pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei};
 pub use request_id::{
-    CallMeter, current_request_id, in_current_scope, with_call_meter, with_request_id,
+    CallMeter, current_request_id, current_tenant, in_current_scope, with_call_meter,
+    with_request_id, with_tenant,
 };

@@ -17,6 +17,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 tokio::task_local! {
     static REQUEST_ID: String;
     static CALL_METER: CallMeter;
+    static TENANT: Arc<str>;
+}
+
+/// Runs `fut` on behalf of `tenant` (an API key name or client address): the
+/// cache's pacer queues upstream calls fairly between tenants.
+pub async fn with_tenant<F: Future>(tenant: Arc<str>, fut: F) -> F::Output {
+    TENANT.scope(tenant, fut).await
+}
+
+/// The tenant the current task works for, if any.
+pub fn current_tenant() -> Option<Arc<str>> {
+    TENANT.try_with(Arc::clone).ok()
 }
 
 /// Counts upstream HTTP requests made inside a [`with_call_meter`] scope.
@@ -40,11 +52,19 @@ pub(crate) fn count_upstream_call() {
     let _ = CALL_METER.try_with(|m| m.0.fetch_add(1, Ordering::Relaxed));
 }
 
-/// `fut` wrapped so that it runs with the current task's request id and call meter:
+/// `fut` wrapped so that it runs with the current task's request id, call meter and
+/// tenant:
 /// for work spawned onto another task on behalf of the current request.
 pub fn in_current_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
     let id = current_request_id();
     let meter = CALL_METER.try_with(Clone::clone).ok();
+    let tenant = current_tenant();
+    let fut = async move {
+        match tenant {
+            Some(tenant) => TENANT.scope(tenant, fut).await,
+            None => fut.await,
+        }
+    };
     async move {
         match (id, meter) {
             (Some(id), Some(meter)) => REQUEST_ID.scope(id, CALL_METER.scope(meter, fut)).await,
@@ -94,5 +114,17 @@ mod tests {
         assert_eq!(meter.calls(), 2);
         count_upstream_call();
         assert_eq!(meter.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn tenant_follows_spawned_work_in_scope() {
+        let seen = with_tenant(Arc::from("key:a"), async {
+            tokio::spawn(in_current_scope(async { current_tenant() }))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .await;
+        assert_eq!(seen.as_deref(), Some("key:a"));
+        assert_eq!(current_tenant(), None);
     }
 }

@@ -9,7 +9,12 @@
 //! 3. the budget (`rate_per_second` with `burst`), taken last so the request is sent
 //!    right after its slot in the budget: taking budget first and then queueing for
 //!    a concurrency slot would let sends bunch up later. Callers queue for the budget
-//!    in FIFO order on a turnstile, so one probe runs per grant, not one per waiter.
+//!    on a turnstile, so one probe runs per grant, not one per waiter.
+//!
+//! Both queues (slots and turnstile) are fair between tenants (`fair`): the caller's
+//! tenant (API key or address, from the upstream crate's request scope) gets its
+//! turn round-robin with the others, so one tenant's fan-out does not make another's
+//! single call wait behind all of it.
 //!
 //! A call that cannot get its budget before its deadline fails with
 //! `UpstreamError::Unavailable { reason: "upstream budget exhausted" }`.
@@ -17,6 +22,7 @@
 //! back to the local one while Redis is unreachable, and so are 429 pauses
 //! (`remote_pause`): a pause another replica published is adopted before step 1.
 
+mod fair;
 mod local;
 mod remote_pause;
 mod shared;
@@ -29,10 +35,10 @@ use std::time::Duration;
 
 use devicegraph_upstream::{Endpoint, GatePermit, RequestGate, UpstreamError};
 use futures::future::BoxFuture;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 use tracing::{debug, warn};
 
+use self::fair::{FairPermit, FairQueue};
 use self::local::LocalBudget;
 use self::remote_pause::RemotePauses;
 use self::shared::SharedBudget;
@@ -52,8 +58,8 @@ const MAX_PAUSE: Duration = Duration::from_secs(600);
 pub struct Pacer {
     local: LocalBudget,
     shared: Option<SharedBudget>,
-    slots: Arc<Semaphore>,
-    turnstile: tokio::sync::Mutex<()>,
+    slots: FairQueue,
+    turnstile: FairQueue,
     pauses: Mutex<HashMap<Endpoint, Instant>>,
     /// 429 pauses published by (and to) the other replicas, with Redis.
     remote: Option<Arc<RemotePauses>>,
@@ -64,7 +70,7 @@ impl std::fmt::Debug for Pacer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pacer")
             .field("shared", &self.shared.is_some())
-            .field("free_slots", &self.slots.available_permits())
+            .field("free_slots", &self.slots.available())
             .finish_non_exhaustive()
     }
 }
@@ -112,10 +118,8 @@ impl Pacer {
         Ok(Self {
             local: LocalBudget::new(rate, burst),
             shared,
-            slots: Arc::new(Semaphore::new(
-                config.max_concurrency.min(Semaphore::MAX_PERMITS),
-            )),
-            turnstile: tokio::sync::Mutex::new(()),
+            slots: FairQueue::new(config.max_concurrency),
+            turnstile: FairQueue::new(1),
             pauses: Mutex::new(HashMap::new()),
             remote,
             redis,
@@ -203,15 +207,14 @@ impl Pacer {
         &self,
         endpoint: Endpoint,
         deadline: Instant,
-    ) -> Result<OwnedSemaphorePermit, UpstreamError> {
-        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+    ) -> Result<FairPermit, UpstreamError> {
+        if let Some(slot) = self.slots.try_acquire() {
             return Ok(slot);
         }
         metrics::counter!(BUDGET_WAITS, "limit" => "concurrency").increment(1);
-        match timeout_at(deadline, Arc::clone(&self.slots).acquire_owned()).await {
-            Ok(Ok(slot)) => Ok(slot),
-            // The semaphore is never closed; treat it like a timeout anyway.
-            Ok(Err(_)) | Err(_) => {
+        match timeout_at(deadline, self.slots.acquire(tenant())).await {
+            Ok(slot) => Ok(slot),
+            Err(_) => {
                 exhausted("concurrency");
                 Err(UpstreamError::Unavailable {
                     endpoint,
@@ -234,11 +237,11 @@ impl Pacer {
             }
         };
         let mut waited = false;
-        let _turn = match self.turnstile.try_lock() {
-            Ok(turn) => turn,
-            Err(_) => {
+        let _turn = match self.turnstile.try_acquire() {
+            Some(turn) => turn,
+            None => {
                 waited = true;
-                timeout_at(deadline, self.turnstile.lock())
+                timeout_at(deadline, self.turnstile.acquire(tenant()))
                     .await
                     .map_err(|_| fail())?
             }
@@ -271,6 +274,12 @@ impl Pacer {
             None => self.local.try_take(true),
         }
     }
+}
+
+/// Whose turn a wait is: the caller's tenant, or `""` for work done for nobody in
+/// particular (background refreshes, logins).
+fn tenant() -> Arc<str> {
+    devicegraph_upstream::current_tenant().unwrap_or_else(|| Arc::from(""))
 }
 
 fn exhausted(limit: &'static str) {

@@ -207,3 +207,32 @@ async fn an_unreachable_redis_leaves_pauses_local_and_calls_working() {
         "waited out the local pause only: {waited:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tenants_single_call_does_not_wait_behind_anothers_fan_out() {
+    // 10 calls a second, one at a time: tenant "a" queues 100 calls (10 s of budget),
+    // then tenant "b" asks for one.
+    let p = pacer(10, 1, 64);
+    let mut fan_out = Vec::new();
+    for _ in 0..100 {
+        let p = Arc::clone(&p);
+        fan_out.push(tokio::spawn(devicegraph_upstream::with_tenant(
+            Arc::from("key:a"),
+            async move { drop(p.acquire(E, far()).await.unwrap()) },
+        )));
+    }
+    sleep(Duration::from_millis(50)).await;
+    let t0 = Instant::now();
+    let p_b = Arc::clone(&p);
+    devicegraph_upstream::with_tenant(Arc::from("key:b"), async move {
+        drop(p_b.acquire(E, far()).await.unwrap());
+    })
+    .await;
+    let waited = t0.elapsed();
+    // FIFO made it wait for a's 100 calls (about 10 s of the paused clock); in turn
+    // it waits about one grant for a slot and one for the budget (450 ms here).
+    assert!(waited <= Duration::from_secs(1), "b waited {waited:?}");
+    for task in fan_out {
+        task.await.unwrap();
+    }
+}
