@@ -256,6 +256,26 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// Whether any operation of `doc` asks for `__schema` or `__type` at its root
+/// (fragments spread). With introspection off async-graphql answers those with
+/// `null` and no error; `execute` refuses them instead, so a client knows why.
+pub(crate) fn selects_introspection(doc: &ExecutableDocument) -> bool {
+    fn root(doc: &ExecutableDocument, set: &SelectionSet, level: usize) -> bool {
+        level <= MAX_RECURSION
+            && set.items.iter().any(|item| match &item.node {
+                Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
+                Selection::InlineFragment(fr) => root(doc, &fr.node.selection_set.node, level + 1),
+                Selection::FragmentSpread(sp) => doc
+                    .fragments
+                    .get(&sp.node.fragment_name.node)
+                    .is_some_and(|fr| root(doc, &fr.node.selection_set.node, level + 1)),
+            })
+    }
+    doc.operations
+        .iter()
+        .any(|(_, op)| root(doc, &op.node.selection_set.node, 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +365,20 @@ mod tests {
         assert_eq!(checked(nested_roots), Ok(()));
         let directives = "{ __typename @skip(if: false) @include(if: true) @skip(if: false) }";
         assert_eq!(checked(directives), Err(GuardError::Directives(2)));
+    }
+
+    #[test]
+    fn finds_introspection_at_the_root_only() {
+        let doc = |q: &str| parse_query(q).unwrap_or_else(|e| panic!("{e}"));
+        assert!(selects_introspection(&doc(
+            "{ __schema { types { name } } }"
+        )));
+        assert!(selects_introspection(&doc(
+            "{ ...F } fragment F on Query { __type(name: \"Device\") { name } }"
+        )));
+        assert!(!selects_introspection(&doc(
+            "{ __typename device { __typename } }"
+        )));
     }
 
     #[test]

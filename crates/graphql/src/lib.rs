@@ -325,6 +325,11 @@ pub async fn execute(
         Ok(doc) => doc,
         Err(err) => return refused(err, None),
     };
+    if !shared.config.introspection && guard::selects_introspection(&doc) {
+        let mut err = ServerError::new("introspection is disabled on this server", None);
+        error::set_code(&mut err, codes::BAD_USER_INPUT);
+        return refused(err, None);
+    }
     let estimate = cost::Estimator::new(
         &doc,
         &request.variables,

@@ -272,9 +272,14 @@ async fn introspection_follows_the_config() {
         ..GraphqlConfig::default()
     });
     let response = run(&off, query, json!({})).await;
-    // async-graphql answers disabled introspection with null, not an error.
-    assert_eq!(response["data"]["__schema"], Value::Null, "{response:#}");
-    assert!(response.get("errors").is_none(), "{response:#}");
+    // async-graphql alone answers disabled introspection with a bare null; we say why.
+    assert_eq!(response["data"], Value::Null, "{response:#}");
+    assert_eq!(codes(&response), ["BAD_USER_INPUT"], "{response:#}");
+    let message = response["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("introspection is disabled"), "{message}");
+    // __typename is not introspection and still answers.
+    let response = run(&off, "{ __typename }", json!({})).await;
+    assert_eq!(response["data"]["__typename"], "Query", "{response:#}");
     assert_eq!(gate.0.load(Ordering::SeqCst), 0);
 }
 
