@@ -275,7 +275,9 @@ async fn introspection_follows_the_config() {
     // async-graphql alone answers disabled introspection with a bare null; we say why.
     assert_eq!(response["data"], Value::Null, "{response:#}");
     assert_eq!(codes(&response), ["BAD_USER_INPUT"], "{response:#}");
-    let message = response["errors"][0]["message"].as_str().unwrap_or_default();
+    let message = response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.contains("introspection is disabled"), "{message}");
     // __typename is not introspection and still answers.
     let response = run(&off, "{ __typename }", json!({})).await;
