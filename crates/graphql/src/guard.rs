@@ -256,24 +256,46 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// Whether any operation of `doc` asks for `__schema` or `__type` at its root
-/// (fragments spread). With introspection off async-graphql answers those with
-/// `null` and no error; `execute` refuses them instead, so a client knows why.
-pub(crate) fn selects_introspection(doc: &ExecutableDocument) -> bool {
-    fn root(doc: &ExecutableDocument, set: &SelectionSet, level: usize) -> bool {
-        level <= MAX_RECURSION
-            && set.items.iter().any(|item| match &item.node {
-                Selection::Field(f) => matches!(f.node.name.node.as_str(), "__schema" | "__type"),
-                Selection::InlineFragment(fr) => root(doc, &fr.node.selection_set.node, level + 1),
-                Selection::FragmentSpread(sp) => doc
-                    .fragments
-                    .get(&sp.node.fragment_name.node)
-                    .is_some_and(|fr| root(doc, &fr.node.selection_set.node, level + 1)),
-            })
+/// The names of the top-level fields of every operation of `doc`, fragments spread
+/// (unknown fragments skipped; bounded by the guard's limits, which ran first).
+pub(crate) fn root_field_names(doc: &ExecutableDocument) -> Vec<&str> {
+    fn collect<'a>(
+        doc: &'a ExecutableDocument,
+        set: &'a SelectionSet,
+        level: usize,
+        out: &mut Vec<&'a str>,
+    ) {
+        if level > MAX_RECURSION {
+            return;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => out.push(f.node.name.node.as_str()),
+                Selection::InlineFragment(fr) => {
+                    collect(doc, &fr.node.selection_set.node, level + 1, out);
+                }
+                Selection::FragmentSpread(sp) => {
+                    if let Some(fr) = doc.fragments.get(&sp.node.fragment_name.node) {
+                        collect(doc, &fr.node.selection_set.node, level + 1, out);
+                    }
+                }
+            }
+        }
     }
-    doc.operations
-        .iter()
-        .any(|(_, op)| root(doc, &op.node.selection_set.node, 0))
+    let mut out = Vec::new();
+    for (_, op) in doc.operations.iter() {
+        collect(doc, &op.node.selection_set.node, 0, &mut out);
+    }
+    out
+}
+
+/// Whether any operation of `doc` asks for `__schema` or `__type` at its root.
+/// With introspection off async-graphql answers those with `null` and no error;
+/// `execute` refuses them instead, so a client knows why.
+pub(crate) fn selects_introspection(doc: &ExecutableDocument) -> bool {
+    root_field_names(doc)
+        .into_iter()
+        .any(|name| matches!(name, "__schema" | "__type"))
 }
 
 #[cfg(test)]

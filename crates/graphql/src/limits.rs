@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
 
 use crate::error::{codes, set_code};
@@ -55,26 +55,9 @@ fn bad_input(mut e: ServerError) -> ServerError {
 
 /// Whether every top-level selection of every operation is an introspection field.
 fn is_introspection_only(doc: &ExecutableDocument) -> bool {
-    fn set_only(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
-        // Fragments can nest; a spread cycle is a validation error anyway.
-        if depth > 16 {
-            return false;
-        }
-        set.items.iter().all(|item| match &item.node {
-            Selection::Field(f) => {
-                let name = f.node.name.node.as_str();
-                name == "__schema" || name == "__type" || name == "__typename"
-            }
-            Selection::InlineFragment(fr) => set_only(doc, &fr.node.selection_set.node, depth + 1),
-            Selection::FragmentSpread(sp) => doc
-                .fragments
-                .get(&sp.node.fragment_name.node)
-                .is_some_and(|fr| set_only(doc, &fr.node.selection_set.node, depth + 1)),
-        })
-    }
-    doc.operations
-        .iter()
-        .all(|(_, op)| set_only(doc, &op.node.selection_set.node, 0))
+    crate::guard::root_field_names(doc)
+        .into_iter()
+        .all(|name| matches!(name, "__schema" | "__type" | "__typename"))
 }
 
 #[async_graphql::async_trait::async_trait]
