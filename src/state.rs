@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use devicegraph_cache::inbound::{InboundConfig, InboundLimiter};
 use devicegraph_cache::{Store, StoreConfig};
 use devicegraph_graphql::{DeviceSchema, GraphqlConfig};
 use devicegraph_upstream::{ClientConfig, Credentials};
@@ -16,6 +15,7 @@ use crate::config::Config;
 use crate::error::StartupError;
 use crate::http::identity::KeyRing;
 use crate::http::metrics::prometheus;
+use crate::http::rate_limit::{InboundConfig, InboundLimiter};
 use crate::http::upstream_budget::UpstreamBudgets;
 use crate::routes::graphiql::{Sample, page};
 use crate::routes::ops::Readiness;

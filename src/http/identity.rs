@@ -21,11 +21,11 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use devicegraph_cache::inbound::ClientKey;
 use devicegraph_graphql::AccountScope;
 use http::{HeaderMap, HeaderValue, header};
 use sha2::{Digest, Sha256};
 
+use super::rate_limit::ClientKey;
 use crate::config::{AuthConfig, AuthMode, KeyAccounts};
 use crate::state::AppState;
 

@@ -26,7 +26,8 @@
 //! 10. **error rescue**: turns the errors of the next two layers into responses
 //!    (`problem::handle_error`, by type).
 //! 11. **request timeout**: `server.request_timeout`, then 504 `UPSTREAM_TIMEOUT`.
-//! 12. **inbound rate limit**: per client, 429 `RATE_LIMITED` with `Retry-After`.
+//! 12. **inbound rate limit**: per client, 429 `RATE_LIMITED` with `Retry-After`
+//!     (`rate_limit`).
 //! 13. **auth**: refuses requests without a known key (or with two different keys)
 //!    when `auth.mode = "api_key"`.
 //!
@@ -45,6 +46,7 @@ pub(crate) mod identity;
 pub(crate) mod metrics;
 pub(crate) mod negotiate;
 pub(crate) mod problem;
+pub(crate) mod rate_limit;
 pub(crate) mod request_id;
 pub(crate) mod security_headers;
 pub(crate) mod serve;

@@ -18,13 +18,13 @@ use std::any::Any;
 use std::fmt::Display;
 
 use axum::response::{IntoResponse, Response};
-use devicegraph_cache::inbound::RateLimited;
 use devicegraph_graphql::codes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use serde_json::{Value, json};
 use tower::BoxError;
 
 use super::negotiate::{GraphqlMedia, is_graphql};
+use super::rate_limit::RateLimited;
 use super::request_id::REQUEST_ID_HEADER;
 
 /// Longest `detail` sent, in bytes, "…" included; cut on a character boundary.
@@ -329,9 +329,8 @@ pub(crate) fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use devicegraph_cache::inbound::{ClientKey, InboundConfig, InboundLimiter};
-
     use super::*;
+    use crate::http::rate_limit::{ClientKey, InboundConfig, InboundLimiter};
 
     async fn body_json(response: Response) -> Value {
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)

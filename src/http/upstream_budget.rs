@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use devicegraph_cache::inbound::ClientKey;
 use devicegraph_graphql::UpstreamBudget;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::rate_limit::ClientKey;
 
 /// Charges between two sweeps of idle clients' buckets.
 const SWEEP_EVERY: u64 = 4096;

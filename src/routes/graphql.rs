@@ -23,7 +23,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use devicegraph_cache::inbound::ClientKey;
 use devicegraph_graphql::{AccountScope, RequestContext};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
@@ -33,6 +32,7 @@ use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
 use crate::http::negotiate::{GraphqlMedia, wants_html};
 use crate::http::problem::{ApiError, ErrorContext};
+use crate::http::rate_limit::ClientKey;
 use crate::http::request_id::RequestId;
 use crate::state::AppState;
 

@@ -17,12 +17,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::documents::{self, Include};
-use devicegraph_cache::inbound::ClientKey;
-
 use super::graphql::scope_of;
 use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
 use crate::http::problem::{ApiError, ErrorContext};
+use crate::http::rate_limit::ClientKey;
 use crate::http::request_id::RequestId;
 use crate::state::AppState;
 

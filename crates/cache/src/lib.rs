@@ -24,7 +24,6 @@ mod fanout;
 mod fetch;
 mod fetched;
 mod freshness;
-pub mod inbound;
 mod key;
 mod l2;
 mod metrics;

@@ -1,17 +1,21 @@
-//! The inbound per-client rate limit: a tower layer over a keyed governor limiter.
+//! The inbound per-client rate limit (layer 12 of the stack in `http/mod.rs`): a tower
+//! layer over a keyed governor limiter.
 //!
-//! Each request counts against the [`ClientKey`] found in its extensions; the server
-//! puts the API key's name there when auth is on and the client address otherwise (a
-//! request without one counts against a shared `anonymous` bucket, so forgetting the
-//! key fails safe rather than unlimited). Allowed responses get the IETF draft headers
-//! `RateLimit-Policy` and `RateLimit`; a refused request becomes the error
+//! Each request counts against the [`ClientKey`] found in its extensions; the identity
+//! layer puts the API key's name there when auth is on and the client address otherwise
+//! (a request without one counts against a shared `anonymous` bucket, so forgetting the
+//! key fails safe rather than unlimited). The per-client upstream budgets
+//! (`upstream_budget`) count against the same key. Allowed responses get the IETF draft
+//! headers `RateLimit-Policy` and `RateLimit`; a refused request becomes the error
 //! [`RateLimited`] rather than a response, because how a refusal looks (problem+json or
-//! a GraphQL error body) is the server's business: its error handler downcasts the
-//! error and calls [`RateLimited::apply_headers`] for `Retry-After` and the rest.
+//! a GraphQL error body) is the rescue point's business: `problem::handle_error`
+//! downcasts the error and calls [`RateLimited::apply_headers`] for `Retry-After` and
+//! the rest.
 //!
 //! Memory stays bounded: the limiter keeps one small state per key it has seen, and
-//! [`InboundLimiter::spawn_housekeeping`] periodically drops the keys whose bucket is
-//! full again (`retain_recent`), which is indistinguishable from never having seen them.
+//! [`InboundLimiter::spawn_housekeeping`] (started by `startup`) periodically drops the
+//! keys whose bucket is full again (`retain_recent`), which is indistinguishable from
+//! never having seen them.
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -27,16 +31,17 @@ use governor::{Quota, RateLimiter};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tower::{BoxError, Layer, Service};
 
-/// Who a request counts against: an API key name or a client address.
+/// Who a request counts against: an API key name or a client address, set by the
+/// identity layer. The upstream budgets (`upstream_budget`) are kept per key too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClientKey(Arc<str>);
+pub(crate) struct ClientKey(Arc<str>);
 
 impl ClientKey {
-    pub fn new(key: impl Into<Arc<str>>) -> Self {
+    pub(crate) fn new(key: impl Into<Arc<str>>) -> Self {
         Self(key.into())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
@@ -49,26 +54,26 @@ impl ClientKey {
 /// `[limits]` as the limiter sees them. Zeroes are raised to 1: a zero rate would
 /// refuse everything forever, which no configuration means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InboundConfig {
+pub(crate) struct InboundConfig {
     /// Steady requests per second per client.
-    pub per_second: u32,
+    pub(crate) per_second: u32,
     /// Requests a client may send at once.
-    pub burst: u32,
+    pub(crate) burst: u32,
 }
 
 /// Where a client stands after an allowed request (values for the `RateLimit` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitStatus {
-    pub per_second: u32,
-    pub limit: u32,
-    pub remaining: u32,
+pub(crate) struct RateLimitStatus {
+    pub(crate) per_second: u32,
+    pub(crate) limit: u32,
+    pub(crate) remaining: u32,
     /// Whole seconds until the bucket is full again.
-    pub reset_secs: u64,
+    pub(crate) reset_secs: u64,
 }
 
 impl RateLimitStatus {
     /// Sets `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
-    pub fn apply_headers(&self, headers: &mut HeaderMap) {
+    pub(crate) fn apply_headers(&self, headers: &mut HeaderMap) {
         let policy = format!("{};w=1;burst={}", self.per_second, self.limit);
         let state = format!(
             "limit={}, remaining={}, reset={}",
@@ -85,20 +90,20 @@ impl RateLimitStatus {
 /// A request refused by the inbound limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("client rate limit exceeded; retry after {}s", self.retry_after_secs())]
-pub struct RateLimited {
+pub(crate) struct RateLimited {
     /// How long until one more request would be allowed.
-    pub retry_after: Duration,
-    pub status: RateLimitStatus,
+    pub(crate) retry_after: Duration,
+    pub(crate) status: RateLimitStatus,
 }
 
 impl RateLimited {
     /// `Retry-After` in whole seconds, rounded up (never 0: "retry now" would be a lie).
-    pub fn retry_after_secs(&self) -> u64 {
+    pub(crate) fn retry_after_secs(&self) -> u64 {
         ceil_secs(self.retry_after).max(1)
     }
 
     /// Sets `Retry-After`, `RateLimit-Policy` and `RateLimit` on a 429 response.
-    pub fn apply_headers(&self, headers: &mut HeaderMap) {
+    pub(crate) fn apply_headers(&self, headers: &mut HeaderMap) {
         headers.insert(
             http::header::RETRY_AFTER,
             HeaderValue::from(self.retry_after_secs()),
@@ -115,7 +120,7 @@ type Keyed<C> =
     RateLimiter<ClientKey, DefaultKeyedStateStore<ClientKey>, C, StateInformationMiddleware>;
 
 /// The shared per-client limiter. Cheap to clone; clones share the buckets.
-pub struct InboundLimiter<C: Clock = DefaultClock> {
+pub(crate) struct InboundLimiter<C: Clock = DefaultClock> {
     limiter: Arc<Keyed<C>>,
     config: InboundConfig,
 }
@@ -139,14 +144,14 @@ impl<C: Clock> std::fmt::Debug for InboundLimiter<C> {
 }
 
 impl InboundLimiter<DefaultClock> {
-    pub fn new(config: InboundConfig) -> Self {
+    pub(crate) fn new(config: InboundConfig) -> Self {
         Self::with_clock(config, DefaultClock::default())
     }
 }
 
 impl<C: Clock> InboundLimiter<C> {
     /// A limiter reading time from `clock` (tests pass governor's `FakeRelativeClock`).
-    pub fn with_clock(config: InboundConfig, clock: C) -> Self {
+    pub(crate) fn with_clock(config: InboundConfig, clock: C) -> Self {
         let per_second = NonZeroU32::new(config.per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_second(per_second).allow_burst(burst);
@@ -161,12 +166,14 @@ impl<C: Clock> InboundLimiter<C> {
         }
     }
 
-    pub fn config(&self) -> InboundConfig {
+    /// The effective limits, zeroes raised (tests check them; the server reads `[limits]`).
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> InboundConfig {
         self.config
     }
 
     /// Counts one request against `key`.
-    pub fn check(&self, key: &ClientKey) -> Result<RateLimitStatus, RateLimited> {
+    pub(crate) fn check(&self, key: &ClientKey) -> Result<RateLimitStatus, RateLimited> {
         match self.limiter.check_key(key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity().min(self.config.burst);
@@ -197,19 +204,21 @@ impl<C: Clock> InboundLimiter<C> {
         }
     }
 
-    /// Forgets clients whose bucket is full again, and frees the memory.
-    pub fn retain_recent(&self) {
+    /// Forgets clients whose bucket is full again, and frees the memory. The server
+    /// does this through [`InboundLimiter::spawn_housekeeping`]; tests call it directly.
+    #[cfg(test)]
+    pub(crate) fn retain_recent(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }
 
     /// How many clients the limiter currently holds state for.
-    pub fn tracked_clients(&self) -> usize {
+    pub(crate) fn tracked_clients(&self) -> usize {
         self.limiter.len()
     }
 
     /// The tower layer enforcing this limiter.
-    pub fn layer(&self) -> InboundRateLimitLayer<C> {
+    pub(crate) fn layer(&self) -> InboundRateLimitLayer<C> {
         InboundRateLimitLayer {
             limiter: self.clone(),
         }
@@ -220,9 +229,10 @@ impl<C: Clock + Send + Sync + 'static> InboundLimiter<C>
 where
     C::Instant: Send + Sync,
 {
-    /// Runs [`InboundLimiter::retain_recent`] every `every` until the last clone of
-    /// this limiter is dropped. Needs a tokio runtime.
-    pub fn spawn_housekeeping(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Every `every`, forgets clients whose bucket is full again (governor's
+    /// `retain_recent`), frees the memory and sets the tracked-clients gauge, until the
+    /// last clone of this limiter is dropped. Needs a tokio runtime.
+    pub(crate) fn spawn_housekeeping(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak: Weak<Keyed<C>> = Arc::downgrade(&self.limiter);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -241,7 +251,7 @@ where
 }
 
 /// Tower layer: see the module docs.
-pub struct InboundRateLimitLayer<C: Clock = DefaultClock> {
+pub(crate) struct InboundRateLimitLayer<C: Clock = DefaultClock> {
     limiter: InboundLimiter<C>,
 }
 
@@ -265,7 +275,7 @@ impl<S, C: Clock> Layer<S> for InboundRateLimitLayer<C> {
 }
 
 /// The service [`InboundRateLimitLayer`] builds.
-pub struct InboundRateLimit<S, C: Clock = DefaultClock> {
+pub(crate) struct InboundRateLimit<S, C: Clock = DefaultClock> {
     inner: S,
     limiter: InboundLimiter<C>,
 }
