@@ -582,6 +582,30 @@ def attack_fan_out(b: Bench, key_a: str, imei: str, other_account: str) -> None:
         b.measure(row, body)
 
 
+def attack_largest_allowed(b: Bench, key_a: str, imei: str) -> None:
+    """The heaviest fragment document the default limits accept: 11 fragments each
+    spreading the previous twice under one `device` (4,096 fields once spread, under
+    `max_fields` = 5,000): what validation and execution cost when nothing refuses."""
+    parts = [f'query {{ device(account: "{ACCOUNT}", imei: "{imei}") {{ ...K11 }} }}',
+             "fragment K0 on Device { imei firmware }"]
+    for i in range(1, 12):
+        parts.append(f"fragment K{i} on Device {{ ...K{i - 1} ...K{i - 1} }}")
+    q = " ".join(parts)
+    row = Row("k", f"largest accepted fragment document: 2^11 spreads of 2 fields under one "
+                   f"`device` ({len(q):,} B, 4,096 fields once spread), cached device, x 10")
+    times: list[float] = []
+
+    def body(row: Row) -> None:
+        for _ in range(10):
+            r = gql(b.gw.port, key_a, q)
+            row.add(r)
+            times.append(r.ms)
+        row.time_ms = fmt_ms(times)
+        row.notes = "accepted and answered; validation walks the 4,096 spread fields"
+
+    b.measure(row, body)
+
+
 def attack_flood(b: Bench, keys: list[str], imei: str) -> None:
     row = Row("b", "flood: 200 fan-out requests 2^20..2^30 from 16 threads "
                    "(8 per key)")
@@ -1141,6 +1165,7 @@ def main() -> int:
 
         attack_fan_out(b, key_a, sample, other_account)
         attack_flood(b, [key_a, key_b], sample)
+        attack_largest_allowed(b, key_a, sample)
         attack_copies(b, key_a, sample)
         attack_amplification(b, key_a, real_1000, fake_1000)
         # d3/d4 spend tenant-b's budget, so tenant-a starts the drain with a full one.
@@ -1158,7 +1183,7 @@ def main() -> int:
 
         rows = config_rows + b.rows
         ran = ", ".join(r.key for r in rows)
-        order = "abcdefghij"
+        order = "abcdefghijk"
         rows.sort(key=lambda r: (order.index(r.key[0]), r.key))
         md = table(rows)
         print(md)
