@@ -303,8 +303,16 @@ async fn admin_invalidation_needs_the_admin_key() {
     assert_problem(response, 401, "UNAUTHENTICATED").await;
 
     // Cache the device, invalidate it, and the next read goes upstream again.
-    app.get(&format!("/v1/accounts/{ACCOUNT}/devices/{imei}"))
-        .await;
+    let device = format!("/v1/accounts/{ACCOUNT}/devices/{imei}");
+    app.get(&device).await;
+    let warm = app.calls("device_details").await;
+    let cached = app.get(&device).await;
+    assert_eq!(cached.headers()["x-cache"], "HIT");
+    assert_eq!(
+        app.calls("device_details").await,
+        warm,
+        "a cached read makes no upstream call"
+    );
     let response = app
         .client
         .post(&url)
@@ -315,13 +323,16 @@ async fn admin_invalidation_needs_the_admin_key() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert!(body["dropped"].as_u64().is_some(), "{body}");
-    let again = app
-        .get(&format!("/v1/accounts/{ACCOUNT}/devices/{imei}"))
-        .await;
-    if body["dropped"].as_u64().unwrap() > 0 {
-        assert_eq!(again.headers()["x-cache"], "MISS");
-    }
+    let dropped = body["dropped"].as_u64();
+    assert!(dropped.is_some_and(|n| n >= 1), "the cached device: {body}");
+    let again = app.get(&device).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["x-cache"], "MISS");
+    assert_eq!(
+        app.calls("device_details").await,
+        warm + 1,
+        "exactly one more details call after the invalidation"
+    );
 
     let response = app
         .client

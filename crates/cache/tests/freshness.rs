@@ -38,6 +38,17 @@ async fn wait_for_calls(sim: &RunningSim, endpoint: &str, want: u64) -> u64 {
     calls(&stats(sim).await, endpoint)
 }
 
+/// Waits (bounded) until the simulator holds no request.
+async fn wait_until_idle(sim: &RunningSim) {
+    for _ in 0..250 {
+        if stats(sim).await["inFlight"].as_u64() == Some(0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the simulator still holds a request after 5 s");
+}
+
 #[tokio::test]
 async fn fresh_then_revalidated_once_in_the_background() {
     let sim = sim(10_000).await;
@@ -57,23 +68,29 @@ async fn fresh_then_revalidated_once_in_the_background() {
     assert_eq!(calls(&stats(&sim).await, "check_in_history"), 1);
 
     // Past the TTL, inside the SWR window: 100 requests are served from cache at
-    // once and trigger one refresh between them.
+    // once and trigger one refresh between them. The simulator holds the refresh for
+    // a second: all answers are in while it still holds it, so none waited for it.
     clock.advance(Duration::from_secs(10));
-    faults(&sim, json!({"latencyMs": 200})).await;
-    let started = tokio::time::Instant::now();
+    faults(
+        &sim,
+        json!({"latencyMs": 1_000, "endpoints": ["check_in_history"]}),
+    )
+    .await;
     let answers =
         futures::future::join_all((0..100).map(|_| store.check_ins(&account, &imei))).await;
-    assert!(
-        started.elapsed() < Duration::from_millis(150),
-        "served without waiting for the refresh"
-    );
     assert!(
         answers
             .iter()
             .all(|a| a.as_ref().unwrap().freshness == Freshness::Hit)
     );
     assert_eq!(wait_for_calls(&sim, "check_in_history", 2).await, 2);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = stats(&sim).await;
+    assert!(
+        during["inFlight"].as_u64().unwrap() >= 1,
+        "served without waiting for the refresh: it is still under way ({during})"
+    );
+    // Once it is answered, nothing else was sent meanwhile.
+    wait_until_idle(&sim).await;
     assert_eq!(
         calls(&stats(&sim).await, "check_in_history"),
         2,

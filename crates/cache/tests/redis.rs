@@ -173,14 +173,26 @@ async fn a_fetch_under_way_during_an_invalidation_does_not_refill_the_l2() {
     let second = store(&sim, config, Arc::new(TokioClock));
     let account = account();
     let imei = sample_imeis(&sim)[0].clone();
-    faults(&sim, json!({"latencyMs": 400})).await;
+    // The simulator holds the check-in request this long before answering it.
+    faults(
+        &sim,
+        json!({"latencyMs": 1_000, "endpoints": ["check_in_history"]}),
+    )
+    .await;
     let flight = tokio::spawn({
         let (store, account, imei) = (first.clone(), account.clone(), imei.clone());
         async move { store.check_ins(&account, &imei).await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_for_check_in_in_flight(&sim).await;
     let scope = device_scope(&imei);
     first.invalidate(&scope).await;
+    // The whole invalidation ran inside the flight: the simulator has not answered
+    // yet, so the fetch read the value before the invalidation and stores it after.
+    let during = stats(&sim).await;
+    assert!(
+        !flight.is_finished() && during["inFlight"].as_u64().unwrap() >= 1,
+        "the fetch ended before the invalidation did: {during}"
+    );
     assert_eq!(
         flight.await.unwrap().unwrap().freshness,
         Freshness::Miss,
@@ -192,6 +204,23 @@ async fn a_fetch_under_way_during_an_invalidation_does_not_refill_the_l2() {
         Freshness::Miss,
         "not in the L2"
     );
+}
+
+/// Waits until the simulator has received the one check-in request and not answered
+/// it yet.
+async fn wait_for_check_in_in_flight(sim: &devicegraph_sim::RunningSim) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let now = stats(sim).await;
+        if calls(&now, "check_in_history") == 1 && now["inFlight"].as_u64().unwrap() >= 1 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the check-in request never reached the simulator: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Polls (up to 2 s) until `store`'s next read of `imei`'s details reaches the
@@ -351,44 +380,135 @@ async fn two_listening_replicas(
     (sim, prefix, a, b)
 }
 
-/// Pub/sub would lose this one: the invalidation is made while B's listener is cut
-/// off. B reads it from the log when it reconnects, and drops exactly that device
-/// (its other cached device stays: a catch-up, not a wholesale clear).
+/// A TCP proxy in front of Redis that a test can cut: [`RedisCut::cut`] closes every
+/// connection made through it and refuses new ones until [`RedisCut::restore`], so a
+/// store connected through it is disconnected for exactly as long as the test says.
+struct RedisCut {
+    url: String,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl RedisCut {
+    async fn start(url: &str) -> Self {
+        let mut proxied = reqwest::Url::parse(url).unwrap();
+        let target = format!(
+            "{}:{}",
+            proxied.host_str().unwrap(),
+            proxied.port().unwrap_or(6379)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        proxied.set_host(Some("127.0.0.1")).unwrap();
+        proxied.set_port(Some(port)).unwrap();
+        let (open, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut open = watch.clone();
+                if !*open.borrow_and_update() {
+                    // Refused: closed at once, so the client fails fast and retries.
+                    continue;
+                }
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = open.wait_for(|open| !*open) => {}
+                    }
+                });
+            }
+        });
+        Self {
+            url: proxied.to_string(),
+            open,
+        }
+    }
+
+    fn cut(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn restore(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+/// Waits until exactly `n` listeners of `store`'s prefix are connected and in sync.
+async fn wait_for_exactly(
+    conn: &mut redis::aio::MultiplexedConnection,
+    store: &Store,
+    n: usize,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let now = listener_ids(conn, store).await.len();
+        if now == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {now} listeners, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Pub/sub would lose this one: the invalidation is made while B's Redis connections
+/// (its listener's among them) are cut. B reads it from the log when it reconnects,
+/// and drops exactly that device (its other cached device stays: a catch-up, not a
+/// wholesale clear).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidation_made_while_a_replica_is_disconnected_reaches_it() {
     let Some(url) = redis_url() else { return };
-    let (sim, prefix, a, b) = two_listening_replicas(&url, "catch-up").await;
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "catch-up");
+    let prefix = config.redis_key_prefix.clone();
+    // B reaches Redis only through a proxy the test can cut.
+    let cut = RedisCut::start(&url).await;
+    let a = store(&sim, config.clone(), Arc::new(TokioClock));
+    let b = store(
+        &sim,
+        StoreConfig {
+            redis_url: Some(cut.url.clone()),
+            ..config
+        },
+        Arc::new(TokioClock),
+    );
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    wait_for_exactly(&mut admin, &a, 2, "both listeners in sync").await;
+
     let imeis = sample_imeis(&sim);
     let (gone, kept) = (imeis[0].clone(), imeis[1].clone());
     let account = account();
     b.device_details(&account, &[gone.clone(), kept.clone()])
         .await;
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
     // From here a read without an upstream call is an L1 hit.
     drop_l2(&mut admin, &prefix).await;
     assert!(is_cached(&sim, &b, &gone).await && is_cached(&sim, &b, &kept).await);
 
-    // Cut every listener of the prefix off, and invalidate while they reconnect.
-    let ids = listener_ids(&mut admin, &a).await;
-    assert_eq!(ids.len(), 2);
-    for id in &ids {
-        let killed: u64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(id)
-            .query_async(&mut admin)
-            .await
-            .unwrap();
-        assert_eq!(killed, 1, "listener connection {id} killed");
-    }
-    let scope = device_scope(&gone);
-    a.invalidate(&scope).await;
-    // Made inside the listeners' 100 ms reconnect backoff; say so when the machine
-    // was too slow for that (the catch-up below then proves less).
-    let back = listener_ids(&mut admin, &a).await.len();
-    println!("listeners reconnected when the invalidation was made: {back} of 2");
+    // Cut B off; Redis sees its listener go, and it cannot come back until restored.
+    cut.cut();
+    wait_for_exactly(&mut admin, &a, 1, "B's listener disconnected").await;
+    // (A held no copy, and the L2's is gone: the log entry is the only trace.)
+    a.invalidate(&device_scope(&gone)).await;
+    assert_eq!(
+        listener_ids(&mut admin, &a).await.len(),
+        1,
+        "the invalidation was made while B's listener was disconnected"
+    );
+    // B's L1 cannot have heard of it: still cached (no read of B touches Redis here:
+    // its L1 answers).
+    assert!(
+        is_cached(&sim, &b, &gone).await,
+        "B learnt it without Redis"
+    );
 
+    cut.restore();
+    wait_for_exactly(&mut admin, &a, 2, "B's listener reconnected").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while is_cached(&sim, &b, &gone).await {
         assert!(

@@ -371,3 +371,42 @@ async fn with_reuse_validation_off_every_operation_is_fully_validated() {
         assert!(answer["errors"].is_null(), "{answer}");
     }
 }
+
+/// The README's figure: `devices` of 2,500 IMEIs costs exactly three details calls
+/// (1,000 IMEIs per upstream request), counted at the simulator.
+#[tokio::test]
+async fn devices_of_2500_imeis_cost_three_details_calls() {
+    let config = devicegraph_graphql::GraphqlConfig {
+        max_list_length: 2_500,
+        ..devicegraph_graphql::GraphqlConfig::default()
+    };
+    let env = SimEnv::start(
+        devicegraph_sim::SimConfig::default(),
+        config,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    // The account's sample devices first, then distinct valid IMEIs it does not have.
+    let mut imeis = env.sample_imeis(ACCOUNT);
+    let mut n = 0u64;
+    while imeis.len() < 2_500 {
+        let body = format!("{:014}", 35_123_400_000_000 + n);
+        let check = devicegraph_upstream::ids::luhn_check_digit(&body);
+        let imei = format!("{body}{check}");
+        if !imeis.contains(&imei) {
+            imeis.push(imei);
+        }
+        n += 1;
+    }
+    let r = env
+        .run(
+            "query($a: String!, $i: [IMEI!]!) { devices(account: $a, imeis: $i) { imei firmware } }",
+            json!({"a": ACCOUNT, "i": imeis}),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r:#}");
+    let devices = r["data"]["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2_500, "one entry per IMEI asked");
+    assert!(devices[0]["firmware"].is_string(), "{:#}", devices[0]);
+    assert_eq!(env.calls("device_details").await, 3);
+}

@@ -178,13 +178,35 @@ async fn a_stalled_upstream_times_out_within_the_deadline() {
     assert!(elapsed < Duration::from_millis(1_500), "{elapsed:?}");
 }
 
+/// A slow answer that still fits the deadline is waited for: one attempt, no early
+/// per-attempt timeout and no retry. The latency is two thirds of the deadline, so a
+/// second attempt (or an attempt cut short and retried) could not fit in it.
 #[tokio::test]
 async fn latency_is_tolerated_within_the_deadline() {
+    const LATENCY: Duration = Duration::from_millis(400);
+    const DEADLINE: Duration = Duration::from_millis(600);
     let sim = sim().await;
-    let client = client(&sim);
-    set_faults(&sim, json!({"latencyMs": 100, "jitterMs": 50})).await;
+    let mut config = config(&sim);
+    config.timeout = DEADLINE;
+    let client = Client::new(config).unwrap();
+    ready(&sim, &client).await;
+    set_faults(
+        &sim,
+        json!({"latencyMs": LATENCY.as_millis() as u64, "endpoints": ["upgrade_history"]}),
+    )
+    .await;
+    let before = sim.stats();
+    let started = Instant::now();
     let result = client.upgrade_history(&account(), &sample(&sim)).await;
+    let elapsed = started.elapsed();
     assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        delta(&before, &sim.stats(), "upgrade_history"),
+        1,
+        "one attempt"
+    );
+    assert!(elapsed >= LATENCY, "the latency applied: {elapsed:?}");
+    assert!(elapsed < DEADLINE, "{elapsed:?}");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! connected to it, the simulator's control API over HTTP, and the Redis switch.
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,7 +120,7 @@ pub fn generated_imeis(n: u64) -> Vec<Imei> {
         .collect()
 }
 
-/// The Redis URL for tests, or `None` after printing why the test is skipped.
+/// The Redis URL for tests, or `None` after writing to stderr why the test is skipped.
 /// With `DEVICEGRAPH_REQUIRE_REDIS=1` a missing URL fails the test instead.
 pub fn redis_url() -> Option<String> {
     match std::env::var("DEVICEGRAPH_TEST_REDIS_URL") {
@@ -129,7 +130,12 @@ pub fn redis_url() -> Option<String> {
                 std::env::var("DEVICEGRAPH_REQUIRE_REDIS").as_deref() != Ok("1"),
                 "DEVICEGRAPH_REQUIRE_REDIS=1 but DEVICEGRAPH_TEST_REDIS_URL is not set"
             );
-            println!("skipping: DEVICEGRAPH_TEST_REDIS_URL not set");
+            // Straight to fd 2, not `eprintln!`: libtest captures the macros' output of
+            // passing tests, and a skip must be visible in a plain `cargo test`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping Redis test: DEVICEGRAPH_TEST_REDIS_URL not set (see README)"
+            );
             None
         }
     }
