@@ -35,13 +35,13 @@ use crate::coalesce::{Flight, FlightGuard, FlightSender, Inflight, KeyOutcome, P
 use crate::config::InvalidateScope;
 use crate::epoch::{Epochs, FlightEpoch};
 use crate::error::CacheError;
-use crate::fetched::{Fetched, Freshness};
+use crate::fetched::{Fetched, Freshness, KeyResult};
 use crate::freshness::{State, Windows, state_of};
 use crate::key::{CacheKey, Resource};
 use crate::l2::L2;
 use crate::metrics;
 use crate::pacer::Pacer;
-use crate::value::{Answer, CachedValue, Entry};
+use crate::value::{Answer, Entry};
 
 /// Fetches the given keys (all of one resource) from the upstream. Must answer every
 /// key it is given; a key it leaves out is reported as unavailable.
@@ -49,8 +49,6 @@ pub(crate) type FetchFn =
     Arc<dyn Fn(Vec<CacheKey>) -> BoxFuture<'static, FetchAnswers> + Send + Sync>;
 
 pub(crate) type FetchAnswers = HashMap<CacheKey, Result<Answer, UpstreamError>>;
-
-pub(crate) type KeyResult = Result<Fetched<CachedValue>, CacheError>;
 
 /// Keeps each entry in moka for its TTL plus the longer of the two windows.
 struct Retention(Duration);

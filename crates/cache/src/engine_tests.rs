@@ -14,6 +14,7 @@ use tokio::time::{Duration, advance, sleep};
 use super::*;
 use crate::clock::TokioClock;
 use crate::config::StoreConfig;
+use crate::value::CachedValue;
 
 const TTL: Duration = Duration::from_secs(60);
 const NOT_FOUND_TTL: Duration = Duration::from_secs(10);
@@ -461,7 +462,7 @@ async fn the_byte_bound_holds_when_filled_far_past_it() {
     for n in 0..20_000 {
         let value = device(&imei(n).to_string(), 1);
         let key = key(n);
-        total += u64::from(crate::weigh::entry_weight(&key, &value));
+        total += u64::from(crate::value::entry_weight(&key, &value));
         engine.insert(key, Answer { value, ttl: TTL });
     }
     let held = engine.weighted_size();

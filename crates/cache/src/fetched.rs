@@ -1,5 +1,9 @@
 //! What every read answers: the value and where it came from, so the HTTP layer can
-//! say `X-Cache: HIT | MISS | STALE` and GraphQL can list `extensions.stale`.
+//! say `X-Cache: HIT | MISS | STALE` and GraphQL can list `extensions.stale`; and
+//! [`KeyResult`], the engine's answer for one key before the store narrows its value.
+
+use crate::error::CacheError;
+use crate::value::CachedValue;
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,3 +42,8 @@ impl<T> Fetched<T> {
         }
     }
 }
+
+/// The engine's answer for one key: the cached value (not yet narrowed to the
+/// resource's type) and its freshness, or why there is none. Lives here rather than
+/// in `engine` so `metrics` can tally reads without importing the engine.
+pub(crate) type KeyResult = Result<Fetched<CachedValue>, CacheError>;

@@ -1,12 +1,14 @@
 //! The crate's metric names and the few helpers that record them, through the
 //! `metrics` facade (the root binary installs the Prometheus exporter).
+//!
+//! A leaf: it imports only the value types it counts (`fetched`, `key`), never the
+//! modules that record (`engine`, `pacer`, `redis_conn`, `fanout`).
 
 use std::collections::HashMap;
 
 use tracing::debug;
 
-use crate::engine::KeyResult;
-use crate::fetched::Freshness;
+use crate::fetched::{Freshness, KeyResult};
 use crate::key::{CacheKey, Resource};
 
 pub(crate) const CACHE_REQUESTS: &str = "devicegraph_cache_requests_total";

@@ -20,11 +20,11 @@ use tracing::warn;
 
 use crate::clock::{Clock, TokioClock};
 use crate::config::{InvalidateScope, StoreConfig};
-use crate::engine::{Engine, FetchFn, KeyResult};
+use crate::engine::{Engine, FetchFn};
 use crate::error::CacheError;
 use crate::fanout::Fanout;
 use crate::fetch;
-use crate::fetched::Fetched;
+use crate::fetched::{Fetched, KeyResult};
 use crate::freshness::Windows;
 use crate::key::{CacheKey, Resource};
 use crate::l2::L2;

@@ -1,6 +1,8 @@
 //! What the cache holds: parsed upstream answers behind `Arc` (a hit clones a pointer,
-//! never a body), stamped with when they were stored and for how long they are fresh.
+//! never a body), stamped with when they were stored and for how long they are fresh,
+//! and what each entry weighs (summed from `weigh`'s estimates of its parts).
 
+use std::mem::size_of;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::key::CacheKey;
-use crate::weigh;
+use crate::weigh::{HeapSize, MOKA_ENTRY_OVERHEAD, alloc, key_heap};
 
 /// One cached upstream answer. Serialisable for the Redis L2 copy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,7 +86,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub(crate) fn new(key: &CacheKey, answer: Answer, stored_at: Instant) -> Self {
-        let weight = weigh::entry_weight(key, &answer.value);
+        let weight = entry_weight(key, &answer.value);
         Self {
             value: answer.value,
             stored_at,
@@ -92,4 +94,34 @@ impl Entry {
             weight,
         }
     }
+}
+
+impl HeapSize for NotFound {
+    fn heap_size(&self) -> usize {
+        self.error_code.heap_size() + self.error_message.heap_size()
+    }
+}
+
+impl HeapSize for CachedValue {
+    fn heap_size(&self) -> usize {
+        match self {
+            Self::Device(v) => v.heap_size(),
+            Self::Upgrades(v) => v.heap_size(),
+            Self::CheckIns(v) => v.heap_size(),
+            Self::CampaignPage(v) => v.heap_size(),
+            Self::Provisioning(v) => v.heap_size(),
+            Self::Absent(v) => v.heap_size(),
+        }
+    }
+}
+
+/// The weight moka charges for `key` -> `value`: everything the entry keeps alive.
+pub(crate) fn entry_weight(key: &CacheKey, value: &CachedValue) -> u32 {
+    let bytes = MOKA_ENTRY_OVERHEAD
+        // moka holds the key in its own Arc, and our Entry in an Arc.
+        + alloc(2 * size_of::<usize>() + size_of::<CacheKey>())
+        + key_heap(key)
+        + alloc(2 * size_of::<usize>() + size_of::<Entry>())
+        + value.heap_size();
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }

@@ -1,10 +1,12 @@
-//! Approximate heap bytes of a cache entry, for moka's weigher, so `cache.max_bytes`
-//! bounds memory rather than an entry count.
+//! Approximate heap bytes of what a cache entry is made of, for moka's weigher, so
+//! `cache.max_bytes` bounds memory rather than an entry count.
 //!
 //! The estimate counts what an entry really allocates: every `String`/`Vec` buffer at
 //! its capacity, rounded the way glibc's malloc rounds chunks (16-byte granules, 8 bytes
-//! of header, 32 bytes minimum), the `Arc` boxes around values and entries, the key's
-//! own strings, and moka's per-entry bookkeeping (measured: see the memory test).
+//! of header, 32 bytes minimum), the `Arc` boxes around values, the key's own strings,
+//! and moka's per-entry bookkeeping (measured: see the memory test). This module
+//! weighs the parts (upstream models, keys); `value` sums them into an entry's
+//! weight next to the types it weighs, so the dependency runs `value` -> `weigh`.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -15,12 +17,11 @@ use devicegraph_upstream::model::{
 };
 
 use crate::key::CacheKey;
-use crate::value::{CachedValue, Entry, NotFound};
 
 /// moka's own cost per entry: the key and value `Arc`s it wraps, entry info, the
 /// access-order and write-order deque nodes, the timer-wheel node for per-entry
 /// expiry and the hash-table slot. Calibrated by `tests/memory_bound.rs`.
-const MOKA_ENTRY_OVERHEAD: usize = 320;
+pub(crate) const MOKA_ENTRY_OVERHEAD: usize = 320;
 
 /// Bytes malloc really hands out for a request of `n` bytes.
 pub(crate) fn alloc(n: usize) -> usize {
@@ -144,27 +145,8 @@ impl HeapSize for ProvisioningEvent {
     }
 }
 
-impl HeapSize for NotFound {
-    fn heap_size(&self) -> usize {
-        self.error_code.heap_size() + self.error_message.heap_size()
-    }
-}
-
-impl HeapSize for CachedValue {
-    fn heap_size(&self) -> usize {
-        match self {
-            Self::Device(v) => v.heap_size(),
-            Self::Upgrades(v) => v.heap_size(),
-            Self::CheckIns(v) => v.heap_size(),
-            Self::CampaignPage(v) => v.heap_size(),
-            Self::Provisioning(v) => v.heap_size(),
-            Self::Absent(v) => v.heap_size(),
-        }
-    }
-}
-
 /// Identifier newtypes keep exactly their text (parsed with `to_owned`).
-fn key_heap(key: &CacheKey) -> usize {
+pub(crate) fn key_heap(key: &CacheKey) -> usize {
     match key {
         CacheKey::DeviceDetails { account, imei }
         | CacheKey::UpgradeHistory { account, imei }
@@ -178,17 +160,6 @@ fn key_heap(key: &CacheKey) -> usize {
         } => alloc(account.as_str().len()) + alloc(campaign.as_str().len()) + cursor.heap_size(),
         CacheKey::Provisioning { device, .. } => alloc(device.id().len()),
     }
-}
-
-/// The weight moka charges for `key` -> `value`: everything the entry keeps alive.
-pub(crate) fn entry_weight(key: &CacheKey, value: &CachedValue) -> u32 {
-    let bytes = MOKA_ENTRY_OVERHEAD
-        // moka holds the key in its own Arc, and our Entry in an Arc.
-        + alloc(2 * size_of::<usize>() + size_of::<CacheKey>())
-        + key_heap(key)
-        + alloc(2 * size_of::<usize>() + size_of::<Entry>())
-        + value.heap_size();
-    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The two ThingSpace tokens: the OAuth bearer (client credentials) and the M2M
-//! session (username/password login), cached, renewed, and protected against
-//! locking the account.
+//! The account's [`Credentials`] and the two ThingSpace tokens obtained with them:
+//! the OAuth bearer (client credentials) and the M2M session (username/password
+//! login), cached, renewed, and protected against locking the account.
 //!
 //! **Single flight.** All token state sits behind one `tokio::sync::Mutex`, held
 //! across the token request itself: when many calls find the session expired at
@@ -33,13 +33,21 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use crate::client::Credentials;
 use crate::error::{Endpoint, UpstreamError};
 use crate::retry::later;
 use crate::transport::{
     Authorization, FORM, JSON, RawResponse, RequestSpec, Transport, decode_error,
 };
 use crate::wire::{parse_error_body, parse_oauth_token, parse_session_token};
+
+/// The four secrets-and-names a ThingSpace account needs. `Debug` never shows secrets.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub username: String,
+    pub password: SecretString,
+}
 
 /// Refusals in a row after which the client stops trying (ThingSpace locks at five).
 const MAX_REFUSALS: u32 = 2;

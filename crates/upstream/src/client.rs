@@ -1,22 +1,21 @@
 //! The ThingSpace client: one pooled HTTP client, both tokens, retries inside one
-//! deadline per call, and the five data reads.
+//! deadline per call, and the five data reads (one request or one page each; the
+//! whole-report streams over those pages are `Client` methods defined in `paging`).
 //!
 //! INTERFACE FROZEN: other crates code against these signatures.
 //!
 //! Each logical call (one request, or one page of a stream) gets one deadline,
 //! `ClientConfig::timeout`, covering token renewal, every attempt and every backoff.
 //! The pieces live beside this file: `transport` (one request and its retries),
-//! `auth` (tokens, single-flight renewal, lockout protection), `paging` (streams and
-//! their cursor checks), `retry` (backoff and `Retry-After`).
+//! `auth` (credentials, tokens, single-flight renewal, lockout protection), `paging`
+//! (streams and their cursor checks), `retry` (backoff and `Retry-After`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::stream::BoxStream;
 use reqwest::Method;
-use secrecy::SecretString;
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
@@ -25,11 +24,7 @@ use crate::auth::{Auth, gateway_fault, rejection};
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
 use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
-use crate::model::{
-    CampaignDevice, CampaignPage, CheckIn, DeviceDetails, DeviceDetailsPage, FirmwareUpgrade,
-    ProvisioningEvent, ProvisioningPage,
-};
-use crate::paging::{self, DETAILS_CHUNK};
+use crate::model::{CampaignPage, CheckIn, DeviceDetailsPage, FirmwareUpgrade, ProvisioningPage};
 use crate::retry::{Backoff, later};
 use crate::transport::{
     Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
@@ -37,14 +32,10 @@ use crate::transport::{
 };
 use crate::wire;
 
-/// The four secrets-and-names a ThingSpace account needs. `Debug` never shows secrets.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub username: String,
-    pub password: SecretString,
-}
+pub use crate::auth::Credentials;
+
+/// Most IMEIs one device-details request may name.
+pub(crate) const DETAILS_CHUNK: usize = 1_000;
 
 /// How the client talks to the upstream.
 #[derive(Clone, Debug)]
@@ -225,15 +216,6 @@ impl Client {
         decode(EP, &response, wire::parse_campaign_page)
     }
 
-    /// The whole campaign report as a stream, following `lastSeenDeviceId`.
-    pub fn campaign_devices(
-        &self,
-        account: AccountName,
-        campaign: CampaignId,
-    ) -> BoxStream<'static, Result<CampaignDevice, UpstreamError>> {
-        paging::campaign_devices(self.clone(), account, campaign)
-    }
-
     /// One request for details of at most 1,000 IMEIs, after `last_seen`.
     pub async fn device_details_page(
         &self,
@@ -274,16 +256,6 @@ impl Client {
         decode(EP, &response, wire::parse_device_details_page)
     }
 
-    /// Details for any number of IMEIs: chunks of at most 1,000, each following
-    /// `lastSeenDeviceId`. Unknown IMEIs are simply absent from the stream.
-    pub fn device_details(
-        &self,
-        account: AccountName,
-        imeis: Vec<Imei>,
-    ) -> BoxStream<'static, Result<DeviceDetails, UpstreamError>> {
-        paging::device_details(self.clone(), account, imeis)
-    }
-
     /// One provisioning-history request (200 = last page, 202 = more).
     pub async fn provisioning_history_page(
         &self,
@@ -312,17 +284,6 @@ impl Client {
         // hasMoreData is missing.
         page.has_more_data |= response.status == reqwest::StatusCode::ACCEPTED;
         Ok(page)
-    }
-
-    /// All provisioning events in `[earliest, latest]`, oldest first, across 202
-    /// pages, with exactly the repeated boundary records dropped.
-    pub fn provisioning_history(
-        &self,
-        device: DeviceIdentifier,
-        earliest: DateTime<Utc>,
-        latest: DateTime<Utc>,
-    ) -> BoxStream<'static, Result<ProvisioningEvent, UpstreamError>> {
-        paging::provisioning_history(self.clone(), device, earliest, latest)
     }
 
     /// One logical data call inside its span: tokens, the request with its retries,

@@ -1,5 +1,8 @@
-//! Pagination: the three paginated reads as async streams, and the pure bookkeeping
-//! that decides what the next request is and whether a page is broken.
+//! Pagination: the three paginated reads as async streams (`Client::campaign_devices`,
+//! `Client::device_details`, `Client::provisioning_history`, defined here on top of
+//! the client's one-page requests, so this module depends on `client` and not the
+//! reverse), and the pure bookkeeping that decides what the next request is and
+//! whether a page is broken.
 //!
 //! A broken upstream must never make a stream hang or loop: a page that does not
 //! advance its cursor, or says `hasMoreData` with nothing in it, ends the stream with
@@ -15,7 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use futures::stream::{BoxStream, Stream};
 
-use crate::client::Client;
+use crate::client::{Client, DETAILS_CHUNK};
 use crate::error::{Endpoint, UpstreamError};
 use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
 use crate::model::{CampaignDevice, DeviceDetails, ProvisioningEvent, ProvisioningPage};
@@ -23,9 +26,6 @@ use crate::model::{CampaignDevice, DeviceDetails, ProvisioningEvent, Provisionin
 /// Most pages one stream will fetch (100 million campaign devices, 50 million
 /// provisioning events): far past any real report, small enough to end a runaway.
 pub(crate) const MAX_PAGES: u64 = 100_000;
-
-/// Most IMEIs one device-details request may name.
-pub(crate) const DETAILS_CHUNK: usize = 1_000;
 
 fn pagination(endpoint: Endpoint, reason: impl Into<String>) -> UpstreamError {
     UpstreamError::Pagination {
@@ -256,84 +256,95 @@ where
     }
 }
 
-pub(crate) fn campaign_devices(
-    client: Client,
-    account: AccountName,
-    campaign: CampaignId,
-) -> BoxStream<'static, Result<CampaignDevice, UpstreamError>> {
-    Box::pin(follow_cursor(
-        Endpoint::CampaignDevices,
-        |d: &CampaignDevice| d.device_id.as_str(),
-        move |last_seen| {
-            let (client, account, campaign) = (client.clone(), account.clone(), campaign.clone());
-            async move {
-                let page = client
-                    .campaign_devices_page(&account, &campaign, last_seen.as_deref())
-                    .await?;
-                Ok(CursorPage {
-                    has_more: page.has_more_data,
-                    reported: page.last_seen_device_id,
-                    items: page.devices,
-                })
-            }
-        },
-    ))
-}
-
-pub(crate) fn device_details(
-    client: Client,
-    account: AccountName,
-    mut imeis: Vec<Imei>,
-) -> BoxStream<'static, Result<DeviceDetails, UpstreamError>> {
-    // Sorted as well as deduplicated: the upstream pages each request in IMEI order.
-    imeis.sort();
-    imeis.dedup();
-    Box::pin(try_stream! {
-        for chunk in imeis.chunks(DETAILS_CHUNK) {
-            let (client, account) = (&client, &account);
-            let devices = follow_cursor(
-                Endpoint::DeviceDetails,
-                |d: &DeviceDetails| d.device_id.as_str(),
-                move |last_seen| async move {
+impl Client {
+    /// The whole campaign report as a stream, following `lastSeenDeviceId`.
+    pub fn campaign_devices(
+        &self,
+        account: AccountName,
+        campaign: CampaignId,
+    ) -> BoxStream<'static, Result<CampaignDevice, UpstreamError>> {
+        let client = self.clone();
+        Box::pin(follow_cursor(
+            Endpoint::CampaignDevices,
+            |d: &CampaignDevice| d.device_id.as_str(),
+            move |last_seen| {
+                let (client, account, campaign) =
+                    (client.clone(), account.clone(), campaign.clone());
+                async move {
                     let page = client
-                        .device_details_page(account, chunk, last_seen.as_deref())
+                        .campaign_devices_page(&account, &campaign, last_seen.as_deref())
                         .await?;
                     Ok(CursorPage {
                         has_more: page.has_more_data,
                         reported: page.last_seen_device_id,
                         items: page.devices,
                     })
-                },
-            );
-            futures::pin_mut!(devices);
-            while let Some(device) = devices.next().await {
-                yield device?;
-            }
-        }
-    })
-}
+                }
+            },
+        ))
+    }
 
-pub(crate) fn provisioning_history(
-    client: Client,
-    device: DeviceIdentifier,
-    earliest: DateTime<Utc>,
-    latest: DateTime<Utc>,
-) -> BoxStream<'static, Result<ProvisioningEvent, UpstreamError>> {
-    Box::pin(try_stream! {
-        let mut pager = ProvisioningPager::new(earliest);
-        loop {
-            let page = client
-                .provisioning_history_page(&device, pager.earliest(), latest)
-                .await?;
-            let (fresh, more) = pager.accept(page)?;
-            for event in fresh {
-                yield event;
+    /// Details for any number of IMEIs: chunks of at most 1,000, each following
+    /// `lastSeenDeviceId`. Unknown IMEIs are simply absent from the stream.
+    pub fn device_details(
+        &self,
+        account: AccountName,
+        mut imeis: Vec<Imei>,
+    ) -> BoxStream<'static, Result<DeviceDetails, UpstreamError>> {
+        let client = self.clone();
+        // Sorted as well as deduplicated: the upstream pages each request in IMEI order.
+        imeis.sort();
+        imeis.dedup();
+        Box::pin(try_stream! {
+            for chunk in imeis.chunks(DETAILS_CHUNK) {
+                let (client, account) = (&client, &account);
+                let devices = follow_cursor(
+                    Endpoint::DeviceDetails,
+                    |d: &DeviceDetails| d.device_id.as_str(),
+                    move |last_seen| async move {
+                        let page = client
+                            .device_details_page(account, chunk, last_seen.as_deref())
+                            .await?;
+                        Ok(CursorPage {
+                            has_more: page.has_more_data,
+                            reported: page.last_seen_device_id,
+                            items: page.devices,
+                        })
+                    },
+                );
+                futures::pin_mut!(devices);
+                while let Some(device) = devices.next().await {
+                    yield device?;
+                }
             }
-            if !more {
-                break;
+        })
+    }
+
+    /// All provisioning events in `[earliest, latest]`, oldest first, across 202
+    /// pages, with exactly the repeated boundary records dropped.
+    pub fn provisioning_history(
+        &self,
+        device: DeviceIdentifier,
+        earliest: DateTime<Utc>,
+        latest: DateTime<Utc>,
+    ) -> BoxStream<'static, Result<ProvisioningEvent, UpstreamError>> {
+        let client = self.clone();
+        Box::pin(try_stream! {
+            let mut pager = ProvisioningPager::new(earliest);
+            loop {
+                let page = client
+                    .provisioning_history_page(&device, pager.earliest(), latest)
+                    .await?;
+                let (fresh, more) = pager.accept(page)?;
+                for event in fresh {
+                    yield event;
+                }
+                if !more {
+                    break;
+                }
             }
-        }
-    })
+        })
+    }
 }
 
 #[cfg(test)]
