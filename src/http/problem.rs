@@ -1,7 +1,12 @@
 //! The one rescue point: every error the server answers with is an [`ApiError`],
-//! turned into a response here, and logged here.
+//! turned into a response here, and logged here with the request id: REST problems,
+//! and on `/graphql` the refusals before execution (authentication, limits, bodies,
+//! persisted queries and trusted documents) in GraphQL shape. The errors the executor
+//! returns are already coded by the GraphQL crate's mapping and are sent as it wrote
+//! them (`routes::graphql`); REST re-reads them here ([`ApiError::from_graphql`]).
 //!
-//! - Codes map to statuses in exactly one place ([`status_for`]).
+//! - Codes, their statuses and titles are one table, [`Code`] (the GraphQL crate's
+//!   mapping from failures to codes uses the same enum).
 //! - REST answers are RFC 9457 `application/problem+json` with `type`, `title`,
 //!   `status`, `detail`, `code` (and `upstream` for `UPSTREAM_ERROR`); requests to
 //!   `/graphql` get the same error in GraphQL shape (`errors[].extensions.code`).
@@ -18,7 +23,7 @@ use std::any::Any;
 use std::fmt::Display;
 
 use axum::response::{IntoResponse, Response};
-use devicegraph_graphql::codes;
+use devicegraph_graphql::{Code, code_of};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use serde_json::{Value, json};
 use tower::BoxError;
@@ -56,58 +61,9 @@ fn bounded_upstream(mut value: Value) -> Value {
     value
 }
 
-/// REST-only code for a resource that does not exist (unknown route, device or
-/// campaign); added to the contract's list, which the contract allows.
-pub(crate) const NOT_FOUND: &str = "NOT_FOUND";
-
-/// The HTTP status of each code. Unknown codes are server faults.
-pub(crate) fn status_for(code: &str) -> StatusCode {
-    match code {
-        codes::BAD_USER_INPUT | codes::QUERY_TOO_COMPLEX => StatusCode::BAD_REQUEST,
-        codes::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
-        codes::FORBIDDEN => StatusCode::FORBIDDEN,
-        NOT_FOUND => StatusCode::NOT_FOUND,
-        codes::RATE_LIMITED => StatusCode::TOO_MANY_REQUESTS,
-        codes::UPSTREAM_ERROR => StatusCode::BAD_GATEWAY,
-        codes::UPSTREAM_UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
-        codes::UPSTREAM_TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// The code as a `'static` constant (codes arriving as text from a GraphQL error
-/// are matched against the known set; anything else is `INTERNAL`).
-fn known_code(code: &str) -> &'static str {
-    [
-        codes::BAD_USER_INPUT,
-        codes::UNAUTHENTICATED,
-        codes::FORBIDDEN,
-        codes::RATE_LIMITED,
-        codes::QUERY_TOO_COMPLEX,
-        codes::UPSTREAM_ERROR,
-        codes::UPSTREAM_UNAVAILABLE,
-        codes::UPSTREAM_TIMEOUT,
-        codes::INTERNAL,
-        NOT_FOUND,
-    ]
-    .into_iter()
-    .find(|known| *known == code)
-    .unwrap_or(codes::INTERNAL)
-}
-
-fn title_for(code: &str) -> &'static str {
-    match code {
-        codes::BAD_USER_INPUT => "Bad user input",
-        codes::UNAUTHENTICATED => "Unauthenticated",
-        codes::FORBIDDEN => "Forbidden",
-        codes::RATE_LIMITED => "Rate limited",
-        codes::QUERY_TOO_COMPLEX => "Query too complex",
-        codes::UPSTREAM_ERROR => "Upstream error",
-        codes::UPSTREAM_UNAVAILABLE => "Upstream unavailable",
-        codes::UPSTREAM_TIMEOUT => "Upstream timeout",
-        NOT_FOUND => "Not found",
-        _ => "Internal error",
-    }
+/// The HTTP status of `code` ([`Code::http_status`], always a valid status).
+fn status_of(code: Code) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An error on its way to the client. `detail` must be safe to show. Boxed: errors
@@ -118,7 +74,7 @@ pub(crate) struct ApiError(Box<Details>);
 
 #[derive(Debug, Clone)]
 struct Details {
-    code: &'static str,
+    code: Code,
     status: StatusCode,
     detail: String,
     /// `{errorCode, errorMessage}` of an `UPSTREAM_ERROR`.
@@ -128,10 +84,10 @@ struct Details {
 }
 
 impl ApiError {
-    pub(crate) fn new(code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(code: Code, detail: impl Into<String>) -> Self {
         Self(Box::new(Details {
             code,
-            status: status_for(code),
+            status: status_of(code),
             detail: bounded(detail.into()),
             upstream: None,
             rate_limited: None,
@@ -140,23 +96,23 @@ impl ApiError {
     }
 
     pub(crate) fn bad_input(detail: impl Into<String>) -> Self {
-        Self::new(codes::BAD_USER_INPUT, detail)
+        Self::new(Code::BadUserInput, detail)
     }
 
     pub(crate) fn unauthenticated(detail: impl Into<String>) -> Self {
-        Self::new(codes::UNAUTHENTICATED, detail)
+        Self::new(Code::Unauthenticated, detail)
             .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
     pub(crate) fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(NOT_FOUND, detail)
+        Self::new(Code::NotFound, detail)
     }
 
     /// A fault of ours: `cause` is logged here and replaced by a fixed text.
     pub(crate) fn internal(cause: &dyn Display) -> Self {
         tracing::error!(cause = %cause, "internal error");
         Self::new(
-            codes::INTERNAL,
+            Code::Internal,
             "internal error; quote the request id when reporting it",
         )
     }
@@ -166,7 +122,7 @@ impl ApiError {
             "too many requests from this client; retry after {} s",
             refused.retry_after_secs()
         );
-        let mut err = Self::new(codes::RATE_LIMITED, detail);
+        let mut err = Self::new(Code::RateLimited, detail);
         err.0.rate_limited = Some(refused);
         err
     }
@@ -186,19 +142,21 @@ impl ApiError {
     /// The REST form of one GraphQL error (already client-safe: the schema's own
     /// error mapping wrote its message and code).
     pub(crate) fn from_graphql(error: &async_graphql::ServerError) -> Self {
-        let json = serde_json::to_value(error).unwrap_or(Value::Null);
-        let code = known_code(
-            json["extensions"]["code"]
-                .as_str()
-                .unwrap_or(codes::INTERNAL),
-        );
+        let code = code_of(error).unwrap_or(Code::Internal);
+        let extensions = error.extensions.as_ref();
         let mut err = Self::new(code, error.message.clone());
-        if code == codes::UPSTREAM_ERROR {
-            err.0.upstream = Some(bounded_upstream(json["extensions"]["upstream"].clone()))
-                .filter(|v| !v.is_null());
+        if code == Code::UpstreamError {
+            err.0.upstream = extensions
+                .and_then(|e| e.get("upstream"))
+                .and_then(|v| v.clone().into_json().ok())
+                .filter(|v| !v.is_null())
+                .map(bounded_upstream);
         }
         // A spent upstream-call budget says when it refills.
-        if let Some(secs) = json["extensions"]["retryAfter"].as_u64() {
+        if let Some(async_graphql::Value::Number(secs)) =
+            extensions.and_then(|e| e.get("retryAfter"))
+            && let Some(secs) = secs.as_u64()
+        {
             err = err.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         err
@@ -214,9 +172,9 @@ impl Details {
     fn respond(self, ctx: &ErrorContext) -> Response {
         let request_id = ctx.request_id.as_deref().unwrap_or("");
         if self.status.is_server_error() {
-            tracing::warn!(code = self.code, status = self.status.as_u16(), detail = %self.detail, request_id, "request failed");
+            tracing::warn!(code = self.code.as_str(), status = self.status.as_u16(), detail = %self.detail, request_id, "request failed");
         } else {
-            tracing::debug!(code = self.code, status = self.status.as_u16(), detail = %self.detail, request_id, "request refused");
+            tracing::debug!(code = self.code.as_str(), status = self.status.as_u16(), detail = %self.detail, request_id, "request refused");
         }
         let (content_type, body) = match ctx.graphql {
             Some(media) => (media.content_type(), self.graphql_body()),
@@ -239,11 +197,11 @@ impl Details {
 
     fn problem_body(&self, request_id: Option<&str>) -> Value {
         let mut body = json!({
-            "type": format!("urn:devicegraph:problem:{}", self.code.to_ascii_lowercase().replace('_', "-")),
-            "title": title_for(self.code),
+            "type": format!("urn:devicegraph:problem:{}", self.code.as_str().to_ascii_lowercase().replace('_', "-")),
+            "title": self.code.title(),
             "status": self.status.as_u16(),
             "detail": self.detail,
-            "code": self.code,
+            "code": self.code.as_str(),
         });
         if let Some(upstream) = &self.upstream {
             body["upstream"] = upstream.clone();
@@ -255,7 +213,7 @@ impl Details {
     }
 
     fn graphql_body(&self) -> Value {
-        let mut extensions = json!({ "code": self.code });
+        let mut extensions = json!({ "code": self.code.as_str() });
         if let Some(upstream) = &self.upstream {
             extensions["upstream"] = upstream.clone();
         }
@@ -307,7 +265,7 @@ fn classify(error: &(dyn std::error::Error + 'static)) -> ApiError {
         }
         if e.is::<tower::timeout::error::Elapsed>() {
             return ApiError::new(
-                codes::UPSTREAM_TIMEOUT,
+                Code::UpstreamTimeout,
                 "the request did not complete within the server's time limit",
             );
         }
@@ -383,20 +341,64 @@ mod tests {
     #[test]
     fn every_contract_code_has_its_status() {
         let expected = [
-            (codes::BAD_USER_INPUT, 400),
-            (codes::UNAUTHENTICATED, 401),
-            (codes::FORBIDDEN, 403),
-            (codes::RATE_LIMITED, 429),
-            (codes::QUERY_TOO_COMPLEX, 400),
-            (codes::UPSTREAM_ERROR, 502),
-            (codes::UPSTREAM_UNAVAILABLE, 503),
-            (codes::UPSTREAM_TIMEOUT, 504),
-            (codes::INTERNAL, 500),
+            ("BAD_USER_INPUT", 400),
+            ("UNAUTHENTICATED", 401),
+            ("FORBIDDEN", 403),
+            ("NOT_FOUND", 404),
+            ("RATE_LIMITED", 429),
+            ("QUERY_TOO_COMPLEX", 400),
+            ("UPSTREAM_ERROR", 502),
+            ("UPSTREAM_UNAVAILABLE", 503),
+            ("UPSTREAM_TIMEOUT", 504),
+            ("INTERNAL", 500),
+            // An unknown code read back from a GraphQL error is INTERNAL.
             ("SOMETHING_NEW", 500),
         ];
         for (code, status) in expected {
-            assert_eq!(status_for(code).as_u16(), status, "{code}");
+            let code = Code::parse(code).unwrap_or(Code::Internal);
+            assert_eq!(status_of(code).as_u16(), status, "{code}");
         }
+        for code in Code::ALL {
+            assert!(StatusCode::from_u16(code.http_status()).is_ok(), "{code}");
+            assert_eq!(Code::parse(code.as_str()), Some(code));
+            assert_eq!(code.as_str().parse::<Code>(), Ok(code));
+        }
+    }
+
+    /// `from_graphql` reads the code and the `upstream`/`retryAfter` extensions.
+    #[test]
+    fn graphql_errors_keep_their_code_and_extensions() {
+        let mut error = async_graphql::ServerError::new("the upstream answered", None);
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        extensions.set("code", "UPSTREAM_ERROR");
+        extensions.set(
+            "upstream",
+            async_graphql::Value::from_json(json!({ "errorCode": "E1", "errorMessage": "no" }))
+                .unwrap(),
+        );
+        extensions.set("retryAfter", 7);
+        let err = ApiError::from_graphql(&error);
+        assert_eq!(err.0.code, Code::UpstreamError);
+        assert_eq!(err.0.status, 502);
+        assert_eq!(
+            err.0.upstream,
+            Some(json!({ "errorCode": "E1", "errorMessage": "no" }))
+        );
+        assert!(
+            err.0
+                .headers
+                .iter()
+                .any(|(name, value)| name == header::RETRY_AFTER && value == "7")
+        );
+
+        let mut unknown = async_graphql::ServerError::new("x", None);
+        unknown
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "SOMETHING_NEW");
+        assert_eq!(ApiError::from_graphql(&unknown).0.code, Code::Internal);
+        let bare = async_graphql::ServerError::new("x", None);
+        assert_eq!(ApiError::from_graphql(&bare).0.code, Code::Internal);
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use devicegraph_graphql::{AccountScope, RequestContext};
+use devicegraph_graphql::{AccountScope, Code, RequestContext};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::graphiql;
@@ -190,12 +190,11 @@ async fn run(
         && response.errors.iter().all(|e| e.path.is_empty());
     // A spent upstream budget says when to come back, as HTTP does.
     let retry_after = response.errors.iter().find_map(|e| {
-        let extensions = e.extensions.as_ref()?;
-        match (extensions.get("code"), extensions.get("retryAfter")) {
-            (
-                Some(async_graphql::Value::String(code)),
-                Some(async_graphql::Value::Number(secs)),
-            ) if code == devicegraph_graphql::codes::RATE_LIMITED => secs.as_u64(),
+        if devicegraph_graphql::code_of(e) != Some(Code::RateLimited) {
+            return None;
+        }
+        match e.extensions.as_ref()?.get("retryAfter")? {
+            async_graphql::Value::Number(secs) => secs.as_u64(),
             _ => None,
         }
     });
@@ -236,7 +235,7 @@ async fn run(
                         "the response would be larger than {max_bytes} bytes \
                          (limits.max_response_bytes); ask for fewer devices or fields"
                     ),
-                    "extensions": {"code": devicegraph_graphql::codes::QUERY_TOO_COMPLEX},
+                    "extensions": {"code": Code::QueryTooComplex.as_str()},
                 }],
             });
             (StatusCode::OK, body.to_string().into_bytes())

@@ -6,8 +6,9 @@
 
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
+use devicegraph_graphql::Code;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -174,8 +175,7 @@ pub(crate) struct Problem {
     title: String,
     status: u16,
     detail: String,
-    /// BAD_USER_INPUT, UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED, QUERY_TOO_COMPLEX,
-    /// UPSTREAM_ERROR, UPSTREAM_UNAVAILABLE, UPSTREAM_TIMEOUT, INTERNAL or NOT_FOUND.
+    /// One of [`problem_codes`] (the schema's `enum` is set by [`CommonErrors`]).
     code: String,
     upstream: Option<UpstreamErrorInfo>,
     request_id: Option<String>,
@@ -248,33 +248,65 @@ fn campaign_devices() {}
 /// The error answers every `/v1` route can give: declared once under
 /// `components.responses` by [`CommonErrors`] and referenced from each operation
 /// (the `responses(...)` lists above hold only each route's own).
-const COMMON_ERRORS: [(&str, &str, &str); 6] = [
-    ("401", "Unauthenticated", "Missing or unknown API key"),
-    ("403", "Forbidden", "The key may not read this account"),
-    ("429", "RateLimited", "Rate limited; see Retry-After"),
-    ("502", "UpstreamError", "ThingSpace refused the request"),
+const COMMON_ERRORS: [(Code, &str); 6] = [
+    (Code::Unauthenticated, "Missing or unknown API key"),
+    (Code::Forbidden, "The key may not read this account"),
+    (Code::RateLimited, "Rate limited; see Retry-After"),
+    (Code::UpstreamError, "ThingSpace refused the request"),
     (
-        "503",
-        "UpstreamUnavailable",
+        Code::UpstreamUnavailable,
         "ThingSpace unavailable (see Retry-After when paused)",
     ),
-    ("504", "UpstreamTimeout", "ThingSpace too slow"),
+    (Code::UpstreamTimeout, "ThingSpace too slow"),
 ];
 
-/// Adds [`COMMON_ERRORS`] to the components and to every operation under `/v1`.
+/// The status of a common error response, as an OpenAPI response key.
+fn status_key(code: Code) -> String {
+    code.http_status().to_string()
+}
+
+/// The component name of a common error response: the code's variant name
+/// (`UpstreamTimeout`).
+fn response_name(code: Code) -> String {
+    format!("{code:?}")
+}
+
+/// Whether a common error response says when to come back.
+fn has_retry_after(code: Code) -> bool {
+    matches!(code, Code::RateLimited | Code::UpstreamUnavailable)
+}
+
+/// The codes a problem+json body can carry: every [`Code`] but those only
+/// `/graphql` answers with.
+fn problem_codes() -> impl Iterator<Item = Code> {
+    Code::ALL.into_iter().filter(|code| !code.graphql_only())
+}
+
+/// Adds [`COMMON_ERRORS`] to the components and to every operation under `/v1`, and
+/// the [`problem_codes`] to the `Problem` schema's `code`.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for (status, name, description) in COMMON_ERRORS {
+        if let Some(RefOr::T(Schema::Object(problem))) = components.schemas.get_mut("Problem") {
+            problem.properties.insert(
+                "code".to_owned(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("The error code (GraphQL's `extensions.code`)"))
+                    .enum_values(Some(problem_codes().map(Code::as_str)))
+                    .into(),
+            );
+        }
+        for (code, description) in COMMON_ERRORS {
             let mut response = ResponseBuilder::new().description(description).content(
                 "application/problem+json",
                 ContentBuilder::new()
                     .schema(Some(Ref::from_schema_name("Problem")))
                     .build(),
             );
-            if matches!(status, "429" | "503") {
+            if has_retry_after(code) {
                 response = response.header(
                     "Retry-After",
                     HeaderBuilder::new()
@@ -285,7 +317,7 @@ impl Modify for CommonErrors {
             }
             components
                 .responses
-                .insert(name.to_owned(), RefOr::T(response.build()));
+                .insert(response_name(code), RefOr::T(response.build()));
         }
         for (path, item) in &mut openapi.paths.paths {
             if !path.starts_with("/v1/") {
@@ -299,12 +331,14 @@ impl Modify for CommonErrors {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
-                for (status, name, _) in COMMON_ERRORS {
+                for (code, _) in COMMON_ERRORS {
                     operation
                         .responses
                         .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                        .entry(status_key(code))
+                        .or_insert_with(|| {
+                            RefOr::Ref(Ref::from_response_name(response_name(code)))
+                        });
                 }
             }
         }
@@ -439,8 +473,9 @@ mod tests {
     #[test]
     fn every_v1_operation_lists_the_common_errors_once() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-        for (status, name, _) in COMMON_ERRORS {
-            let shared = &doc["components"]["responses"][name];
+        for (code, _) in COMMON_ERRORS {
+            let name = response_name(code);
+            let shared = &doc["components"]["responses"][&name];
             assert_eq!(
                 shared["content"]["application/problem+json"]["schema"]["$ref"],
                 "#/components/schemas/Problem",
@@ -448,7 +483,7 @@ mod tests {
             );
             assert_eq!(
                 shared["headers"].get("Retry-After").is_some(),
-                matches!(status, "429" | "503"),
+                matches!(code.http_status(), 429 | 503),
                 "{name}"
             );
         }
@@ -463,14 +498,61 @@ mod tests {
                     "#/components/schemas/Problem",
                     "{method} {path}: its own 400 stays"
                 );
-                for (status, name, _) in COMMON_ERRORS {
+                for (code, _) in COMMON_ERRORS {
+                    let status = status_key(code);
+                    let name = response_name(code);
                     assert_eq!(
-                        responses[status]["$ref"],
+                        responses[&status]["$ref"],
                         format!("#/components/responses/{name}"),
                         "{method} {path}: {status}"
                     );
                 }
             }
         }
+    }
+
+    /// The common responses keep their names and statuses, and `Problem.code` lists
+    /// exactly the codes a problem can carry, from the one table.
+    #[test]
+    fn error_responses_and_codes_come_from_the_code_table() {
+        let named: Vec<(String, String)> = COMMON_ERRORS
+            .iter()
+            .map(|(code, _)| (status_key(*code), response_name(*code)))
+            .collect();
+        let expected = [
+            ("401", "Unauthenticated"),
+            ("403", "Forbidden"),
+            ("429", "RateLimited"),
+            ("502", "UpstreamError"),
+            ("503", "UpstreamUnavailable"),
+            ("504", "UpstreamTimeout"),
+        ]
+        .map(|(s, n)| (s.to_owned(), n.to_owned()));
+        assert_eq!(named, expected);
+
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let listed: Vec<String> =
+            doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+        assert_eq!(
+            listed,
+            [
+                "BAD_USER_INPUT",
+                "UNAUTHENTICATED",
+                "FORBIDDEN",
+                "NOT_FOUND",
+                "RATE_LIMITED",
+                "QUERY_TOO_COMPLEX",
+                "UPSTREAM_ERROR",
+                "UPSTREAM_UNAVAILABLE",
+                "UPSTREAM_TIMEOUT",
+                "INTERNAL",
+            ]
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_graphql::ServerError;
 use async_graphql::parser::types::ExecutableDocument;
 
-use crate::error::{codes, set_code};
+use crate::error::{Code, set_code};
 use crate::guard::{self, GuardError, GuardLimits};
 
 /// Largest query text that is cached.
@@ -53,7 +53,7 @@ impl DocumentCache {
                 crate::error::bounded(&e.to_string(), MAX_PARSE_MESSAGE),
                 e.positions().next(),
             );
-            set_code(&mut err, codes::BAD_USER_INPUT);
+            set_code(&mut err, Code::BadUserInput);
             err
         })?;
         guard::check(&doc, self.limits).map_err(refused)?;
@@ -68,8 +68,8 @@ impl DocumentCache {
 fn refused(e: GuardError) -> ServerError {
     let mut err = ServerError::new(e.to_string(), None);
     let code = match e {
-        GuardError::Cycle(_) => codes::BAD_USER_INPUT,
-        _ => codes::QUERY_TOO_COMPLEX,
+        GuardError::Cycle(_) => Code::BadUserInput,
+        _ => Code::QueryTooComplex,
     };
     set_code(&mut err, code);
     err

@@ -1,51 +1,182 @@
-//! The one rescue point that turns failures into GraphQL errors with the contract's
-//! `extensions.code`.
+//! The mapping from failures to the contract's error codes, and the one table of
+//! those codes ([`Code`]).
 //!
 //! Every error a resolver raises is built here, so the codes stay consistent and no
 //! internal text (a decode excerpt, a connection error, a token problem) ever reaches a
-//! client. Upstream failures are logged here, once, with their details.
+//! client. Upstream failures are logged here, once, with their details. Rendering an
+//! error for HTTP (problem+json, a GraphQL request-level error, the request id) is the
+//! root crate's rescue point (`http::problem`), which reads [`Code`]'s status and title.
+
+use std::fmt;
+use std::str::FromStr;
 
 use async_graphql::{Error, ErrorExtensions, ServerError, Value};
 use devicegraph_cache::CacheError;
 use devicegraph_upstream::{AccountName, UpstreamError};
 
-/// The values of `extensions.code` (the contract's error codes).
-pub mod codes {
+/// The values of `extensions.code` (the contract's error codes, plus `NOT_FOUND` for
+/// REST and the persisted-query codes of `/graphql`), each with its HTTP status and
+/// problem title. The only table of codes: everything else reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
     /// The request itself is wrong: syntax, validation, an argument's format.
-    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    BadUserInput,
     /// No or an unknown API key (set by the HTTP layer).
-    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    Unauthenticated,
     /// The caller's key may not read the account asked for.
-    pub const FORBIDDEN: &str = "FORBIDDEN";
-    /// The caller is over its request rate (set by the HTTP layer).
-    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    Forbidden,
+    /// REST only: a resource that does not exist (unknown route, device or campaign);
+    /// added to the contract's list, which the contract allows.
+    NotFound,
+    /// The caller is over its request rate or upstream-call budget.
+    RateLimited,
     /// The operation is nested deeper or is more complex than the configured limits.
-    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    QueryTooComplex,
     /// ThingSpace answered with an error (`extensions.upstream` carries it) or with
     /// an answer that could not be used.
-    pub const UPSTREAM_ERROR: &str = "UPSTREAM_ERROR";
+    UpstreamError,
     /// ThingSpace could not be reached, refused our credentials or is rate limiting us.
-    pub const UPSTREAM_UNAVAILABLE: &str = "UPSTREAM_UNAVAILABLE";
+    UpstreamUnavailable,
     /// ThingSpace did not answer within the deadline.
-    pub const UPSTREAM_TIMEOUT: &str = "UPSTREAM_TIMEOUT";
+    UpstreamTimeout,
     /// A bug on our side; details are in the server log only.
-    pub const INTERNAL: &str = "INTERNAL";
+    Internal,
+    /// `/graphql` only: the persisted-query hash or document id is not known (Apollo's
+    /// code; clients retry with the full text).
+    PersistedQueryNotFound,
+    /// `/graphql` only: this server keeps no persisted queries (Apollo's code; clients
+    /// stop hashing).
+    PersistedQueryNotSupported,
+    /// `/graphql` only: allow-list mode refused a document that is not in the manifest.
+    OperationNotAllowed,
+}
+
+impl Code {
+    /// Every code, in the contract's order.
+    pub const ALL: [Self; 13] = [
+        Self::BadUserInput,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::RateLimited,
+        Self::QueryTooComplex,
+        Self::UpstreamError,
+        Self::UpstreamUnavailable,
+        Self::UpstreamTimeout,
+        Self::Internal,
+        Self::PersistedQueryNotFound,
+        Self::PersistedQueryNotSupported,
+        Self::OperationNotAllowed,
+    ];
+
+    /// The `extensions.code` (and problem `code`) string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::UpstreamError => "UPSTREAM_ERROR",
+            Self::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
+            Self::Internal => "INTERNAL",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::PersistedQueryNotSupported => "PERSISTED_QUERY_NOT_SUPPORTED",
+            Self::OperationNotAllowed => "OPERATION_NOT_ALLOWED",
+        }
+    }
+
+    /// The HTTP status answered with this code (a handler may answer a more precise
+    /// one: 413, 415, 406, 405 for input problems). The persisted-query codes are
+    /// answered with 200 (what Apollo clients expect) and `OPERATION_NOT_ALLOWED`
+    /// with 400, or 200 in the legacy `application/json` media type: the trusted
+    /// documents module picks per media type.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            Self::BadUserInput | Self::QueryTooComplex | Self::OperationNotAllowed => 400,
+            Self::Unauthenticated => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::RateLimited => 429,
+            Self::UpstreamError => 502,
+            Self::UpstreamUnavailable => 503,
+            Self::UpstreamTimeout => 504,
+            Self::Internal => 500,
+            Self::PersistedQueryNotFound | Self::PersistedQueryNotSupported => 200,
+        }
+    }
+
+    /// The RFC 9457 problem `title`.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::BadUserInput => "Bad user input",
+            Self::Unauthenticated => "Unauthenticated",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not found",
+            Self::RateLimited => "Rate limited",
+            Self::QueryTooComplex => "Query too complex",
+            Self::UpstreamError => "Upstream error",
+            Self::UpstreamUnavailable => "Upstream unavailable",
+            Self::UpstreamTimeout => "Upstream timeout",
+            Self::Internal => "Internal error",
+            Self::PersistedQueryNotFound => "Persisted query not found",
+            Self::PersistedQueryNotSupported => "Persisted query not supported",
+            Self::OperationNotAllowed => "Operation not allowed",
+        }
+    }
+
+    /// Answered only on `/graphql` (persisted queries and trusted documents), never in
+    /// a REST problem.
+    pub const fn graphql_only(self) -> bool {
+        matches!(
+            self,
+            Self::PersistedQueryNotFound
+                | Self::PersistedQueryNotSupported
+                | Self::OperationNotAllowed
+        )
+    }
+
+    /// The code whose string is `code`, if any.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|known| known.as_str() == code)
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is none of the [`Code`]s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown error code {0:?}")]
+pub struct UnknownCode(pub String);
+
+impl FromStr for Code {
+    type Err = UnknownCode;
+
+    fn from_str(code: &str) -> Result<Self, Self::Err> {
+        Self::parse(code).ok_or_else(|| UnknownCode(code.to_owned()))
+    }
 }
 
 /// An error with `extensions.code` set.
-pub(crate) fn coded(code: &'static str, message: impl Into<String>) -> Error {
-    Error::new(message).extend_with(|_, e| e.set("code", code))
+pub(crate) fn coded(code: Code, message: impl Into<String>) -> Error {
+    Error::new(message).extend_with(move |_, e| e.set("code", code.as_str()))
 }
 
 /// `BAD_USER_INPUT`: the message must name the offending value.
 pub(crate) fn bad_input(message: impl Into<String>) -> Error {
-    coded(codes::BAD_USER_INPUT, message)
+    coded(Code::BadUserInput, message)
 }
 
 /// `FORBIDDEN` for an account outside the caller's scope.
 pub(crate) fn forbidden_account(account: &AccountName) -> Error {
     coded(
-        codes::FORBIDDEN,
+        Code::Forbidden,
         format!("not allowed to read account {account}"),
     )
 }
@@ -53,7 +184,7 @@ pub(crate) fn forbidden_account(account: &AccountName) -> Error {
 /// `INTERNAL`: logs `what` and answers a generic message.
 pub(crate) fn internal(what: &str) -> Error {
     tracing::error!(what, "internal error while resolving a GraphQL request");
-    coded(codes::INTERNAL, "internal error")
+    coded(Code::Internal, "internal error")
 }
 
 /// Maps a store failure to the contract's codes (the only place that does).
@@ -65,7 +196,7 @@ pub(crate) fn from_cache(err: &CacheError) -> Error {
         #[allow(unreachable_patterns)]
         other => {
             tracing::error!(error = %other, "cache failure");
-            coded(codes::INTERNAL, "internal error")
+            coded(Code::Internal, "internal error")
         }
     }
 }
@@ -85,7 +216,7 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
             let message = error_message.clone();
             Error::new(format!("the upstream answered with error {error_code}")).extend_with(
                 move |_, e| {
-                    e.set("code", codes::UPSTREAM_ERROR);
+                    e.set("code", Code::UpstreamError.as_str());
                     let mut upstream = async_graphql::indexmap::IndexMap::new();
                     upstream.insert(
                         async_graphql::Name::new("errorCode"),
@@ -101,10 +232,7 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
         }
         UpstreamError::Timeout { .. } => {
             tracing::warn!(endpoint, "upstream timed out");
-            coded(
-                codes::UPSTREAM_TIMEOUT,
-                "the upstream did not answer in time",
-            )
+            coded(Code::UpstreamTimeout, "the upstream did not answer in time")
         }
         UpstreamError::RateLimited { .. }
         | UpstreamError::Unavailable { .. }
@@ -112,33 +240,33 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
         | UpstreamError::BadCredentials { .. } => {
             tracing::warn!(endpoint, kind = err.kind(), error = %err, "upstream unavailable");
             coded(
-                codes::UPSTREAM_UNAVAILABLE,
+                Code::UpstreamUnavailable,
                 "the upstream is unavailable, try again later",
             )
         }
         UpstreamError::Decode { .. } | UpstreamError::Pagination { .. } => {
             tracing::error!(endpoint, kind = err.kind(), error = %err, "unusable upstream answer");
             coded(
-                codes::UPSTREAM_ERROR,
+                Code::UpstreamError,
                 "the upstream sent an answer that could not be used",
             )
         }
         UpstreamError::InvalidRequest { .. } => {
             tracing::error!(endpoint, error = %err, "invalid upstream request built");
-            coded(codes::INTERNAL, "internal error")
+            coded(Code::Internal, "internal error")
         }
     }
 }
 
-/// The code of a finished error, if it has one.
-pub(crate) fn code_of(err: &ServerError) -> Option<&str> {
+/// The code of a finished error, if it has a known one (read from
+/// `extensions.code`).
+pub fn code_of(err: &ServerError) -> Option<Code> {
     match err.extensions.as_ref()?.get("code")? {
-        Value::String(s) => Some(s.as_str()),
+        Value::String(s) => Code::parse(s),
         _ => None,
     }
 }
 
-/// Sets `extensions.code` on an already-built error.
 /// `text` cut to at most `max` bytes on a character boundary, marked with "…".
 pub(crate) fn bounded(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -151,10 +279,11 @@ pub(crate) fn bounded(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
-pub(crate) fn set_code(err: &mut ServerError, code: &'static str) {
+/// Sets `extensions.code` on an already-built error.
+pub(crate) fn set_code(err: &mut ServerError, code: Code) {
     err.extensions
         .get_or_insert_with(Default::default)
-        .set("code", code);
+        .set("code", code.as_str());
 }
 
 #[cfg(test)]
@@ -183,7 +312,7 @@ mod tests {
             error_code: "FOTA.DEVICE.NotFound".into(),
             error_message: "no such device".into(),
         });
-        assert_eq!(code(&e), codes::UPSTREAM_ERROR);
+        assert_eq!(code(&e), Code::UpstreamError.as_str());
         let up = e
             .extensions
             .as_ref()
@@ -209,27 +338,27 @@ mod tests {
                 UpstreamError::Timeout {
                     endpoint: Endpoint::DeviceDetails,
                 },
-                codes::UPSTREAM_TIMEOUT,
+                Code::UpstreamTimeout,
             ),
             (
                 UpstreamError::RateLimited {
                     endpoint: Endpoint::DeviceDetails,
                     retry_after: None,
                 },
-                codes::UPSTREAM_UNAVAILABLE,
+                Code::UpstreamUnavailable,
             ),
             (
                 UpstreamError::Unavailable {
                     endpoint: Endpoint::DeviceDetails,
                     reason: "connect 10.0.0.1 refused".into(),
                 },
-                codes::UPSTREAM_UNAVAILABLE,
+                Code::UpstreamUnavailable,
             ),
             (
                 UpstreamError::BadCredentials {
                     reason: "secret-ish".into(),
                 },
-                codes::UPSTREAM_UNAVAILABLE,
+                Code::UpstreamUnavailable,
             ),
             (
                 UpstreamError::Decode {
@@ -238,22 +367,38 @@ mod tests {
                     message: "bad".into(),
                     excerpt: "{\"excerpt-xyz\":1}".into(),
                 },
-                codes::UPSTREAM_ERROR,
+                Code::UpstreamError,
             ),
             (
                 UpstreamError::InvalidRequest {
                     endpoint: Endpoint::DeviceDetails,
                     reason: "bug".into(),
                 },
-                codes::INTERNAL,
+                Code::Internal,
             ),
         ];
         for (err, want) in cases {
             let e = from_cache(&CacheError::Upstream(err.clone()));
-            assert_eq!(code(&e), want, "{err:?}");
+            assert_eq!(code(&e), want.as_str(), "{err:?}");
             for secret in ["10.0.0.1", "secret-ish", "excerpt-xyz", "bug"] {
                 assert!(!e.message.contains(secret), "{} leaks {secret}", e.message);
             }
         }
+    }
+
+    #[test]
+    fn codes_are_read_back_from_the_extension() {
+        let mut e = ServerError::new("x", None);
+        assert_eq!(code_of(&e), None);
+        for want in Code::ALL {
+            set_code(&mut e, want);
+            assert_eq!(code_of(&e), Some(want));
+            assert_eq!(want.as_str().parse::<Code>(), Ok(want));
+        }
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "SOMETHING_NEW");
+        assert_eq!(code_of(&e), None);
+        assert!("SOMETHING_NEW".parse::<Code>().is_err());
     }
 }

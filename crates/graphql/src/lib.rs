@@ -6,8 +6,9 @@
 //!   scope, one details DataLoader for the whole operation, the bound on concurrent
 //!   history fetches, and the record of stale and upstream-fetched answers, which it
 //!   reports as `extensions.stale` and `extensions.cacheStatus`.
-//! - [`codes`] are the contract's `extensions.code` values; every error a resolver
-//!   raises is built by the one mapping in `error.rs`.
+//! - [`Code`] is the one table of `extensions.code` values (with their HTTP status
+//!   and problem title); every error a resolver raises is built by the one mapping
+//!   in `error.rs`.
 //!
 //! The HTTP server runs both `/graphql` and its REST routes through [`execute`], so
 //! both answer with the same data. Resolvers never call the upstream directly: only
@@ -40,7 +41,7 @@ use devicegraph_cache::Store;
 use devicegraph_upstream::AccountName;
 
 pub use cost::Estimate;
-pub use error::codes;
+pub use error::{Code, UnknownCode, code_of};
 pub use query::Query;
 
 use state::RequestState;
@@ -313,7 +314,7 @@ pub async fn execute(
         // Only a schema not made by `build_schema` lacks it: a programming error.
         tracing::error!("execute called with a schema not built by build_schema");
         let mut err = ServerError::new("internal error", None);
-        error::set_code(&mut err, codes::INTERNAL);
+        error::set_code(&mut err, Code::Internal);
         return Executed {
             response: Response::from_errors(vec![err]),
             cache_status: CacheStatus::Hit,
@@ -327,7 +328,7 @@ pub async fn execute(
     };
     if !shared.config.introspection && guard::selects_introspection(&doc) {
         let mut err = ServerError::new("introspection is disabled on this server", None);
-        error::set_code(&mut err, codes::BAD_USER_INPUT);
+        error::set_code(&mut err, Code::BadUserInput);
         return refused(err, None);
     }
     let estimate = cost::Estimator::new(
@@ -342,7 +343,7 @@ pub async fn execute(
         Ok(estimate) => estimate,
         Err(too_long) => {
             let mut err = ServerError::new(too_long.to_string(), None);
-            error::set_code(&mut err, codes::BAD_USER_INPUT);
+            error::set_code(&mut err, Code::BadUserInput);
             return refused(err, None);
         }
     };
@@ -356,7 +357,7 @@ pub async fn execute(
             ),
             None,
         );
-        error::set_code(&mut err, codes::QUERY_TOO_COMPLEX);
+        error::set_code(&mut err, Code::QueryTooComplex);
         return refused(err, Some(cost_value(estimate, None, max)));
     }
     if estimate.total() > 0
@@ -372,7 +373,7 @@ pub async fn execute(
             ),
             None,
         );
-        error::set_code(&mut err, codes::RATE_LIMITED);
+        error::set_code(&mut err, Code::RateLimited);
         err.extensions
             .get_or_insert_with(Default::default)
             .set("retryAfter", secs);
@@ -419,7 +420,7 @@ pub async fn execute(
     // unknown operation name), so it is the caller's input.
     for err in &mut response.errors {
         if error::code_of(err).is_none() {
-            error::set_code(err, codes::BAD_USER_INPUT);
+            error::set_code(err, Code::BadUserInput);
         }
         // Validation messages quote names from the query: keep them short.
         if err.message.len() > MAX_ERROR_MESSAGE {
@@ -430,7 +431,7 @@ pub async fn execute(
         let more = response.errors.len() - MAX_ERRORS;
         response.errors.truncate(MAX_ERRORS);
         let mut err = ServerError::new(format!("... and {more} more errors"), None);
-        error::set_code(&mut err, codes::BAD_USER_INPUT);
+        error::set_code(&mut err, Code::BadUserInput);
         response.errors.push(err);
     }
     if ctx.report_cost {

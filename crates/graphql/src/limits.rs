@@ -17,7 +17,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
 
-use crate::error::{codes, set_code};
+use crate::error::{Code, set_code};
 
 /// Builds one [`LimitsExtension`] per request.
 pub(crate) struct Limits {
@@ -44,12 +44,12 @@ pub(crate) struct LimitsExtension {
 
 fn too_complex(message: String) -> ServerError {
     let mut e = ServerError::new(message, None);
-    set_code(&mut e, codes::QUERY_TOO_COMPLEX);
+    set_code(&mut e, Code::QueryTooComplex);
     e
 }
 
 fn bad_input(mut e: ServerError) -> ServerError {
-    set_code(&mut e, codes::BAD_USER_INPUT);
+    set_code(&mut e, Code::BadUserInput);
     e
 }
 

@@ -8,11 +8,11 @@ use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use devicegraph_upstream::Imei;
 
-use crate::error::codes;
+use crate::error::Code;
 
 /// An input value refused with the contract's `BAD_USER_INPUT` code.
 fn refuse<T: async_graphql::InputType>(message: impl std::fmt::Display) -> InputValueError<T> {
-    InputValueError::custom(message).with_extension("code", codes::BAD_USER_INPUT)
+    InputValueError::custom(message).with_extension("code", Code::BadUserInput.as_str())
 }
 
 /// An RFC 3339 instant in UTC.
@@ -141,7 +141,7 @@ mod tests {
         };
         let e = e.into_server_error(async_graphql::Pos::default());
         assert!(e.message.contains("490154203237519"), "{}", e.message);
-        assert_eq!(crate::error::code_of(&e), Some(codes::BAD_USER_INPUT));
+        assert_eq!(crate::error::code_of(&e), Some(Code::BadUserInput));
     }
 
     #[test]

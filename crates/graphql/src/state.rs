@@ -150,7 +150,7 @@ impl RequestState {
         match &self.scope {
             AccountScope::All => Ok(()),
             AccountScope::Only(_) => Err(crate::error::coded(
-                crate::codes::FORBIDDEN,
+                crate::Code::Forbidden,
                 "provisioning history by identifier needs access to all accounts",
             )),
         }

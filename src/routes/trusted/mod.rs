@@ -70,7 +70,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use async_graphql::Value;
 use axum::response::Response;
-use devicegraph_graphql::codes;
+use devicegraph_graphql::Code;
 use http::{HeaderValue, StatusCode, header};
 
 pub(crate) use incoming::Incoming;
@@ -81,13 +81,6 @@ use store::ApqStore;
 use crate::config::Config;
 use crate::http::negotiate::GraphqlMedia;
 use crate::http::problem::{ApiError, ErrorContext};
-
-/// The hash or id is not known (Apollo's code; clients retry with the full text).
-pub(crate) const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
-/// This server keeps no persisted queries (Apollo's code; clients stop hashing).
-pub(crate) const PERSISTED_QUERY_NOT_SUPPORTED: &str = "PERSISTED_QUERY_NOT_SUPPORTED";
-/// Allow-list mode refused a document that is not in the manifest.
-pub(crate) const OPERATION_NOT_ALLOWED: &str = "OPERATION_NOT_ALLOWED";
 
 /// Why a request's document was not resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,12 +102,12 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    pub(crate) fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> Code {
         match self {
-            Self::NotFound => PERSISTED_QUERY_NOT_FOUND,
-            Self::NotSupported => PERSISTED_QUERY_NOT_SUPPORTED,
-            Self::HashMismatch | Self::BadInput(_) => codes::BAD_USER_INPUT,
-            Self::NotAllowed => OPERATION_NOT_ALLOWED,
+            Self::NotFound => Code::PersistedQueryNotFound,
+            Self::NotSupported => Code::PersistedQueryNotSupported,
+            Self::HashMismatch | Self::BadInput(_) => Code::BadUserInput,
+            Self::NotAllowed => Code::OperationNotAllowed,
         }
     }
 
@@ -130,7 +123,8 @@ impl Refusal {
         }
     }
 
-    /// The GraphQL error answer, through the one rescue point.
+    /// The GraphQL error answer, rendered by the rescue point (`http::problem`) with
+    /// the status chosen here.
     pub(crate) fn respond(self, media: GraphqlMedia, ctx: &ErrorContext) -> Response {
         let status = self.status(media);
         let uncacheable = matches!(self, Self::NotFound | Self::NotSupported);
