@@ -3,6 +3,12 @@
 //! and carried to every upstream call made while serving the request
 //! (`devicegraph_upstream::with_request_id`, sent as `X-Request-ID`), so one id
 //! follows a request from the dashboard to ThingSpace and back through the logs.
+//!
+//! This scope is the only way the id travels below the HTTP layer: the executor and
+//! the cache take no request id parameter, they read the task-local
+//! (`devicegraph_upstream::current_request_id`), and work they spawn for the request
+//! (DataLoader batches, coalesced flights) carries it with
+//! `devicegraph_upstream::in_current_scope`.
 
 use axum::extract::Request;
 use axum::middleware::Next;

@@ -60,11 +60,7 @@ pub(crate) async fn get(
                 .respond(&errors);
         }
     };
-    let caller = Caller {
-        principal,
-        client,
-        request_id,
-    };
+    let caller = Caller { principal, client };
     run(&state, caller, &headers, media, &errors, incoming).await
 }
 
@@ -115,11 +111,7 @@ pub(crate) async fn post(
             .respond(&errors);
         }
     };
-    let caller = Caller {
-        principal,
-        client,
-        request_id,
-    };
+    let caller = Caller { principal, client };
     run(&state, caller, &headers, media, &errors, incoming).await
 }
 
@@ -146,16 +138,14 @@ pub(crate) fn scope_of(principal: Option<Extension<Principal>>) -> AccountScope 
 pub(crate) struct Caller {
     pub(crate) principal: Option<Extension<Principal>>,
     pub(crate) client: Option<Extension<ClientKey>>,
-    pub(crate) request_id: Option<Extension<RequestId>>,
 }
 
 impl Caller {
-    /// The executor's view of this caller: scope, request id and upstream budget.
+    /// The executor's view of this caller: scope, tenant and upstream budget. (The
+    /// request id is the task-local the request-id middleware scoped for the whole
+    /// request.)
     pub(crate) fn context(self, state: &AppState) -> RequestContext {
-        let mut ctx = RequestContext::new(
-            scope_of(self.principal),
-            self.request_id.map(|Extension(id)| id.0),
-        );
+        let mut ctx = RequestContext::new(scope_of(self.principal));
         if let Some(Extension(client)) = self.client {
             ctx.tenant = Some(Arc::from(client.as_str()));
             ctx.budget = state.budgets.for_client(client);

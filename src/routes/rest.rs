@@ -67,7 +67,7 @@ impl Caller {
     ) -> Result<(Value, CacheStatus), ApiError> {
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables));
-        let mut ctx = RequestContext::new(scope_of(self.principal), self.request_id);
+        let mut ctx = RequestContext::new(scope_of(self.principal));
         if let Some(Extension(client)) = self.client {
             ctx.tenant = Some(std::sync::Arc::from(client.as_str()));
             ctx.budget = state.budgets.for_client(client);

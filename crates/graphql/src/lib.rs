@@ -183,8 +183,6 @@ pub enum AccountScope {
 #[derive(Clone)]
 pub struct RequestContext {
     pub scope: AccountScope,
-    /// The inbound request id, propagated to the upstream as `X-Request-ID`.
-    pub request_id: Option<String>,
     /// The caller's budget of upstream calls, charged with an operation's estimate
     /// before it runs (`None` = unlimited).
     pub budget: Option<Arc<dyn UpstreamBudget>>,
@@ -198,10 +196,15 @@ pub struct RequestContext {
 
 impl RequestContext {
     /// A caller with `scope`, no budget and no cost report.
-    pub fn new(scope: AccountScope, request_id: Option<String>) -> Self {
+    ///
+    /// The request id is not part of the context: it is the task-local the HTTP
+    /// request-id middleware establishes for the whole request
+    /// (`devicegraph_upstream::with_request_id`), which every upstream call made while
+    /// executing reads, and which spawned work carries with
+    /// `devicegraph_upstream::in_current_scope`.
+    pub fn new(scope: AccountScope) -> Self {
         Self {
             scope,
-            request_id,
             budget: None,
             report_cost: false,
             tenant: None,
@@ -213,7 +216,6 @@ impl std::fmt::Debug for RequestContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestContext")
             .field("scope", &self.scope)
-            .field("request_id", &self.request_id)
             .field("budget", &self.budget.is_some())
             .field("report_cost", &self.report_cost)
             .field("tenant", &self.tenant)
@@ -387,9 +389,6 @@ pub async fn execute(
         ctx.scope,
         shared.config.max_page_size,
         shared.config.history_concurrency,
-        ctx.request_id.clone(),
-        meter.clone(),
-        ctx.tenant.clone(),
     ));
     let fast = schema.data::<Arc<FastPath>>();
     let key = fast.and_then(|_| FastPath::key(&request));
@@ -405,10 +404,8 @@ pub async fn execute(
             None => run.await,
         }
     };
-    let mut response = match ctx.request_id {
-        Some(id) => devicegraph_upstream::with_request_id(id, run).await,
-        None => run.await,
-    };
+    // The request id is already in scope (set by the caller, for the whole request).
+    let mut response = run.await;
     if twin.is_none()
         && let Some(fast) = fast
     {

@@ -79,36 +79,12 @@ impl RequestState {
         scope: AccountScope,
         max_page_size: usize,
         history_concurrency: usize,
-        request_id: Option<String>,
-        meter: devicegraph_upstream::CallMeter,
-        tenant: Option<Arc<str>>,
     ) -> Self {
         let loader = DetailsLoader::new(store.clone());
-        // The DataLoader runs batches on spawned tasks, which lose the task-locals;
-        // re-establish the request id (so X-Request-ID still reaches the upstream),
-        // the call meter (so the calls are counted for this request) and the tenant
-        // (so the pacer queues them in this caller's turn).
-        let details = DataLoader::with_cache(
-            loader,
-            move |fut: futures::future::BoxFuture<'static, ()>| {
-                let fut = devicegraph_upstream::with_call_meter(meter.clone(), fut);
-                let tenant = tenant.clone();
-                let fut = async move {
-                    match tenant {
-                        Some(tenant) => devicegraph_upstream::with_tenant(tenant, fut).await,
-                        None => fut.await,
-                    }
-                };
-                match request_id.clone() {
-                    Some(id) => tokio::spawn(devicegraph_upstream::with_request_id(id, fut)),
-                    None => tokio::spawn(fut),
-                }
-            },
-            HashMapCache::default(),
-        )
-        // One batch per operation: the store and client split per account and into
-        // upstream requests of at most 1,000 IMEIs themselves.
-        .max_batch_size(usize::MAX);
+        let details = DataLoader::with_cache(loader, spawn_in_scope, HashMapCache::default())
+            // One batch per operation: the store and client split per account and into
+            // upstream requests of at most 1,000 IMEIs themselves.
+            .max_batch_size(usize::MAX);
         Self {
             store,
             scope,
@@ -294,6 +270,17 @@ impl RequestState {
     }
 }
 
+/// The DataLoader's spawner. Batches run on spawned tasks, which lose the
+/// task-locals; the DataLoader calls its spawner from `load_one`/`load_many`, that is,
+/// on the request's own task while it executes the operation, so
+/// [`devicegraph_upstream::in_current_scope`] captures the request's scope there: the
+/// request id (so X-Request-ID still reaches the upstream), the call meter (so the
+/// calls are counted for this request) and the tenant (so the pacer queues them in
+/// this caller's turn).
+fn spawn_in_scope(fut: futures::future::BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(devicegraph_upstream::in_current_scope(fut))
+}
+
 /// The response path of the field being resolved, e.g. `devices.1` or
 /// `device.upgradeHistory` (aliases, not field names).
 pub(crate) fn path_of(ctx: &Context<'_>) -> String {
@@ -322,10 +309,46 @@ mod tests {
             AccountScope::All,
             1000,
             4,
-            None,
-            devicegraph_upstream::CallMeter::default(),
-            None,
         )
+    }
+
+    /// Answers each key with the request id, tenant and meter its batch ran under.
+    struct ScopeProbe;
+
+    impl async_graphql::dataloader::Loader<u8> for ScopeProbe {
+        type Value = (Option<String>, Option<Arc<str>>);
+        type Error = std::convert::Infallible;
+
+        async fn load(&self, keys: &[u8]) -> Result<HashMap<u8, Self::Value>, Self::Error> {
+            let seen = (
+                devicegraph_upstream::current_request_id(),
+                devicegraph_upstream::current_tenant(),
+            );
+            Ok(keys.iter().map(|k| (*k, seen.clone())).collect())
+        }
+    }
+
+    /// The DataLoader calls its spawner on the task that loads (the request's), so
+    /// the batch task runs in the request's scope; a bare `tokio::spawn` loses it.
+    #[tokio::test]
+    async fn dataloader_batches_run_in_the_request_scope() {
+        let load = |loader: DataLoader<ScopeProbe>| async move {
+            devicegraph_upstream::with_request_id(
+                "req-9".into(),
+                devicegraph_upstream::with_tenant(Arc::from("key:a"), async move {
+                    loader.load_many([1, 2]).await
+                }),
+            )
+            .await
+            .unwrap_or_else(|never| match never {})
+        };
+        let got = load(DataLoader::new(ScopeProbe, spawn_in_scope)).await;
+        let expected = (Some("req-9".to_owned()), Some(Arc::from("key:a")));
+        assert_eq!(got.get(&1), Some(&expected));
+        assert_eq!(got.get(&2), Some(&expected));
+
+        let bare = load(DataLoader::new(ScopeProbe, tokio::spawn)).await;
+        assert_eq!(bare.get(&1), Some(&(None, None)), "the probe can tell");
     }
 
     #[tokio::test]

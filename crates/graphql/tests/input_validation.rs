@@ -293,7 +293,7 @@ async fn every_error_carries_a_code() {
     let executed = devicegraph_graphql::execute(
         &schema,
         request,
-        devicegraph_graphql::RequestContext::new(AccountScope::All, None),
+        devicegraph_graphql::RequestContext::new(AccountScope::All),
     )
     .await;
     let json = serde_json::to_value(&executed.response).unwrap();

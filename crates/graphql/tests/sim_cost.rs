@@ -38,7 +38,7 @@ async fn run_costed(
 ) -> Value {
     let request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables));
-    let mut ctx = RequestContext::new(AccountScope::All, None);
+    let mut ctx = RequestContext::new(AccountScope::All);
     ctx.report_cost = true;
     ctx.budget = budget;
     let executed = execute(&env.schema, request, ctx).await;

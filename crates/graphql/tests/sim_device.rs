@@ -297,7 +297,7 @@ async fn run_raw(env: &SimEnv, query: &str, variables: Value) -> (Value, bool) {
     let executed = devicegraph_graphql::execute(
         &env.schema,
         request,
-        devicegraph_graphql::RequestContext::new(devicegraph_graphql::AccountScope::All, None),
+        devicegraph_graphql::RequestContext::new(devicegraph_graphql::AccountScope::All),
     )
     .await;
     (

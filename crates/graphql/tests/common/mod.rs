@@ -79,10 +79,11 @@ pub async fn run_as(
 ) -> Value {
     let request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables));
-    let executed = execute(
-        schema,
-        request,
-        RequestContext::new(scope, Some("test-request".into())),
+    // The request id is a task-local, set for the whole request (as the HTTP
+    // middleware does).
+    let executed = devicegraph_upstream::with_request_id(
+        "test-request".into(),
+        execute(schema, request, RequestContext::new(scope)),
     )
     .await;
     let json = serde_json::to_value(&executed.response).unwrap();
