@@ -6,8 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use devicegraph_cache::{Freshness, Store, StoreConfig};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use devicegraph_cache::resources::{CampaignPageKey, CampaignPages, Details};
+use devicegraph_cache::{CacheError, Fetched, Freshness, Store, StoreConfig};
 use devicegraph_sim::SimConfig;
+use devicegraph_upstream::model::DeviceDetails;
 use devicegraph_upstream::{AccountName, ClientConfig, Credentials, Imei};
 
 const ACCOUNT: &str = "0000123456-00001";
@@ -40,7 +45,7 @@ async fn run() {
         .collect();
     let one = &imeis[..1];
     // Warm: one upstream read, then everything is an L1 hit.
-    store.device_details(&account, &imeis).await;
+    details_of(&store, &account, &imeis).await;
     // 100 distinct devices from the first page of a campaign report.
     let campaign = sim
         .catalog()
@@ -52,7 +57,7 @@ async fn run() {
         .parse()
         .unwrap();
     let page = store
-        .campaign_page(&account, &campaign, None)
+        .get::<CampaignPages>(CampaignPageKey::new(&account, &campaign, None))
         .await
         .unwrap();
     let batch: Vec<Imei> = page
@@ -62,11 +67,11 @@ async fn run() {
         .take(100)
         .map(|d| d.device_id.parse().unwrap())
         .collect();
-    store.device_details(&account, &batch).await;
+    details_of(&store, &account, &batch).await;
     let before = sim.stats().total_calls;
 
     let (n, per_call) = measure(|| async {
-        let answer = store.device_details(&account, one).await;
+        let answer = details_of(&store, &account, one).await;
         assert_eq!(answer[&one[0]].as_ref().unwrap().freshness, Freshness::Hit);
     })
     .await;
@@ -76,7 +81,7 @@ async fn run() {
     );
 
     let (n, per_call) = measure(|| async {
-        store.device_details(&account, &batch).await;
+        details_of(&store, &account, &batch).await;
     })
     .await;
     println!(
@@ -94,7 +99,7 @@ async fn run() {
                 let mut n = 0u64;
                 while Instant::now() < end {
                     for _ in 0..100 {
-                        store.device_details(&account, &one).await;
+                        details_of(&store, &account, &one).await;
                     }
                     n += 100;
                 }
@@ -132,4 +137,22 @@ where
     }
     let per_call = start.elapsed() / u32::try_from(n).unwrap_or(u32::MAX);
     (n, per_call)
+}
+
+/// Device details for `imeis` of `account`, by IMEI (`Store::get_many::<Details>`).
+async fn details_of(
+    store: &Store,
+    account: &AccountName,
+    imeis: &[Imei],
+) -> HashMap<Imei, Result<Fetched<Option<Arc<DeviceDetails>>>, CacheError>> {
+    let keys = imeis
+        .iter()
+        .map(|imei| (account.clone(), imei.clone()))
+        .collect();
+    store
+        .get_many::<Details>(keys)
+        .await
+        .into_iter()
+        .map(|((_, imei), answer)| (imei, answer))
+        .collect()
 }

@@ -10,6 +10,7 @@
 //! The map sits behind a `std::sync::Mutex`: it is held only for map operations and
 //! a synchronous L1 re-check, never across an `.await`.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,26 +18,30 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use devicegraph_upstream::UpstreamError;
 use tokio::sync::watch;
 
-use crate::key::CacheKey;
+use crate::key::AnyKey;
+use crate::resource::Resource;
 use crate::value::Entry;
 
 /// The result of one key of a flight.
-#[derive(Debug, Clone)]
-pub(crate) enum KeyOutcome {
+#[derive(Debug)]
+pub(crate) enum KeyOutcome<V> {
     /// A value fresh from the upstream, or a fresh copy from the L2 (`from_l2`).
-    Value { entry: Arc<Entry>, from_l2: bool },
+    Value { entry: Arc<Entry<V>>, from_l2: bool },
     /// The fetch failed; `stale` is an expired L2 copy a waiter may serve if it has
     /// no stale copy of its own and the error is transient.
     Failed {
         error: UpstreamError,
-        stale: Option<Arc<Entry>>,
+        stale: Option<Arc<Entry<V>>>,
     },
 }
 
-/// Everything a flight produced, keyed like its claims.
-pub(crate) type Published = Arc<HashMap<CacheKey, KeyOutcome>>;
+/// Everything a flight of resource `R` produced, keyed like its claims.
+pub(crate) type Published<R> = HashMap<<R as Resource>::Key, KeyOutcome<<R as Resource>::Value>>;
 
-type Slot = Option<Published>;
+/// A flight's result as its channel carries it: a `Published<R>` of the flight's
+/// resource (the in-flight map holds flights of every resource; a key of `R` is only
+/// ever claimed by a flight of `R`).
+type Slot = Option<Arc<dyn Any + Send + Sync>>;
 
 /// A handle to join a flight.
 #[derive(Debug, Clone)]
@@ -52,11 +57,12 @@ impl Flight {
 
     /// Waits for the flight's result; `None` if it ended without publishing (its task
     /// panicked or was cancelled by runtime shutdown).
-    pub(crate) async fn wait(mut self) -> Option<Published> {
-        match self.rx.wait_for(Option::is_some).await {
-            Ok(slot) => slot.clone(),
-            Err(_) => None,
-        }
+    pub(crate) async fn wait<R: Resource>(mut self) -> Option<Arc<Published<R>>> {
+        let published = match self.rx.wait_for(Option::is_some).await {
+            Ok(slot) => slot.clone()?,
+            Err(_) => return None,
+        };
+        published.downcast::<Published<R>>().ok()
     }
 }
 
@@ -67,20 +73,20 @@ pub(crate) struct FlightSender {
 }
 
 impl FlightSender {
-    pub(crate) fn publish(&self, result: Published) {
+    pub(crate) fn publish<R: Resource>(&self, result: Published<R>) {
         // No receiver left (every waiter gave up) is fine: the cache already has it.
-        let _ = self.tx.send(Some(result));
+        let _ = self.tx.send(Some(Arc::new(result)));
     }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Inflight {
-    map: Mutex<HashMap<CacheKey, Flight>>,
+    map: Mutex<HashMap<AnyKey, Flight>>,
     next_id: AtomicU64,
 }
 
 impl Inflight {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<CacheKey, Flight>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, HashMap<AnyKey, Flight>> {
         // A panic while holding the lock cannot leave the map inconsistent (single
         // inserts/removes), so a poisoned lock is still usable.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
@@ -106,7 +112,7 @@ impl Inflight {
 pub(crate) struct FlightGuard {
     pub(crate) inflight: Arc<Inflight>,
     pub(crate) id: u64,
-    pub(crate) keys: Vec<CacheKey>,
+    pub(crate) keys: Vec<AnyKey>,
 }
 
 impl Drop for FlightGuard {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use devicegraph_upstream::{AccountName, CampaignId, Imei};
 
 /// Time-to-live per resource (`[cache.ttl]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Ttls {
     pub device_details: Duration,
     pub upgrade_history: Duration,
@@ -47,7 +47,7 @@ pub struct StoreConfig {
     /// In-flight upstream requests, all callers together.
     pub max_concurrency: usize,
     /// First segment of every Redis key this store writes (values live under
-    /// `{prefix}:v1:...`, the shared budget under `{prefix}:budget:...`). Replicas that
+    /// `{prefix}:v2:...`, the shared budget under `{prefix}:budget:...`). Replicas that
     /// should share a cache and a budget use the same prefix.
     pub redis_key_prefix: String,
 }

@@ -37,27 +37,25 @@ use crate::epoch::{Epochs, FlightEpoch};
 use crate::error::CacheError;
 use crate::fetched::{Fetched, Freshness, KeyResult};
 use crate::freshness::{State, Windows, state_of};
-use crate::key::{CacheKey, Resource};
+use crate::key::AnyKey;
 use crate::l2::L2;
 use crate::metrics;
 use crate::pacer::Pacer;
-use crate::value::{Answer, Entry};
+use crate::resource::Resource;
+use crate::value::{Answer, Entry, Slot};
 
-/// Fetches the given keys (all of one resource) from the upstream. Must answer every
-/// key it is given; a key it leaves out is reported as unavailable.
-pub(crate) type FetchFn =
-    Arc<dyn Fn(Vec<CacheKey>) -> BoxFuture<'static, FetchAnswers> + Send + Sync>;
-
-pub(crate) type FetchAnswers = HashMap<CacheKey, Result<Answer, UpstreamError>>;
+/// What a fetch of resource `R` answered, per key.
+pub(crate) type FetchAnswers<R> =
+    HashMap<<R as Resource>::Key, Result<Answer<<R as Resource>::Value>, UpstreamError>>;
 
 /// Keeps each entry in moka for its TTL plus the longer of the two windows.
 struct Retention(Duration);
 
-impl Expiry<CacheKey, Arc<Entry>> for Retention {
+impl Expiry<AnyKey, Slot> for Retention {
     fn expire_after_create(
         &self,
-        _key: &CacheKey,
-        value: &Arc<Entry>,
+        _key: &AnyKey,
+        value: &Slot,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
         Some(value.ttl.saturating_add(self.0))
@@ -65,8 +63,8 @@ impl Expiry<CacheKey, Arc<Entry>> for Retention {
 
     fn expire_after_update(
         &self,
-        _key: &CacheKey,
-        value: &Arc<Entry>,
+        _key: &AnyKey,
+        value: &Slot,
         _updated_at: std::time::Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
@@ -75,7 +73,7 @@ impl Expiry<CacheKey, Arc<Entry>> for Retention {
 }
 
 pub(crate) struct Engine {
-    l1: moka::sync::Cache<CacheKey, Arc<Entry>>,
+    l1: moka::sync::Cache<AnyKey, Slot>,
     inflight: Arc<Inflight>,
     clock: Arc<dyn Clock>,
     windows: Windows,
@@ -88,9 +86,10 @@ pub(crate) struct Engine {
 }
 
 /// A key the L1 could not answer fresh, with the expired entry it may fall back on.
-struct Need {
-    key: CacheKey,
-    stale: Option<Arc<Entry>>,
+struct Need<R: Resource> {
+    key: R::Key,
+    any: AnyKey,
+    stale: Option<Arc<Entry<R::Value>>>,
 }
 
 impl Engine {
@@ -103,7 +102,7 @@ impl Engine {
     ) -> Self {
         let l1 = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|_key: &CacheKey, entry: &Arc<Entry>| entry.weight)
+            .weigher(|_key: &AnyKey, slot: &Slot| slot.weight)
             .expire_after(Retention(windows.retention()))
             .build();
         Self {
@@ -150,18 +149,32 @@ impl Engine {
         bytes
     }
 
-    /// Answers every key (duplicates are answered once).
-    pub(crate) async fn read(
+    /// The L1 entry of `key`, typed.
+    fn get<R: Resource>(&self, key: &AnyKey) -> Option<Arc<Entry<R::Value>>> {
+        self.l1.get(key)?.entry::<R>()
+    }
+
+    fn put<R: Resource>(&self, key: &AnyKey, entry: &Arc<Entry<R::Value>>) {
+        let slot = Slot::new::<R>(key, Arc::clone(entry));
+        self.l1.insert(key.clone(), slot);
+    }
+
+    /// Answers every key (duplicates are answered once). `fetch` is called, on the
+    /// flight's own task, only if some key must come from the upstream.
+    pub(crate) async fn read<R, F>(
         self: &Arc<Self>,
-        resource: Resource,
-        keys: Vec<CacheKey>,
-        fetch: FetchFn,
-    ) -> HashMap<CacheKey, KeyResult> {
+        keys: Vec<R::Key>,
+        fetch: F,
+    ) -> HashMap<R::Key, KeyResult<R::Value>>
+    where
+        R: Resource,
+        F: FnOnce(Vec<R::Key>) -> BoxFuture<'static, FetchAnswers<R>> + Send + 'static,
+    {
         let now = self.clock.now();
-        let mut out: HashMap<CacheKey, KeyResult> = HashMap::with_capacity(keys.len());
-        let mut need: Vec<Need> = Vec::new();
-        let mut revalidate: Vec<CacheKey> = Vec::new();
-        let mut seen: HashSet<&CacheKey> = HashSet::with_capacity(keys.len());
+        let mut out: HashMap<R::Key, KeyResult<R::Value>> = HashMap::with_capacity(keys.len());
+        let mut need: Vec<Need<R>> = Vec::new();
+        let mut revalidate: Vec<(R::Key, AnyKey)> = Vec::new();
+        let mut seen: HashSet<&R::Key> = HashSet::with_capacity(keys.len());
         // Asked only when an entry could be served stale (keeps the pause lock off the
         // hit path).
         let mut paused_cache: Option<bool> = None;
@@ -169,7 +182,7 @@ impl Engine {
             *paused_cache.get_or_insert_with(|| {
                 self.pacer
                     .as_ref()
-                    .is_some_and(|p| p.is_paused(resource.endpoint()))
+                    .is_some_and(|p| p.is_paused(R::ENDPOINT))
             })
         };
 
@@ -177,14 +190,15 @@ impl Engine {
             if !seen.insert(key) {
                 continue;
             }
-            let entry = self.l1.get(key);
+            let any = AnyKey::new::<R>(key.clone());
+            let entry = self.get::<R>(&any);
             match entry.as_ref().map(|e| state_of(e, now, self.windows)) {
                 Some(State::Fresh) => {
                     out.insert(key.clone(), hit(entry, Freshness::Hit));
                 }
                 Some(State::Revalidate) => {
                     out.insert(key.clone(), hit(entry, Freshness::Hit));
-                    revalidate.push(key.clone());
+                    revalidate.push((key.clone(), any));
                 }
                 // The upstream asked us to back off: trying would only wait or fail.
                 Some(State::StaleIfError) if paused() => {
@@ -192,25 +206,27 @@ impl Engine {
                 }
                 Some(State::StaleIfError) => need.push(Need {
                     key: key.clone(),
+                    any,
                     stale: entry,
                 }),
                 Some(State::Expired) | None => need.push(Need {
                     key: key.clone(),
+                    any,
                     stale: None,
                 }),
             }
         }
 
-        let mut waits: HashMap<u64, (Flight, Vec<Need>)> = HashMap::new();
+        let mut waits: HashMap<u64, (Flight, Vec<Need<R>>)> = HashMap::new();
         if !need.is_empty() || !revalidate.is_empty() {
             let (flight, sender) = self.inflight.new_flight();
-            let mut claimed: Vec<Need> = Vec::new();
-            let mut background: Vec<CacheKey> = Vec::new();
+            let mut claimed: Vec<Need<R>> = Vec::new();
+            let mut background: Vec<(R::Key, AnyKey)> = Vec::new();
             let mut coalesced = 0u64;
             {
                 let mut map = self.inflight.lock();
                 for n in need {
-                    if let Some(other) = map.get(&n.key) {
+                    if let Some(other) = map.get(&n.any) {
                         coalesced += 1;
                         let slot = waits
                             .entry(other.id())
@@ -220,7 +236,7 @@ impl Engine {
                     }
                     // The flight that fetched this key may have finished between our
                     // lookup and taking the lock: it stores before it unregisters.
-                    if let Some(e) = self.l1.get(&n.key)
+                    if let Some(e) = self.get::<R>(&n.any)
                         && matches!(
                             state_of(&e, now, self.windows),
                             State::Fresh | State::Revalidate
@@ -229,37 +245,40 @@ impl Engine {
                         out.insert(n.key, hit(Some(e), Freshness::Hit));
                         continue;
                     }
-                    map.insert(n.key.clone(), flight.clone());
+                    map.insert(n.any.clone(), flight.clone());
                     claimed.push(n);
                 }
-                for key in revalidate {
-                    if !map.contains_key(&key) {
-                        map.insert(key.clone(), flight.clone());
-                        background.push(key);
+                for (key, any) in revalidate {
+                    if !map.contains_key(&any) {
+                        map.insert(any.clone(), flight.clone());
+                        background.push((key, any));
                     }
                 }
             }
             if coalesced > 0 {
-                metrics::coalesced(resource, coalesced);
+                metrics::coalesced(R::NAME, coalesced);
             }
             if !background.is_empty() {
-                metrics::refresh(resource);
+                metrics::refresh(R::NAME);
             }
             if !claimed.is_empty() || !background.is_empty() {
-                let mut flight_keys: Vec<CacheKey> =
-                    claimed.iter().map(|n| n.key.clone()).collect();
+                let mut flight_keys: Vec<(R::Key, AnyKey)> = claimed
+                    .iter()
+                    .map(|n| (n.key.clone(), n.any.clone()))
+                    .collect();
                 flight_keys.extend(background);
                 let guard = FlightGuard {
                     inflight: Arc::clone(&self.inflight),
                     id: flight.id(),
-                    keys: flight_keys,
+                    keys: flight_keys.iter().map(|(_, any)| any.clone()).collect(),
                 };
                 // Before the flight reads anything (see `epoch`).
                 let epoch = self.epochs.begin_flight();
                 // The flight runs on its own task so a cancelled first caller cannot strand
                 // the waiters; carry the caller's request id (and call meter) into it so
                 // the upstream call is still tagged with `X-Request-ID` and counted.
-                let flight_task = Arc::clone(self).fly(resource, guard, epoch, fetch, sender);
+                let flight_task =
+                    Arc::clone(self).fly::<R, F>(guard, flight_keys, epoch, fetch, sender);
                 tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
                 if !claimed.is_empty() {
                     waits.insert(flight.id(), (flight, claimed));
@@ -270,42 +289,53 @@ impl Engine {
         let published = futures::future::join_all(
             waits
                 .into_values()
-                .map(|(flight, needs)| async move { (flight.wait().await, needs) }),
+                .map(|(flight, needs)| async move { (flight.wait::<R>().await, needs) }),
         )
         .await;
         for (result, needs) in published {
             for n in needs {
-                let answer = resolve(resource, &n, result.as_ref());
+                let answer = resolve::<R>(&n, result.as_deref());
                 out.insert(n.key, answer);
             }
         }
 
-        metrics::record_read(resource, &out);
+        metrics::record_read(R::NAME, &out);
         out
     }
 
     /// One flight: L2 first, then the upstream for what the L2 did not have fresh;
     /// stores (unless an invalidation superseded the flight), publishes, unregisters
     /// (the guard), in that order.
-    async fn fly(
+    async fn fly<R, F>(
         self: Arc<Self>,
-        resource: Resource,
         guard: FlightGuard,
+        keys: Vec<(R::Key, AnyKey)>,
         epoch: FlightEpoch,
-        fetch: FetchFn,
+        fetch: F,
         sender: FlightSender,
-    ) {
-        let mut out: HashMap<CacheKey, KeyOutcome> = HashMap::with_capacity(guard.keys.len());
-        let mut remaining = guard.keys.clone();
-        let mut l2_stale: HashMap<CacheKey, Arc<Entry>> = HashMap::new();
+    ) where
+        R: Resource,
+        F: FnOnce(Vec<R::Key>) -> BoxFuture<'static, FetchAnswers<R>> + Send + 'static,
+    {
+        let mut out: Published<R> = HashMap::with_capacity(keys.len());
+        let mut remaining = keys;
+        let mut l2_stale: HashMap<R::Key, Arc<Entry<R::Value>>> = HashMap::new();
 
         if let Some(l2) = &self.l2 {
             let now = self.clock.now();
-            let mut fresh: Vec<(CacheKey, Arc<Entry>)> = Vec::new();
-            for (key, entry) in l2.get_many(&remaining, now).await {
+            let found = l2
+                .get_many::<R>(remaining.iter().map(|(_, any)| any), now)
+                .await;
+            let mut fresh: Vec<(AnyKey, Arc<Entry<R::Value>>)> = Vec::new();
+            let mut left = Vec::with_capacity(remaining.len());
+            for ((key, any), entry) in remaining.into_iter().zip(found) {
+                let Some(entry) = entry else {
+                    left.push((key, any));
+                    continue;
+                };
                 match state_of(&entry, now, self.windows) {
                     State::Fresh => {
-                        fresh.push((key.clone(), Arc::clone(&entry)));
+                        fresh.push((any, Arc::clone(&entry)));
                         out.insert(
                             key,
                             KeyOutcome::Value {
@@ -315,26 +345,26 @@ impl Engine {
                         );
                     }
                     State::Revalidate | State::StaleIfError => {
-                        l2_stale.insert(key, entry);
+                        l2_stale.insert(key.clone(), entry);
+                        left.push((key, any));
                     }
-                    State::Expired => {}
+                    State::Expired => left.push((key, any)),
                 }
             }
-            self.epochs.store_current(&epoch, fresh, |key, entry| {
-                self.l1.insert(key.clone(), Arc::clone(entry));
-            });
-            remaining.retain(|k| !out.contains_key(k));
+            self.epochs
+                .store_current(&epoch, fresh, |any, entry| self.put::<R>(any, entry));
+            remaining = left;
         }
 
         if !remaining.is_empty() {
-            let mut answers = fetch(remaining.clone()).await;
+            let mut answers = fetch(remaining.iter().map(|(key, _)| key.clone()).collect()).await;
             let stored_at = self.clock.now();
-            let mut fetched: Vec<(CacheKey, Arc<Entry>)> = Vec::new();
-            for key in remaining {
+            let mut fetched: Vec<(AnyKey, Arc<Entry<R::Value>>)> = Vec::new();
+            for (key, any) in remaining {
                 let outcome = match answers.remove(&key) {
                     Some(Ok(answer)) => {
-                        let entry = Arc::new(Entry::new(&key, answer, stored_at));
-                        fetched.push((key.clone(), Arc::clone(&entry)));
+                        let entry = Arc::new(Entry::new(answer, stored_at));
+                        fetched.push((any, Arc::clone(&entry)));
                         KeyOutcome::Value {
                             entry,
                             from_l2: false,
@@ -342,7 +372,7 @@ impl Engine {
                     }
                     Some(Err(error)) => {
                         debug!(
-                            resource = resource.name(),
+                            resource = R::NAME,
                             kind = error.kind(),
                             "upstream fetch failed"
                         );
@@ -353,7 +383,7 @@ impl Engine {
                     }
                     None => KeyOutcome::Failed {
                         error: UpstreamError::Unavailable {
-                            endpoint: resource.endpoint(),
+                            endpoint: R::ENDPOINT,
                             reason: "the upstream answer did not cover this key".to_owned(),
                         },
                         stale: l2_stale.remove(&key),
@@ -361,13 +391,13 @@ impl Engine {
                 };
                 out.insert(key, outcome);
             }
-            let stored = self.epochs.store_current(&epoch, fetched, |key, entry| {
-                self.l1.insert(key.clone(), Arc::clone(entry));
-            });
+            let stored = self
+                .epochs
+                .store_current(&epoch, fetched, |any, entry| self.put::<R>(any, entry));
             if let Some(l2) = &self.l2 {
                 // Written before publishing so another replica asking right after this
                 // request was answered finds it.
-                l2.put_many(&stored, self.windows.retention()).await;
+                l2.put_many::<R>(&stored, self.windows.retention()).await;
                 // An invalidation that began while the write was under way may have
                 // deleted before it landed: delete again what it covers.
                 let late = self
@@ -378,7 +408,7 @@ impl Engine {
         }
 
         self.report_bytes();
-        sender.publish(Arc::new(out));
+        sender.publish::<R>(out);
         drop(guard);
         drop(epoch);
     }
@@ -402,8 +432,8 @@ impl Engine {
     /// call (fresh, or within stale-while-revalidate). Used to estimate what an
     /// operation will cost upstream before running it (the read it precedes would
     /// count towards the entry's popularity anyway).
-    pub(crate) fn servable(&self, key: &CacheKey) -> Option<Arc<Entry>> {
-        let entry = self.l1.get(key)?;
+    pub(crate) fn servable<R: Resource>(&self, key: &R::Key) -> Option<Arc<Entry<R::Value>>> {
+        let entry = self.get::<R>(&AnyKey::new::<R>(key.clone()))?;
         matches!(
             state_of(&entry, self.clock.now(), self.windows),
             State::Fresh | State::Revalidate
@@ -438,7 +468,7 @@ impl Engine {
     /// answers the Redis keys of the entries removed (to count them with L2's).
     fn drop_l1(&self, scope: &InvalidateScope) -> HashSet<String> {
         self.inflight.lock().retain(|key, _| !key.in_scope(scope));
-        let victims: Vec<Arc<CacheKey>> = self
+        let victims: Vec<Arc<AnyKey>> = self
             .l1
             .iter()
             .filter(|(k, _)| k.in_scope(scope))
@@ -487,13 +517,13 @@ impl Engine {
 
     /// Stores an entry directly, as a flight would (tests).
     #[cfg(test)]
-    pub(crate) fn insert(&self, key: CacheKey, answer: Answer) {
-        let entry = Arc::new(Entry::new(&key, answer, self.clock.now()));
-        self.l1.insert(key, entry);
+    pub(crate) fn insert<R: Resource>(&self, key: R::Key, answer: Answer<R::Value>) {
+        let entry = Arc::new(Entry::new(answer, self.clock.now()));
+        self.put::<R>(&AnyKey::new::<R>(key), &entry);
     }
 }
 
-fn hit(entry: Option<Arc<Entry>>, freshness: Freshness) -> KeyResult {
+fn hit<V: Clone>(entry: Option<Arc<Entry<V>>>, freshness: Freshness) -> KeyResult<V> {
     match entry {
         Some(e) => Ok(Fetched {
             value: e.value.clone(),
@@ -507,7 +537,7 @@ fn hit(entry: Option<Arc<Entry>>, freshness: Freshness) -> KeyResult {
 }
 
 /// One key's answer from the flight it waited on.
-fn resolve(resource: Resource, need: &Need, published: Option<&Published>) -> KeyResult {
+fn resolve<R: Resource>(need: &Need<R>, published: Option<&Published<R>>) -> KeyResult<R::Value> {
     match published.and_then(|p| p.get(&need.key)) {
         Some(KeyOutcome::Value { entry, from_l2 }) => Ok(Fetched {
             value: entry.value.clone(),
@@ -528,9 +558,7 @@ fn resolve(resource: Resource, need: &Need, published: Option<&Published>) -> Ke
             }
             Err(CacheError::Upstream(error.clone()))
         }
-        None => Err(CacheError::FetchAborted {
-            resource: resource.name(),
-        }),
+        None => Err(CacheError::FetchAborted { resource: R::NAME }),
     }
 }
 

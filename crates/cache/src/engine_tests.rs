@@ -7,14 +7,19 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use devicegraph_upstream::model::DeviceDetails;
+use devicegraph_upstream::model::{CampaignPage, CheckIn, DeviceDetails};
 use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, RequestGate};
 use tokio::time::{Duration, advance, sleep};
 
 use super::*;
 use crate::clock::TokioClock;
 use crate::config::StoreConfig;
-use crate::value::CachedValue;
+use crate::resource::Cached;
+use crate::resources::{CampaignPageKey, CampaignPages, CheckIns, Details};
+
+/// A device-details key.
+type Key = (AccountName, Imei);
+type Value = Option<Arc<DeviceDetails>>;
 
 const TTL: Duration = Duration::from_secs(60);
 const NOT_FOUND_TTL: Duration = Duration::from_secs(10);
@@ -54,10 +59,12 @@ impl Fake {
         *self.failure.lock().unwrap() = e;
     }
 
-    fn fetch_fn(self: &Arc<Self>) -> FetchFn {
+    fn fetch_fn(
+        self: &Arc<Self>,
+    ) -> impl FnOnce(Vec<Key>) -> BoxFuture<'static, FetchAnswers<Details>> + Send + 'static {
         let fake = Arc::clone(self);
-        Arc::new(
-            move |keys: Vec<CacheKey>| -> BoxFuture<'static, FetchAnswers> {
+        {
+            move |keys: Vec<Key>| -> BoxFuture<'static, FetchAnswers<Details>> {
                 let fake = Arc::clone(&fake);
                 Box::pin(async move {
                     let names: Vec<String> = keys.iter().map(imei_of).collect();
@@ -75,7 +82,7 @@ impl Fake {
                             let answer = match &failure {
                                 Some(e) => Err(e.clone()),
                                 None if unknown.contains(&imei) => Ok(Answer {
-                                    value: CachedValue::Device(None),
+                                    value: Cached::Found(None),
                                     ttl: NOT_FOUND_TTL,
                                 }),
                                 None => Ok(Answer {
@@ -87,20 +94,17 @@ impl Fake {
                         })
                         .collect()
                 })
-            },
-        )
+            }
+        }
     }
 }
 
-fn imei_of(key: &CacheKey) -> String {
-    match key {
-        CacheKey::DeviceDetails { imei, .. } | CacheKey::CheckIns { imei, .. } => imei.to_string(),
-        other => format!("{other:?}"),
-    }
+fn imei_of(key: &Key) -> String {
+    key.1.to_string()
 }
 
-fn device(imei: &str, version: u32) -> CachedValue {
-    CachedValue::Device(Some(Arc::new(DeviceDetails {
+fn device(imei: &str, version: u32) -> Cached<Value> {
+    Cached::Found(Some(Arc::new(DeviceDetails {
         device_id: imei.to_owned(),
         account_name: Some(ACCOUNT.to_owned()),
         mdn: None,
@@ -134,11 +138,8 @@ fn imei(n: u64) -> Imei {
     format!("{body}{check}").parse().unwrap()
 }
 
-fn key(n: u64) -> CacheKey {
-    CacheKey::DeviceDetails {
-        account: account(),
-        imei: imei(n),
-    }
+fn key(n: u64) -> Key {
+    (account(), imei(n))
 }
 
 fn engine() -> Arc<Engine> {
@@ -152,22 +153,24 @@ fn engine() -> Arc<Engine> {
 }
 
 /// The firmware version and freshness of one answered key.
-fn version(result: &KeyResult) -> (String, Freshness) {
+fn version(result: &KeyResult<Value>) -> (String, Freshness) {
     let fetched = result.as_ref().unwrap();
     match &fetched.value {
-        CachedValue::Device(Some(d)) => (d.firmware.clone().unwrap(), fetched.freshness),
+        Cached::Found(Some(d)) => (d.firmware.clone().unwrap(), fetched.freshness),
         other => panic!("unexpected {other:?}"),
     }
 }
 
-async fn read(engine: &Arc<Engine>, fake: &Arc<Fake>, ns: &[u64]) -> HashMap<CacheKey, KeyResult> {
+async fn read(
+    engine: &Arc<Engine>,
+    fake: &Arc<Fake>,
+    ns: &[u64],
+) -> HashMap<Key, KeyResult<Value>> {
     let keys = ns.iter().map(|n| key(*n)).collect();
-    engine
-        .read(Resource::DeviceDetails, keys, fake.fetch_fn())
-        .await
+    engine.read::<Details, _>(keys, fake.fetch_fn()).await
 }
 
-async fn read1(engine: &Arc<Engine>, fake: &Arc<Fake>, n: u64) -> KeyResult {
+async fn read1(engine: &Arc<Engine>, fake: &Arc<Fake>, n: u64) -> KeyResult<Value> {
     read(engine, fake, &[n]).await.remove(&key(n)).unwrap()
 }
 
@@ -367,7 +370,7 @@ async fn unknown_devices_are_remembered_for_the_not_found_ttl() {
     assert!(matches!(
         &answers[&key(9)],
         Ok(Fetched {
-            value: CachedValue::Device(None),
+            value: Cached::Found(None),
             freshness: Freshness::Miss
         })
     ));
@@ -375,7 +378,7 @@ async fn unknown_devices_are_remembered_for_the_not_found_ttl() {
     assert!(matches!(
         &again[&key(9)],
         Ok(Fetched {
-            value: CachedValue::Device(None),
+            value: Cached::Found(None),
             freshness: Freshness::Hit
         })
     ));
@@ -393,31 +396,25 @@ async fn invalidation_drops_the_scope_and_counts() {
     read(&engine, &fake, &[1, 2, 3]).await;
     let other: AccountName = "0000999999-00001".parse().unwrap();
     let campaign: CampaignId = "camp-1".parse().unwrap();
-    let answer = Answer {
-        value: CachedValue::CheckIns(Arc::new(Vec::new())),
+    let answer: Answer<Arc<Vec<CheckIn>>> = Answer {
+        value: Cached::Found(Arc::new(Vec::new())),
         ttl: TTL,
     };
-    engine.insert(
-        CacheKey::CheckIns {
-            account: account(),
-            imei: imei(1),
-        },
-        answer.clone(),
-    );
-    engine.insert(
-        CacheKey::CheckIns {
-            account: other.clone(),
-            imei: imei(1),
-        },
-        answer.clone(),
-    );
-    for cursor in [None, Some("350000000000010".to_owned())] {
-        let page = CacheKey::CampaignPage {
-            account: account(),
-            campaign: campaign.clone(),
-            cursor,
-        };
-        engine.insert(page, answer.clone());
+    engine.insert::<CheckIns>((account(), imei(1)), answer.clone());
+    engine.insert::<CheckIns>((other.clone(), imei(1)), answer.clone());
+    let page: Answer<Arc<CampaignPage>> = Answer {
+        value: Cached::Found(Arc::new(CampaignPage {
+            total_devices: None,
+            has_more_data: false,
+            last_seen_device_id: None,
+            max_page_size: None,
+            devices: Vec::new(),
+        })),
+        ttl: TTL,
+    };
+    for cursor in [None, Some("350000000000010")] {
+        let key = CampaignPageKey::new(&account(), &campaign, cursor);
+        engine.insert::<CampaignPages>(key, page.clone());
     }
 
     let device = InvalidateScope {
@@ -460,10 +457,13 @@ async fn the_byte_bound_holds_when_filled_far_past_it() {
     ));
     let mut total: u64 = 0;
     for n in 0..20_000 {
-        let value = device(&imei(n).to_string(), 1);
-        let key = key(n);
-        total += u64::from(crate::value::entry_weight(&key, &value));
-        engine.insert(key, Answer { value, ttl: TTL });
+        let answer = Answer {
+            value: device(&imei(n).to_string(), 1),
+            ttl: TTL,
+        };
+        let entry = Arc::new(Entry::new(answer.clone(), tokio::time::Instant::now()));
+        total += u64::from(Slot::new::<Details>(&AnyKey::new::<Details>(key(n)), entry).weight);
+        engine.insert::<Details>(key(n), answer);
     }
     let held = engine.weighted_size();
     assert!(

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::config::InvalidateScope;
-use crate::key::CacheKey;
+use crate::key::AnyKey;
 
 #[derive(Debug, Default)]
 pub(crate) struct Epochs {
@@ -47,7 +47,7 @@ struct Invalidation {
 
 impl State {
     /// Whether an invalidation covering `key` runs now or ended after `started`.
-    fn superseded(&self, started: u64, key: &CacheKey) -> bool {
+    fn superseded(&self, started: u64, key: &AnyKey) -> bool {
         self.invalidations
             .iter()
             .any(|i| i.ended.is_none_or(|e| e > started) && key.in_scope(&i.scope))
@@ -103,9 +103,9 @@ impl Epochs {
     pub(crate) fn store_current<T>(
         &self,
         flight: &FlightEpoch,
-        items: Vec<(CacheKey, T)>,
-        mut store: impl FnMut(&CacheKey, &T),
-    ) -> Vec<(CacheKey, T)> {
+        items: Vec<(AnyKey, T)>,
+        mut store: impl FnMut(&AnyKey, &T),
+    ) -> Vec<(AnyKey, T)> {
         if items.is_empty() {
             return items;
         }
@@ -127,8 +127,8 @@ impl Epochs {
     pub(crate) fn superseded<'a>(
         &self,
         flight: &FlightEpoch,
-        keys: impl IntoIterator<Item = &'a CacheKey>,
-    ) -> Vec<CacheKey> {
+        keys: impl IntoIterator<Item = &'a AnyKey>,
+    ) -> Vec<AnyKey> {
         let state = self.lock();
         keys.into_iter()
             .filter(|key| state.superseded(flight.started, key))
@@ -191,11 +191,8 @@ mod tests {
         "0000123456-00001".parse().unwrap()
     }
 
-    fn key(imei: &str) -> CacheKey {
-        CacheKey::CheckIns {
-            account: account(),
-            imei: imei.parse().unwrap(),
-        }
+    fn key(imei: &str) -> AnyKey {
+        AnyKey::new::<crate::resources::CheckIns>((account(), imei.parse().unwrap()))
     }
 
     fn device_scope(imei: &str) -> InvalidateScope {

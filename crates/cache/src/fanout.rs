@@ -422,8 +422,10 @@ mod tests {
     use super::*;
     use crate::clock::TokioClock;
     use crate::freshness::Windows;
-    use crate::key::CacheKey;
-    use crate::value::{Answer, CachedValue};
+    use crate::resource::Cached;
+    use crate::resources::CheckIns;
+    use crate::value::Answer;
+    use devicegraph_upstream::model::CheckIn;
 
     const IMEI: &str = "490154203237518";
 
@@ -435,16 +437,16 @@ mod tests {
         Engine::new(1 << 20, windows, Arc::new(TokioClock), None, None)
     }
 
-    fn key() -> CacheKey {
-        CacheKey::CheckIns {
-            account: "0000123456-00001".parse().unwrap(),
-            imei: IMEI.parse().unwrap(),
-        }
+    fn key() -> (
+        devicegraph_upstream::AccountName,
+        devicegraph_upstream::Imei,
+    ) {
+        ("0000123456-00001".parse().unwrap(), IMEI.parse().unwrap())
     }
 
-    fn answer() -> Answer {
+    fn answer() -> Answer<Arc<Vec<CheckIn>>> {
         Answer {
-            value: CachedValue::CheckIns(Arc::new(Vec::new())),
+            value: Cached::Found(Arc::new(Vec::new())),
             ttl: Duration::from_secs(60),
         }
     }
@@ -459,7 +461,7 @@ mod tests {
     #[tokio::test]
     async fn malformed_payloads_are_ignored_and_a_good_one_is_applied() {
         let engine = engine();
-        engine.insert(key(), answer());
+        engine.insert::<CheckIns>(key(), answer());
         let bad: [&[u8]; 5] = [
             b"",
             b"not json",

@@ -1,9 +1,10 @@
 //! What every read answers: the value and where it came from, so the HTTP layer can
 //! say `X-Cache: HIT | MISS | STALE` and GraphQL can list `extensions.stale`; and
-//! [`KeyResult`], the engine's answer for one key before the store narrows its value.
+//! [`KeyResult`], the engine's answer for one key, before the store turns a
+//! remembered "not found" back into the upstream's error.
 
 use crate::error::CacheError;
-use crate::value::CachedValue;
+use crate::resource::Cached;
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,7 +44,7 @@ impl<T> Fetched<T> {
     }
 }
 
-/// The engine's answer for one key: the cached value (not yet narrowed to the
-/// resource's type) and its freshness, or why there is none. Lives here rather than
-/// in `engine` so `metrics` can tally reads without importing the engine.
-pub(crate) type KeyResult = Result<Fetched<CachedValue>, CacheError>;
+/// The engine's answer for one key: what the cache keeps for it and its freshness,
+/// or why there is none. Lives here rather than in `engine` so `metrics` can tally
+/// reads without importing the engine.
+pub(crate) type KeyResult<V> = Result<Fetched<Cached<V>>, CacheError>;

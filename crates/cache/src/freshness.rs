@@ -52,7 +52,7 @@ pub(crate) fn classify(age: Duration, ttl: Duration, windows: Windows) -> State 
 }
 
 /// `classify` for an entry at `now`.
-pub(crate) fn state_of(entry: &Entry, now: Instant, windows: Windows) -> State {
+pub(crate) fn state_of<V>(entry: &Entry<V>, now: Instant, windows: Windows) -> State {
     classify(
         now.saturating_duration_since(entry.stored_at),
         entry.ttl,

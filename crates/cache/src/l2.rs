@@ -15,26 +15,27 @@ use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout};
 
 use crate::config::InvalidateScope;
-use crate::key::{CacheKey, redis_scope_patterns};
+use crate::key::{AnyKey, redis_scope_patterns};
 use crate::redis_conn::{OP_TIMEOUT, RedisConn};
-use crate::value::{Answer, CachedValue, Entry};
+use crate::resource::{Cached, Resource};
+use crate::value::{Answer, Entry};
 
 /// Invalidation scans, then deletes: give it longer than a single operation.
 const INVALIDATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Serialize)]
-struct RecordOut<'a> {
+struct RecordOut<'a, V> {
     ttl_ms: u64,
     /// TTL + retention as written (the record's full Redis lifetime).
     life_ms: u64,
-    value: &'a CachedValue,
+    value: &'a Cached<V>,
 }
 
 #[derive(Deserialize)]
-struct RecordIn {
+struct RecordIn<V> {
     ttl_ms: u64,
     life_ms: u64,
-    value: CachedValue,
+    value: Cached<V>,
 }
 
 pub(crate) struct L2 {
@@ -55,37 +56,39 @@ impl L2 {
         &self.prefix
     }
 
-    /// The entries Redis has for `keys`, with their age mapped onto `now`.
-    pub(crate) async fn get_many(
+    /// The entries Redis has for `keys` (keys of `R`), in the order asked, with
+    /// their age mapped onto `now`.
+    pub(crate) async fn get_many<'k, R: Resource>(
         &self,
-        keys: &[CacheKey],
+        keys: impl ExactSizeIterator<Item = &'k AnyKey>,
         now: Instant,
-    ) -> Vec<(CacheKey, Arc<Entry>)> {
+    ) -> Vec<Option<Arc<Entry<R::Value>>>> {
+        let asked = keys.len();
+        let keys: Vec<String> = keys.map(|key| key.redis_key(&self.prefix)).collect();
+        let mut found = vec![None; asked];
         if keys.is_empty() {
-            return Vec::new();
+            return found;
         }
         let Some(mut conn) = self.conn.get().await else {
-            return Vec::new();
+            return found;
         };
         let mut pipe = redis::pipe();
-        for key in keys {
-            let rkey = key.redis_key(&self.prefix);
-            pipe.get(&rkey).pttl(&rkey);
+        for rkey in &keys {
+            pipe.get(rkey).pttl(rkey);
         }
         let replies: Vec<redis::Value> =
             match timeout(OP_TIMEOUT, pipe.query_async(&mut conn)).await {
                 Ok(Ok(replies)) => replies,
                 Ok(Err(e)) => {
                     self.conn.failure("l2_get", e.category());
-                    return Vec::new();
+                    return found;
                 }
                 Err(_) => {
                     self.conn.failure("l2_get", "timed out");
-                    return Vec::new();
+                    return found;
                 }
             };
-        let mut found = Vec::new();
-        for (key, pair) in keys.iter().zip(replies.chunks(2)) {
+        for (slot, pair) in found.iter_mut().zip(replies.chunks(2)) {
             let [body, pttl] = pair else { continue };
             let Ok(Some(body)) = redis::from_redis_value::<Option<Vec<u8>>>(body) else {
                 continue;
@@ -97,7 +100,7 @@ impl L2 {
             let Ok(left_ms) = u64::try_from(pttl) else {
                 continue;
             };
-            let record: RecordIn = match serde_json::from_slice(&body) {
+            let record: RecordIn<R::Value> = match serde_json::from_slice(&body) {
                 Ok(record) => record,
                 Err(_) => {
                     // A record this version cannot read: treat as a miss.
@@ -113,13 +116,17 @@ impl L2 {
                 value: record.value,
                 ttl: Duration::from_millis(record.ttl_ms),
             };
-            found.push((key.clone(), Arc::new(Entry::new(key, answer, stored_at))));
+            *slot = Some(Arc::new(Entry::new(answer, stored_at)));
         }
         found
     }
 
     /// Writes fresh entries, each to expire after its TTL + `retention`.
-    pub(crate) async fn put_many(&self, entries: &[(CacheKey, Arc<Entry>)], retention: Duration) {
+    pub(crate) async fn put_many<R: Resource>(
+        &self,
+        entries: &[(AnyKey, Arc<Entry<R::Value>>)],
+        retention: Duration,
+    ) {
         if entries.is_empty() {
             return;
         }
@@ -152,7 +159,7 @@ impl L2 {
     }
 
     /// Deletes the L2 copies of `keys` (best effort, like every L2 operation).
-    pub(crate) async fn delete_many(&self, keys: &[CacheKey]) {
+    pub(crate) async fn delete_many(&self, keys: &[AnyKey]) {
         if keys.is_empty() {
             return;
         }
@@ -234,34 +241,38 @@ impl L2 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::value::NotFound;
+    use crate::resource::NotFound;
+    use devicegraph_upstream::model::CheckIn;
+
+    fn round_trip<V: Serialize + serde::de::DeserializeOwned>(value: &Cached<V>) {
+        let out = RecordOut {
+            ttl_ms: 60_000,
+            life_ms: 3_660_000,
+            value,
+        };
+        let bytes = serde_json::to_vec(&out).unwrap();
+        let back: RecordIn<V> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!((back.ttl_ms, back.life_ms), (60_000, 3_660_000));
+        assert_eq!(
+            serde_json::to_value(&back.value).unwrap(),
+            serde_json::to_value(value).unwrap()
+        );
+    }
 
     #[test]
     fn records_round_trip_every_value_kind() {
-        let values = [
-            CachedValue::Device(None),
-            CachedValue::CheckIns(Arc::new(Vec::new())),
-            CachedValue::Upgrades(Arc::new(Vec::new())),
-            CachedValue::Provisioning(Arc::new(Vec::new())),
-            CachedValue::Absent(Arc::new(NotFound {
-                status: 400,
-                error_code: "FOTA.DEVICE.NotFound".into(),
-                error_message: "no such device".into(),
-            })),
-        ];
-        for value in values {
-            let out = RecordOut {
-                ttl_ms: 60_000,
-                life_ms: 3_660_000,
-                value: &value,
-            };
-            let bytes = serde_json::to_vec(&out).unwrap();
-            let back: RecordIn = serde_json::from_slice(&bytes).unwrap();
-            assert_eq!((back.ttl_ms, back.life_ms), (60_000, 3_660_000));
-            assert_eq!(
-                serde_json::to_value(&back.value).unwrap(),
-                serde_json::to_value(&value).unwrap()
-            );
-        }
+        round_trip::<Option<Arc<devicegraph_upstream::model::DeviceDetails>>>(&Cached::Found(None));
+        round_trip(&Cached::Found(Arc::new(Vec::<CheckIn>::new())));
+        round_trip(&Cached::Found(Arc::new(Vec::<
+            devicegraph_upstream::model::FirmwareUpgrade,
+        >::new())));
+        round_trip(&Cached::Found(Arc::new(Vec::<
+            devicegraph_upstream::model::ProvisioningEvent,
+        >::new())));
+        round_trip::<Arc<Vec<CheckIn>>>(&Cached::Absent(Arc::new(NotFound {
+            status: 400,
+            error_code: "FOTA.DEVICE.NotFound".into(),
+            error_message: "no such device".into(),
+        })));
     }
 }

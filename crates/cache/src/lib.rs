@@ -4,10 +4,14 @@
 //! and the server code against them.
 //!
 //! How a read flows (see each module for the why):
-//! - [`store`]: the typed API; builds a key per upstream answer and a fetch function.
-//! - `engine`: L1 lookup (moka, bounded by heap bytes), freshness (`freshness`),
-//!   coalescing of concurrent misses (`coalesce`), stale-while-revalidate and
-//!   stale-if-error, then the optional Redis L2 (`l2`), then the upstream (`fetch`).
+//! - [`store`]: the typed API, `Store::get::<R>` for any [`Resource`] `R`.
+//! - [`resources`]: one file per cached ThingSpace read (key, value, TTL, weight,
+//!   fetch), implementing [`Resource`] (`resource`).
+//! - `engine`: generic over the resource: L1 lookup (moka, bounded by heap bytes,
+//!   one budget for all resources, keys typed by `key::AnyKey`), freshness
+//!   (`freshness`), coalescing of concurrent misses (`coalesce`),
+//!   stale-while-revalidate and stale-if-error, then the optional Redis L2 (`l2`),
+//!   then the resource's fetch.
 //! - `fanout`: invalidations published to, and received from, the other replicas
 //!   sharing the Redis key prefix (each replica's L1 is its own).
 //! - [`pacer`]: the outbound budget every upstream HTTP request passes through
@@ -21,7 +25,6 @@ mod engine;
 mod epoch;
 mod error;
 mod fanout;
-mod fetch;
 mod fetched;
 mod freshness;
 mod key;
@@ -29,6 +32,8 @@ mod l2;
 mod metrics;
 pub mod pacer;
 mod redis_conn;
+mod resource;
+pub mod resources;
 mod store;
 mod value;
 mod weigh;
@@ -38,4 +43,5 @@ pub use config::{InvalidateScope, StoreConfig, Ttls};
 pub use error::CacheError;
 pub use fetched::{Fetched, Freshness};
 pub use pacer::Pacer;
-pub use store::{Probe, Store};
+pub use resource::{Fetches, OwnedBy, Owner, Resource};
+pub use store::Store;

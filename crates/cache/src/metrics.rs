@@ -1,15 +1,15 @@
 //! The crate's metric names and the few helpers that record them, through the
 //! `metrics` facade (the root binary installs the Prometheus exporter).
 //!
-//! A leaf: it imports only the value types it counts (`fetched`, `key`), never the
-//! modules that record (`engine`, `pacer`, `redis_conn`, `fanout`).
+//! A leaf: it imports only the value types it counts (`fetched`), never the modules
+//! that record (`engine`, `pacer`, `redis_conn`, `fanout`). Resources are named by
+//! their `Resource::NAME`.
 
 use std::collections::HashMap;
 
 use tracing::debug;
 
 use crate::fetched::{Freshness, KeyResult};
-use crate::key::{CacheKey, Resource};
 
 pub(crate) const CACHE_REQUESTS: &str = "devicegraph_cache_requests_total";
 pub(crate) const CACHE_COALESCED: &str = "devicegraph_cache_coalesced_total";
@@ -21,14 +21,13 @@ pub(crate) const BUDGET_EXHAUSTED: &str = "devicegraph_upstream_budget_exhausted
 pub(crate) const UPSTREAM_PAUSES: &str = "devicegraph_upstream_pauses_total";
 
 /// `n` keys answered with `outcome`: `hit`, `miss`, `stale` or `error`.
-pub(crate) fn requests(resource: Resource, outcome: &'static str, n: u64) {
-    metrics::counter!(CACHE_REQUESTS, "resource" => resource.name(), "outcome" => outcome)
-        .increment(n);
+pub(crate) fn requests(resource: &'static str, outcome: &'static str, n: u64) {
+    metrics::counter!(CACHE_REQUESTS, "resource" => resource, "outcome" => outcome).increment(n);
 }
 
 /// A key waited on another request's upstream fetch instead of making its own.
-pub(crate) fn coalesced(resource: Resource, n: u64) {
-    metrics::counter!(CACHE_COALESCED, "resource" => resource.name()).increment(n);
+pub(crate) fn coalesced(resource: &'static str, n: u64) {
+    metrics::counter!(CACHE_COALESCED, "resource" => resource).increment(n);
 }
 
 pub(crate) fn bytes(weighted: u64) {
@@ -37,8 +36,8 @@ pub(crate) fn bytes(weighted: u64) {
     metrics::gauge!(CACHE_BYTES).set(weighted as f64);
 }
 
-pub(crate) fn refresh(resource: Resource) {
-    metrics::counter!(CACHE_REFRESHES, "resource" => resource.name()).increment(1);
+pub(crate) fn refresh(resource: &'static str) {
+    metrics::counter!(CACHE_REFRESHES, "resource" => resource).increment(1);
 }
 
 pub(crate) fn redis_error(op: &'static str) {
@@ -46,7 +45,7 @@ pub(crate) fn redis_error(op: &'static str) {
 }
 
 /// Metrics (one counter update per outcome, not per key) and one log event per read.
-pub(crate) fn record_read(resource: Resource, out: &HashMap<CacheKey, KeyResult>) {
+pub(crate) fn record_read<K, V>(resource: &'static str, out: &HashMap<K, KeyResult<V>>) {
     let (mut hits, mut misses, mut stale, mut errors) = (0u64, 0u64, 0u64, 0u64);
     for result in out.values() {
         match result {
@@ -66,7 +65,6 @@ pub(crate) fn record_read(resource: Resource, out: &HashMap<CacheKey, KeyResult>
             requests(resource, outcome, n);
         }
     }
-    let resource = resource.name();
     if out.len() == 1 {
         let cache = if hits > 0 {
             "hit"

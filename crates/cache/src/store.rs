@@ -1,5 +1,5 @@
-//! The typed read-through API (`Store`): one method per upstream read, each building
-//! its cache keys and handing them to the engine with that resource's fetch function.
+//! The typed read-through API: `Store::get::<R>` / `get_many::<R>` for any
+//! [`Resource`] `R`, answering `R::Value` with its freshness, through the engine.
 //!
 //! Construction: `Store::connect` builds everything a server needs (the pacer, the
 //! client behind it, the optional Redis L2 and shared budget); `Store::new` wraps a
@@ -9,28 +9,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use devicegraph_upstream::model::{
-    CampaignPage, CheckIn, DeviceDetails, FirmwareUpgrade, ProvisioningEvent,
-};
-use devicegraph_upstream::{
-    AccountName, CampaignId, Client, ClientConfig, DeviceIdentifier, Endpoint, Imei, RequestGate,
-};
+use devicegraph_upstream::{Client, ClientConfig, RequestGate, UpstreamError};
+use futures::future::BoxFuture;
 use tracing::warn;
 
 use crate::clock::{Clock, TokioClock};
-use crate::config::{InvalidateScope, StoreConfig};
-use crate::engine::{Engine, FetchFn};
+use crate::config::{InvalidateScope, StoreConfig, Ttls};
+use crate::engine::{Engine, FetchAnswers};
 use crate::error::CacheError;
 use crate::fanout::Fanout;
-use crate::fetch;
 use crate::fetched::{Fetched, KeyResult};
 use crate::freshness::Windows;
-use crate::key::{CacheKey, Resource};
 use crate::l2::L2;
 use crate::pacer::Pacer;
 use crate::redis_conn::RedisConn;
-use crate::value::CachedValue;
+use crate::resource::{Cached, NotFound, Resource};
+use crate::value::Answer;
 
 /// How often moka's housekeeping runs (evictions by size and time) and the bytes
 /// gauge is refreshed, besides after every write.
@@ -51,11 +45,6 @@ struct Inner {
     /// subscriber task stops when the last clone of the store is dropped.
     fanout: Option<Fanout>,
     config: StoreConfig,
-    details: FetchFn,
-    upgrades: FetchFn,
-    check_ins: FetchFn,
-    campaign: FetchFn,
-    provisioning: FetchFn,
 }
 
 impl std::fmt::Debug for Store {
@@ -143,13 +132,7 @@ impl Store {
         let fanout = redis
             .as_ref()
             .map(|conn| Fanout::start(Arc::clone(conn), &config.redis_key_prefix, &engine));
-        let ttl = &config.ttl;
         let inner = Inner {
-            details: fetch::device_details(client.clone(), ttl),
-            upgrades: fetch::upgrade_history(client.clone(), ttl),
-            check_ins: fetch::check_ins(client.clone(), ttl),
-            campaign: fetch::campaign_page(client.clone(), ttl),
-            provisioning: fetch::provisioning(client.clone(), ttl),
             client,
             engine,
             pacer,
@@ -183,143 +166,57 @@ impl Store {
         }
     }
 
-    /// Details for each IMEI (`None` = the account has no such device), each with its
-    /// own freshness and its own error, so one failed batch does not fail cached IMEIs.
-    pub async fn device_details(
+    /// One resource's value for `key`, with its freshness. A remembered "not found"
+    /// answer is the upstream's error again.
+    pub async fn get<R: Resource>(&self, key: R::Key) -> Result<Fetched<R::Value>, CacheError> {
+        let mut answers = self.get_many::<R>(vec![key.clone()]).await;
+        answers.remove(&key).unwrap_or(Err(CacheError::Internal {
+            reason: "no answer for the key asked",
+        }))
+    }
+
+    /// Values for many keys of one resource, each with its own freshness and its own
+    /// error, so one failed upstream batch does not fail keys that were cached.
+    /// Resources the upstream answers in batches (device details) are fetched as one
+    /// batch per account.
+    pub async fn get_many<R: Resource>(
         &self,
-        account: &AccountName,
-        imeis: &[Imei],
-    ) -> HashMap<Imei, Result<Fetched<Option<Arc<DeviceDetails>>>, CacheError>> {
-        if imeis.is_empty() {
+        keys: Vec<R::Key>,
+    ) -> HashMap<R::Key, Result<Fetched<R::Value>, CacheError>> {
+        if keys.is_empty() {
             return HashMap::new();
         }
-        let keys = imeis
-            .iter()
-            .map(|imei| CacheKey::DeviceDetails {
-                account: account.clone(),
-                imei: imei.clone(),
+        let client = self.inner.client.clone();
+        let ttls = self.inner.config.ttl;
+        let fetch = move |keys: Vec<R::Key>| -> BoxFuture<'static, FetchAnswers<R>> {
+            Box::pin(async move {
+                let fetched = R::fetch(&client, keys).await;
+                fetched
+                    .into_iter()
+                    .map(|(key, result)| (key, settle::<R>(result, &ttls)))
+                    .collect()
             })
-            .collect();
-        let answers = self
-            .read(Resource::DeviceDetails, keys, &self.inner.details)
-            .await;
+        };
+        let answers = self.inner.engine.read::<R, _>(keys, fetch).await;
         answers
             .into_iter()
-            .filter_map(|(key, result)| {
-                let CacheKey::DeviceDetails { imei, .. } = key else {
-                    return None;
-                };
-                let typed = expect(result, Endpoint::DeviceDetails, |v| match v {
-                    CachedValue::Device(d) => Some(d),
-                    _ => None,
-                });
-                Some((imei, typed))
-            })
+            .map(|(key, result)| (key, found::<R>(result)))
             .collect()
     }
 
-    pub async fn upgrade_history(
-        &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Result<Fetched<Arc<Vec<FirmwareUpgrade>>>, CacheError> {
-        let key = CacheKey::UpgradeHistory {
-            account: account.clone(),
-            imei: imei.clone(),
-        };
-        let result = self
-            .read_one(Resource::UpgradeHistory, key, &self.inner.upgrades)
-            .await;
-        expect(result, Endpoint::UpgradeHistory, |v| match v {
-            CachedValue::Upgrades(list) => Some(list),
-            _ => None,
-        })
-    }
-
-    pub async fn check_ins(
-        &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Result<Fetched<Arc<Vec<CheckIn>>>, CacheError> {
-        let key = CacheKey::CheckIns {
-            account: account.clone(),
-            imei: imei.clone(),
-        };
-        let result = self
-            .read_one(Resource::CheckIns, key, &self.inner.check_ins)
-            .await;
-        expect(result, Endpoint::CheckInHistory, |v| match v {
-            CachedValue::CheckIns(list) => Some(list),
-            _ => None,
-        })
-    }
-
-    /// One upstream page of a campaign report, keyed by the upstream cursor
-    /// (`None` = first page).
-    pub async fn campaign_page(
-        &self,
-        account: &AccountName,
-        campaign: &CampaignId,
-        last_seen: Option<&str>,
-    ) -> Result<Fetched<Arc<CampaignPage>>, CacheError> {
-        // "0" is how the upstream spells "from the start": one key for both.
-        let cursor = last_seen
-            .filter(|c| !c.is_empty() && *c != "0")
-            .map(str::to_owned);
-        let key = CacheKey::CampaignPage {
-            account: account.clone(),
-            campaign: campaign.clone(),
-            cursor,
-        };
-        let result = self
-            .read_one(Resource::CampaignDevices, key, &self.inner.campaign)
-            .await;
-        expect(result, Endpoint::CampaignDevices, |v| match v {
-            CachedValue::CampaignPage(page) => Some(page),
-            _ => None,
-        })
-    }
-
-    /// All provisioning events in the window, oldest first. Cached per device and
-    /// exact window: callers that want hits should round `latest` (to the minute, say).
-    pub async fn provisioning_history(
-        &self,
-        device: &DeviceIdentifier,
-        earliest: DateTime<Utc>,
-        latest: DateTime<Utc>,
-    ) -> Result<Fetched<Arc<Vec<ProvisioningEvent>>>, CacheError> {
-        let key = CacheKey::Provisioning {
-            device: device.clone(),
-            earliest,
-            latest,
-        };
-        let result = self
-            .read_one(Resource::Provisioning, key, &self.inner.provisioning)
-            .await;
-        expect(result, Endpoint::ProvisioningHistory, |v| match v {
-            CachedValue::Provisioning(list) => Some(list),
-            _ => None,
-        })
-    }
-
-    /// Whether reading `probe` now would be answered from this replica's memory,
+    /// Whether reading `key` now would be answered from this replica's memory,
     /// without a blocking upstream call. A Redis L2 copy is not looked at (that would
     /// be a network round trip per key), so the answer errs towards "not cached".
-    pub fn is_cached(&self, probe: Probe<'_>) -> bool {
-        self.inner.engine.servable(&probe.key()).is_some()
+    pub fn is_cached<R: Resource>(&self, key: &R::Key) -> bool {
+        self.inner.engine.servable::<R>(key).is_some()
     }
 
-    /// The campaign page `is_cached` would find, to follow a cached page chain.
-    pub fn cached_campaign_page(
-        &self,
-        account: &AccountName,
-        campaign: &CampaignId,
-        last_seen: Option<&str>,
-    ) -> Option<Arc<CampaignPage>> {
-        let key = Probe::CampaignPage(account, campaign, last_seen).key();
-        match &self.inner.engine.servable(&key)?.value {
-            CachedValue::CampaignPage(page) => Some(Arc::clone(page)),
-            _ => None,
+    /// The value `is_cached` would find (`None` also for a remembered "not found"),
+    /// e.g. to follow a cached chain of campaign pages.
+    pub fn peek<R: Resource>(&self, key: &R::Key) -> Option<R::Value> {
+        match &self.inner.engine.servable::<R>(key)?.value {
+            Cached::Found(value) => Some(value.clone()),
+            Cached::Absent(_) => None,
         }
     }
 
@@ -348,86 +245,36 @@ impl Store {
     pub fn entry_count(&self) -> u64 {
         self.inner.engine.entry_count()
     }
-
-    async fn read(
-        &self,
-        resource: Resource,
-        keys: Vec<CacheKey>,
-        fetch: &FetchFn,
-    ) -> HashMap<CacheKey, KeyResult> {
-        self.inner
-            .engine
-            .read(resource, keys, Arc::clone(fetch))
-            .await
-    }
-
-    async fn read_one(&self, resource: Resource, key: CacheKey, fetch: &FetchFn) -> KeyResult {
-        let mut answers = self.read(resource, vec![key.clone()], fetch).await;
-        answers.remove(&key).unwrap_or(Err(CacheError::Internal {
-            reason: "no answer for the key asked",
-        }))
-    }
 }
 
-/// Narrows a cached value to the type the caller expects; a remembered "not found"
-/// becomes the upstream's error again.
-fn expect<T>(
-    result: KeyResult,
-    endpoint: Endpoint,
-    narrow: impl FnOnce(CachedValue) -> Option<T>,
-) -> Result<Fetched<T>, CacheError> {
-    let fetched = result?;
-    let freshness = fetched.freshness;
-    match fetched.value {
-        CachedValue::Absent(nf) => Err(CacheError::Upstream(nf.to_error(endpoint))),
-        other => match narrow(other) {
-            Some(value) => Ok(Fetched { value, freshness }),
-            None => Err(CacheError::Internal {
-                reason: "cached value of the wrong kind",
+/// A fetched value with its TTL, or a remembered "not found", or the error.
+fn settle<R: Resource>(
+    result: Result<R::Value, UpstreamError>,
+    ttls: &Ttls,
+) -> Result<Answer<R::Value>, UpstreamError> {
+    match result {
+        Ok(value) => Ok(Answer {
+            ttl: R::ttl(&value, ttls),
+            value: Cached::Found(value),
+        }),
+        Err(e) => match NotFound::from_error(&e) {
+            Some(nf) => Ok(Answer {
+                value: Cached::Absent(Arc::new(nf)),
+                ttl: ttls.not_found,
             }),
+            None => Err(e),
         },
     }
 }
 
-/// One cache entry, named by what it holds (see [`Store::is_cached`]).
-#[derive(Debug, Clone, Copy)]
-pub enum Probe<'a> {
-    Details(&'a AccountName, &'a Imei),
-    UpgradeHistory(&'a AccountName, &'a Imei),
-    CheckIns(&'a AccountName, &'a Imei),
-    /// A campaign report page by upstream cursor (`None` = the first page).
-    CampaignPage(&'a AccountName, &'a CampaignId, Option<&'a str>),
-    Provisioning(&'a DeviceIdentifier, DateTime<Utc>, DateTime<Utc>),
-}
-
-impl Probe<'_> {
-    fn key(self) -> CacheKey {
-        match self {
-            Self::Details(account, imei) => CacheKey::DeviceDetails {
-                account: account.clone(),
-                imei: imei.clone(),
-            },
-            Self::UpgradeHistory(account, imei) => CacheKey::UpgradeHistory {
-                account: account.clone(),
-                imei: imei.clone(),
-            },
-            Self::CheckIns(account, imei) => CacheKey::CheckIns {
-                account: account.clone(),
-                imei: imei.clone(),
-            },
-            // As `Store::campaign_page` spells the first page.
-            Self::CampaignPage(account, campaign, cursor) => CacheKey::CampaignPage {
-                account: account.clone(),
-                campaign: campaign.clone(),
-                cursor: cursor
-                    .filter(|c| !c.is_empty() && *c != "0")
-                    .map(str::to_owned),
-            },
-            Self::Provisioning(device, earliest, latest) => CacheKey::Provisioning {
-                device: device.clone(),
-                earliest,
-                latest,
-            },
-        }
+/// The value, or the upstream's "not found" error it remembers.
+fn found<R: Resource>(result: KeyResult<R::Value>) -> Result<Fetched<R::Value>, CacheError> {
+    let fetched = result?;
+    match fetched.value {
+        Cached::Found(value) => Ok(Fetched {
+            value,
+            freshness: fetched.freshness,
+        }),
+        Cached::Absent(nf) => Err(CacheError::Upstream(nf.to_error(R::ENDPOINT))),
     }
 }

@@ -5,18 +5,11 @@
 //! its capacity, rounded the way glibc's malloc rounds chunks (16-byte granules, 8 bytes
 //! of header, 32 bytes minimum), the `Arc` boxes around values, the key's own strings,
 //! and moka's per-entry bookkeeping (measured: see the memory test). This module
-//! weighs the parts (upstream models, keys); `value` sums them into an entry's
-//! weight next to the types it weighs, so the dependency runs `value` -> `weigh`.
+//! holds the rules and the generic parts; each resource (`resources/`) weighs its own
+//! models with them, and `value` sums an entry's weight.
 
 use std::mem::size_of;
 use std::sync::Arc;
-
-use devicegraph_upstream::model::{
-    CampaignDevice, CampaignPage, CheckIn, CheckInResult, ClientType, DeviceDetails, FailureType,
-    FirmwareUpgrade, KeyValue, ProvisioningEvent, Software,
-};
-
-use crate::key::CacheKey;
 
 /// moka's own cost per entry: the key and value `Arc`s it wraps, entry info, the
 /// access-order and write-order deque nodes, the timer-wheel node for per-entry
@@ -60,105 +53,6 @@ impl<T: HeapSize> HeapSize for Vec<T> {
 impl<T: HeapSize> HeapSize for Arc<T> {
     fn heap_size(&self) -> usize {
         alloc(2 * size_of::<usize>() + size_of::<T>()) + T::heap_size(self)
-    }
-}
-
-impl HeapSize for Software {
-    fn heap_size(&self) -> usize {
-        self.name.heap_size() + self.version.heap_size()
-    }
-}
-
-impl HeapSize for DeviceDetails {
-    fn heap_size(&self) -> usize {
-        self.device_id.heap_size()
-            + self.account_name.heap_size()
-            + self.mdn.heap_size()
-            + self.model.heap_size()
-            + self.make.heap_size()
-            + self.firmware.heap_size()
-            + self.status.heap_size()
-            + self.protocol.heap_size()
-            + self.software.heap_size()
-            + self.files.heap_size()
-    }
-}
-
-impl HeapSize for FirmwareUpgrade {
-    fn heap_size(&self) -> usize {
-        self.device_id.heap_size()
-            + self.campaign_id.heap_size()
-            + self.account_name.heap_size()
-            + self.firmware_name.heap_size()
-            + self.firmware_from.heap_size()
-            + self.firmware_to.heap_size()
-            + self.status.heap_size()
-            + self.reason.heap_size()
-    }
-}
-
-impl HeapSize for CheckIn {
-    fn heap_size(&self) -> usize {
-        let client = match &self.client_type {
-            ClientType::Other(s) => s.heap_size(),
-            _ => 0,
-        };
-        let result = match &self.result {
-            CheckInResult::Other(s) => s.heap_size(),
-            _ => 0,
-        };
-        let failure = match &self.failure_type {
-            FailureType::Other(s) => s.heap_size(),
-            _ => 0,
-        };
-        self.device_id.heap_size() + client + result + failure
-    }
-}
-
-impl HeapSize for CampaignDevice {
-    fn heap_size(&self) -> usize {
-        self.device_id.heap_size() + self.status.heap_size() + self.result_reason.heap_size()
-    }
-}
-
-impl HeapSize for CampaignPage {
-    fn heap_size(&self) -> usize {
-        self.last_seen_device_id.heap_size() + self.devices.heap_size()
-    }
-}
-
-impl HeapSize for KeyValue {
-    fn heap_size(&self) -> usize {
-        self.key.heap_size() + self.value.heap_size()
-    }
-}
-
-impl HeapSize for ProvisioningEvent {
-    fn heap_size(&self) -> usize {
-        self.event_type.heap_size()
-            + self.status.heap_size()
-            + self.event_by.heap_size()
-            + self.mdn.heap_size()
-            + self.msisdn.heap_size()
-            + self.service_plan.heap_size()
-            + self.extended_attributes.heap_size()
-    }
-}
-
-/// Identifier newtypes keep exactly their text (parsed with `to_owned`).
-pub(crate) fn key_heap(key: &CacheKey) -> usize {
-    match key {
-        CacheKey::DeviceDetails { account, imei }
-        | CacheKey::UpgradeHistory { account, imei }
-        | CacheKey::CheckIns { account, imei } => {
-            alloc(account.as_str().len()) + alloc(imei.as_str().len())
-        }
-        CacheKey::CampaignPage {
-            account,
-            campaign,
-            cursor,
-        } => alloc(account.as_str().len()) + alloc(campaign.as_str().len()) + cursor.heap_size(),
-        CacheKey::Provisioning { device, .. } => alloc(device.id().len()),
     }
 }
 

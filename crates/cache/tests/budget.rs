@@ -9,6 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use devicegraph_cache::resources::*;
 use devicegraph_cache::{CacheError, Store, TokioClock};
 use devicegraph_upstream::UpstreamError;
 use futures::future::join_all;
@@ -39,7 +40,7 @@ async fn limits_hold_under_a_thousand_concurrent_cold_requests() {
     let started = tokio::time::Instant::now();
     let tasks = imeis.into_iter().map(|imei| {
         let (store, account) = (store.clone(), account.clone());
-        tokio::spawn(async move { store.check_ins(&account, &imei).await })
+        tokio::spawn(async move { store.get::<CheckIns>((account.clone(), imei.clone())).await })
     });
     let results: Vec<_> = join_all(tasks)
         .await

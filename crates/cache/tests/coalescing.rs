@@ -6,6 +6,7 @@ mod support;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use devicegraph_cache::resources::*;
 use devicegraph_cache::{CacheError, Freshness, TokioClock};
 use devicegraph_upstream::{CampaignId, DeviceIdKind, DeviceIdentifier, UpstreamError};
 use futures::future::join_all;
@@ -52,16 +53,29 @@ async fn a_thousand_identical_cold_requests_cost_one_call_per_resource() {
             device.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let details = s.device_details(&a, std::slice::from_ref(&i)).await;
+            let details = details_of(&s, &a, std::slice::from_ref(&i)).await;
             let details = details[&i]
                 .as_ref()
                 .map(|f| f.freshness)
                 .map_err(Clone::clone);
-            let upgrades = s.upgrade_history(&a, &i).await.map(|f| f.freshness);
-            let check_ins = s.check_ins(&a, &i).await.map(|f| f.freshness);
-            let page = s.campaign_page(&a, &c, None).await.map(|f| f.freshness);
+            let upgrades = s
+                .get::<UpgradeHistory>((a.clone(), i.clone()))
+                .await
+                .map(|f| f.freshness);
+            let check_ins = s
+                .get::<CheckIns>((a.clone(), i.clone()))
+                .await
+                .map(|f| f.freshness);
+            let page = s
+                .get::<CampaignPages>(CampaignPageKey::new(&a, &c, None))
+                .await
+                .map(|f| f.freshness);
             let provisioning = s
-                .provisioning_history(&d, earliest, latest)
+                .get::<Provisioning>(ProvisioningKey {
+                    device: d.clone(),
+                    earliest: earliest,
+                    latest: latest,
+                })
                 .await
                 .map(|f| f.freshness);
             [details, upgrades, check_ins, page, provisioning]
@@ -105,10 +119,10 @@ async fn overlapping_concurrent_batches_fetch_each_imei_once() {
 
     let account = account();
     let (first, second) = (&imeis[0..5], &imeis[2..8]);
-    let (a, b) = tokio::join!(store.device_details(&account, first), async {
+    let (a, b) = tokio::join!(details_of(&store, &account, first), async {
         // Start the second batch while the first is in flight.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        store.device_details(&account, second).await
+        details_of(&store, &account, second).await
     });
     let after = stats(&sim).await;
     assert!(
@@ -135,9 +149,9 @@ async fn a_later_batch_fetches_only_the_missing_imeis() {
     let store = store(&sim, store_config(), Arc::new(TokioClock));
     let imeis = sample_imeis(&sim);
     let account = account();
-    store.device_details(&account, &imeis[0..4]).await;
+    details_of(&store, &account, &imeis[0..4]).await;
     let before = stats(&sim).await;
-    let answers = store.device_details(&account, &imeis[2..7]).await;
+    let answers = details_of(&store, &account, &imeis[2..7]).await;
     let after = stats(&sim).await;
     assert_eq!(
         calls(&after, "device_details") - calls(&before, "device_details"),
@@ -152,7 +166,7 @@ async fn a_later_batch_fetches_only_the_missing_imeis() {
         assert_eq!(answers[imei].as_ref().unwrap().freshness, want, "{imei}");
     }
     // Asking again for all of them costs nothing.
-    store.device_details(&account, &imeis[0..7]).await;
+    details_of(&store, &account, &imeis[0..7]).await;
     assert_eq!(
         calls(&stats(&sim).await, "device_details"),
         calls(&after, "device_details")
@@ -167,28 +181,29 @@ async fn unknown_devices_and_not_found_answers_are_cached() {
     let known = sample_imeis(&sim)[0].clone();
     let unknown = unknown_imeis(&sim)[0].clone();
 
-    let first = store
-        .device_details(&account, &[known.clone(), unknown.clone()])
-        .await;
+    let first = details_of(&store, &account, &[known.clone(), unknown.clone()]).await;
     assert!(first[&known].as_ref().unwrap().value.is_some());
     let absent = first[&unknown].as_ref().unwrap();
     assert!(absent.value.is_none());
     assert_eq!(absent.freshness, Freshness::Miss);
 
-    let history = store.upgrade_history(&account, &unknown).await;
+    let history = store
+        .get::<UpgradeHistory>((account.clone(), unknown.clone()))
+        .await;
     let Err(CacheError::Upstream(UpstreamError::Api { error_code, .. })) = &history else {
         panic!("expected the upstream's not-found error, got {history:?}")
     };
     assert!(error_code.ends_with("NotFound"), "{error_code}");
 
     let before = stats(&sim).await;
-    let again = store
-        .device_details(&account, std::slice::from_ref(&unknown))
-        .await;
+    let again = details_of(&store, &account, std::slice::from_ref(&unknown)).await;
     assert_eq!(again[&unknown].as_ref().unwrap().freshness, Freshness::Hit);
     assert!(again[&unknown].as_ref().unwrap().value.is_none());
     assert_eq!(
-        store.upgrade_history(&account, &unknown).await.unwrap_err(),
+        store
+            .get::<UpgradeHistory>((account.clone(), unknown.clone()))
+            .await
+            .unwrap_err(),
         history.unwrap_err()
     );
     let after = stats(&sim).await;

@@ -8,6 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use devicegraph_cache::resources::*;
 use devicegraph_cache::{CacheError, Freshness, InvalidateScope, ManualClock, StoreConfig};
 use devicegraph_sim::RunningSim;
 use devicegraph_upstream::UpstreamError;
@@ -57,12 +58,20 @@ async fn fresh_then_revalidated_once_in_the_background() {
     let (account, imei) = (account(), sample_imeis(&sim)[0].clone());
 
     assert_eq!(
-        store.check_ins(&account, &imei).await.unwrap().freshness,
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Miss
     );
     clock.advance(CHECK_INS_TTL - Duration::from_secs(1));
     assert_eq!(
-        store.check_ins(&account, &imei).await.unwrap().freshness,
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Hit
     );
     assert_eq!(calls(&stats(&sim).await, "check_in_history"), 1);
@@ -76,8 +85,10 @@ async fn fresh_then_revalidated_once_in_the_background() {
         json!({"latencyMs": 1_000, "endpoints": ["check_in_history"]}),
     )
     .await;
-    let answers =
-        futures::future::join_all((0..100).map(|_| store.check_ins(&account, &imei))).await;
+    let answers = futures::future::join_all(
+        (0..100).map(|_| store.get::<CheckIns>((account.clone(), imei.clone()))),
+    )
+    .await;
     assert!(
         answers
             .iter()
@@ -100,7 +111,11 @@ async fn fresh_then_revalidated_once_in_the_background() {
     // The refresh restarted the TTL.
     clock.advance(CHECK_INS_TTL - Duration::from_secs(1));
     assert_eq!(
-        store.check_ins(&account, &imei).await.unwrap().freshness,
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Hit
     );
     assert_eq!(calls(&stats(&sim).await, "check_in_history"), 2);
@@ -112,25 +127,30 @@ async fn expired_entries_cover_upstream_failures_within_stale_if_error() {
     let clock = ManualClock::new();
     let store = store(&sim, config(), Arc::new(clock.clone()));
     let (account, imei) = (account(), sample_imeis(&sim)[0].clone());
-    let fresh = store.check_ins(&account, &imei).await.unwrap();
-    let details = store
-        .device_details(&account, std::slice::from_ref(&imei))
-        .await;
+    let fresh = store
+        .get::<CheckIns>((account.clone(), imei.clone()))
+        .await
+        .unwrap();
+    let details = details_of(&store, &account, std::slice::from_ref(&imei)).await;
     assert_eq!(details[&imei].as_ref().unwrap().freshness, Freshness::Miss);
 
     clock.advance(Duration::from_secs(600) + SWR + Duration::from_secs(1));
     faults(&sim, json!({"errorRate": 1.0})).await;
-    let stale = store.check_ins(&account, &imei).await.unwrap();
+    let stale = store
+        .get::<CheckIns>((account.clone(), imei.clone()))
+        .await
+        .unwrap();
     assert_eq!(stale.freshness, Freshness::Stale);
     assert_eq!(stale.value, fresh.value);
-    let details = store
-        .device_details(&account, std::slice::from_ref(&imei))
-        .await;
+    let details = details_of(&store, &account, std::slice::from_ref(&imei)).await;
     assert_eq!(details[&imei].as_ref().unwrap().freshness, Freshness::Stale);
 
     // A device never seen has nothing to fall back on.
     let other = sample_imeis(&sim)[1].clone();
-    let err = store.check_ins(&account, &other).await.unwrap_err();
+    let err = store
+        .get::<CheckIns>((account.clone(), other.clone()))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, CacheError::Upstream(UpstreamError::Unavailable { .. })),
         "{err:?}"
@@ -138,11 +158,20 @@ async fn expired_entries_cover_upstream_failures_within_stale_if_error() {
 
     // Past the stale-if-error window the failure shows.
     clock.advance(SIE);
-    assert!(store.check_ins(&account, &imei).await.is_err());
+    assert!(
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .is_err()
+    );
 
     faults(&sim, json!({"clear": true})).await;
     assert_eq!(
-        store.check_ins(&account, &imei).await.unwrap().freshness,
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Miss
     );
 }
@@ -155,7 +184,10 @@ async fn a_429_pauses_the_endpoint_and_stale_answers_cover_the_pause() {
     let account = account();
     let imeis = sample_imeis(&sim);
     for imei in &imeis[0..3] {
-        store.check_ins(&account, imei).await.unwrap();
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap();
     }
     clock.advance(CHECK_INS_TTL + SWR + Duration::from_secs(1));
     faults(
@@ -170,7 +202,7 @@ async fn a_429_pauses_the_endpoint_and_stale_answers_cover_the_pause() {
     let started = tokio::time::Instant::now();
     assert_eq!(
         store
-            .check_ins(&account, &imeis[0])
+            .get::<CheckIns>((account.clone(), imeis[0].clone()))
             .await
             .unwrap()
             .freshness,
@@ -185,7 +217,7 @@ async fn a_429_pauses_the_endpoint_and_stale_answers_cover_the_pause() {
     // During the pause: stale entries are served without asking, cold keys fail fast.
     assert_eq!(
         store
-            .check_ins(&account, &imeis[1])
+            .get::<CheckIns>((account.clone(), imeis[1].clone()))
             .await
             .unwrap()
             .freshness,
@@ -193,13 +225,16 @@ async fn a_429_pauses_the_endpoint_and_stale_answers_cover_the_pause() {
     );
     assert_eq!(
         store
-            .check_ins(&account, &imeis[2])
+            .get::<CheckIns>((account.clone(), imeis[2].clone()))
             .await
             .unwrap()
             .freshness,
         Freshness::Stale
     );
-    let cold = store.check_ins(&account, &imeis[5]).await.unwrap_err();
+    let cold = store
+        .get::<CheckIns>((account.clone(), imeis[5].clone()))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             cold,
@@ -212,7 +247,12 @@ async fn a_429_pauses_the_endpoint_and_stale_answers_cover_the_pause() {
         "nothing waited out the pause"
     );
     // Other endpoints are not paused.
-    assert!(store.upgrade_history(&account, &imeis[0]).await.is_ok());
+    assert!(
+        store
+            .get::<UpgradeHistory>((account.clone(), imeis[0].clone()))
+            .await
+            .is_ok()
+    );
 
     let after = stats(&sim).await;
     assert_eq!(
@@ -236,16 +276,22 @@ async fn invalidation_drops_entries_and_says_how_many() {
         .id
         .parse()
         .unwrap();
-    store.device_details(&account, &imeis[0..3]).await;
-    store.check_ins(&account, &imeis[0]).await.unwrap();
-    store.upgrade_history(&account, &imeis[0]).await.unwrap();
+    details_of(&store, &account, &imeis[0..3]).await;
+    store
+        .get::<CheckIns>((account.clone(), imeis[0].clone()))
+        .await
+        .unwrap();
+    store
+        .get::<UpgradeHistory>((account.clone(), imeis[0].clone()))
+        .await
+        .unwrap();
     let page = store
-        .campaign_page(&account, &campaign, None)
+        .get::<CampaignPages>(CampaignPageKey::new(&account, &campaign, None))
         .await
         .unwrap();
     let cursor = page.value.last_seen_device_id.clone();
     store
-        .campaign_page(&account, &campaign, cursor.as_deref())
+        .get::<CampaignPages>(CampaignPageKey::new(&account, &campaign, cursor.as_deref()))
         .await
         .unwrap();
 
@@ -272,7 +318,7 @@ async fn invalidation_drops_entries_and_says_how_many() {
     let before = calls(&stats(&sim).await, "check_in_history");
     assert_eq!(
         store
-            .check_ins(&account, &imeis[0])
+            .get::<CheckIns>((account.clone(), imeis[0].clone()))
             .await
             .unwrap()
             .freshness,

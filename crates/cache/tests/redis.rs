@@ -9,6 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use devicegraph_cache::resources::*;
 use devicegraph_cache::{CacheError, Freshness, InvalidateScope, Store, StoreConfig, TokioClock};
 use devicegraph_upstream::{Endpoint, UpstreamError};
 use futures::future::join_all;
@@ -42,16 +43,19 @@ async fn a_second_store_is_served_from_the_l2_without_an_upstream_call() {
     let account = account();
     let imeis = sample_imeis(&sim);
 
-    let details = first.device_details(&account, &imeis[0..3]).await;
+    let details = details_of(&first, &account, &imeis[0..3]).await;
     assert!(
         details
             .values()
             .all(|r| r.as_ref().unwrap().freshness == Freshness::Miss)
     );
-    let check_ins = first.check_ins(&account, &imeis[0]).await.unwrap();
+    let check_ins = first
+        .get::<CheckIns>((account.clone(), imeis[0].clone()))
+        .await
+        .unwrap();
     let before = stats(&sim).await;
 
-    let from_l2 = second.device_details(&account, &imeis[0..4]).await;
+    let from_l2 = details_of(&second, &account, &imeis[0..4]).await;
     for imei in &imeis[0..3] {
         let got = from_l2[imei].as_ref().unwrap();
         assert_eq!(got.freshness, Freshness::Hit, "{imei} from the L2");
@@ -61,7 +65,10 @@ async fn a_second_store_is_served_from_the_l2_without_an_upstream_call() {
         from_l2[&imeis[3]].as_ref().unwrap().freshness,
         Freshness::Miss
     );
-    let again = second.check_ins(&account, &imeis[0]).await.unwrap();
+    let again = second
+        .get::<CheckIns>((account.clone(), imeis[0].clone()))
+        .await
+        .unwrap();
     assert_eq!(again.freshness, Freshness::Hit);
     assert_eq!(again.value, check_ins.value);
 
@@ -87,8 +94,14 @@ async fn invalidation_reaches_the_l2() {
     wait_for_listeners(&url, &first, 1).await;
     let account = account();
     let imei = sample_imeis(&sim)[0].clone();
-    first.check_ins(&account, &imei).await.unwrap();
-    first.upgrade_history(&account, &imei).await.unwrap();
+    first
+        .get::<CheckIns>((account.clone(), imei.clone()))
+        .await
+        .unwrap();
+    first
+        .get::<UpgradeHistory>((account.clone(), imei.clone()))
+        .await
+        .unwrap();
 
     // A store that never saw the device still drops its L2 copies.
     let second = store(&sim, config, Arc::new(TokioClock));
@@ -104,7 +117,11 @@ async fn invalidation_reaches_the_l2() {
     }
     assert_eq!(first.invalidate(&scope).await, 0, "nothing left anywhere");
     assert_eq!(
-        second.check_ins(&account, &imei).await.unwrap().freshness,
+        second
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Miss
     );
 }
@@ -134,7 +151,9 @@ async fn two_stores_share_one_upstream_budget() {
         .map(|(n, imei)| {
             let store = if n % 2 == 0 { a.clone() } else { b.clone() };
             let account = account.clone();
-            tokio::spawn(async move { store.check_ins(&account, &imei).await })
+            tokio::spawn(
+                async move { store.get::<CheckIns>((account.clone(), imei.clone())).await },
+            )
         });
     let results: Vec<_> = join_all(tasks)
         .await
@@ -181,7 +200,7 @@ async fn a_fetch_under_way_during_an_invalidation_does_not_refill_the_l2() {
     .await;
     let flight = tokio::spawn({
         let (store, account, imei) = (first.clone(), account.clone(), imei.clone());
-        async move { store.check_ins(&account, &imei).await }
+        async move { store.get::<CheckIns>((account.clone(), imei.clone())).await }
     });
     wait_for_check_in_in_flight(&sim).await;
     let scope = device_scope(&imei);
@@ -200,7 +219,11 @@ async fn a_fetch_under_way_during_an_invalidation_does_not_refill_the_l2() {
     );
     faults(&sim, json!({"clear": true})).await;
     assert_eq!(
-        second.check_ins(&account, &imei).await.unwrap().freshness,
+        second
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Miss,
         "not in the L2"
     );
@@ -234,9 +257,7 @@ async fn until_details_go_upstream(
     let started = tokio::time::Instant::now();
     while started.elapsed() < Duration::from_secs(2) {
         let before = calls(&stats(sim).await, "device_details");
-        let got = store
-            .device_details(&account, std::slice::from_ref(imei))
-            .await;
+        let got = details_of(&store, &account, std::slice::from_ref(imei)).await;
         assert!(got[imei].is_ok());
         if calls(&stats(sim).await, "device_details") > before {
             return Some(started.elapsed());
@@ -265,12 +286,12 @@ async fn an_invalidation_reaches_the_other_stores_l1() {
     // Let the listeners make their first sync (which clears their L1) before filling.
     wait_for_listeners(&url, &a, 2).await;
 
-    a.device_details(&account, one).await;
-    b.device_details(&account, one).await;
-    other.device_details(&account, one).await;
+    details_of(&a, &account, one).await;
+    details_of(&b, &account, one).await;
+    details_of(&other, &account, one).await;
     let warm = calls(&stats(&sim).await, "device_details");
     for s in [&a, &b, &other] {
-        let got = s.device_details(&account, one).await;
+        let got = details_of(&s, &account, one).await;
         assert_eq!(got[&imei].as_ref().unwrap().freshness, Freshness::Hit);
     }
     assert_eq!(
@@ -291,7 +312,7 @@ async fn an_invalidation_reaches_the_other_stores_l1() {
     println!("invalidation reached the other store's L1 in {delay:?}");
 
     let before = calls(&stats(&sim).await, "device_details");
-    let got = other.device_details(&account, one).await;
+    let got = details_of(&other, &account, one).await;
     assert_eq!(got[&imei].as_ref().unwrap().freshness, Freshness::Hit);
     assert_eq!(
         calls(&stats(&sim).await, "device_details"),
@@ -340,7 +361,7 @@ async fn wait_for_listeners(url: &str, store: &Store, n: usize) {
 /// an L1 hit.
 async fn drop_l2(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) {
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:v1:*"))
+        .arg(format!("{prefix}:v2:*"))
         .query_async(conn)
         .await
         .unwrap();
@@ -359,9 +380,7 @@ async fn is_cached(
     imei: &devicegraph_upstream::Imei,
 ) -> bool {
     let before = calls(&stats(sim).await, "device_details");
-    let got = store
-        .device_details(&account(), std::slice::from_ref(imei))
-        .await;
+    let got = details_of(store, &account(), std::slice::from_ref(imei)).await;
     assert!(got[imei].is_ok());
     calls(&stats(sim).await, "device_details") == before
 }
@@ -484,8 +503,7 @@ async fn an_invalidation_made_while_a_replica_is_disconnected_reaches_it() {
     let imeis = sample_imeis(&sim);
     let (gone, kept) = (imeis[0].clone(), imeis[1].clone());
     let account = account();
-    b.device_details(&account, &[gone.clone(), kept.clone()])
-        .await;
+    details_of(&b, &account, &[gone.clone(), kept.clone()]).await;
     // From here a read without an upstream call is an L1 hit.
     drop_l2(&mut admin, &prefix).await;
     assert!(is_cached(&sim, &b, &gone).await && is_cached(&sim, &b, &kept).await);
@@ -532,7 +550,7 @@ async fn a_gap_in_the_invalidation_log_clears_the_replicas_l1() {
     let (sim, prefix, a, b) = two_listening_replicas(&url, "gap").await;
     let imeis = sample_imeis(&sim);
     let account = account();
-    b.device_details(&account, &imeis[..2]).await;
+    details_of(&b, &account, &imeis[..2]).await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut admin = client.get_multiplexed_async_connection().await.unwrap();
     // From here a read without an upstream call is an L1 hit.
@@ -605,7 +623,10 @@ async fn a_429_met_by_one_store_pauses_that_endpoint_for_every_store() {
         json!({"rateLimitRate": 1.0, "retryAfterSecs": 30, "endpoints": ["check_in_history"]}),
     )
     .await;
-    let err = first.check_ins(&account, &imeis[0]).await.unwrap_err();
+    let err = first
+        .get::<CheckIns>((account.clone(), imeis[0].clone()))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, CacheError::Upstream(UpstreamError::RateLimited { .. })),
         "{err:?}"
@@ -617,7 +638,10 @@ async fn a_429_met_by_one_store_pauses_that_endpoint_for_every_store() {
 
     // The second store does not send into the pause (30 s, past its 5 s deadline).
     let started = tokio::time::Instant::now();
-    let err = second.check_ins(&account, &imeis[1]).await.unwrap_err();
+    let err = second
+        .get::<CheckIns>((account.clone(), imeis[1].clone()))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, CacheError::Upstream(UpstreamError::RateLimited { .. })),
         "{err:?}"
@@ -625,7 +649,10 @@ async fn a_429_met_by_one_store_pauses_that_endpoint_for_every_store() {
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(second.pacer().unwrap().is_paused(Endpoint::CheckInHistory));
     // Other endpoints go on.
-    second.upgrade_history(&account, &imeis[1]).await.unwrap();
+    second
+        .get::<UpgradeHistory>((account.clone(), imeis[1].clone()))
+        .await
+        .unwrap();
     let after = stats(&sim).await;
     assert_eq!(
         calls(&after, "check_in_history"),
@@ -650,16 +677,22 @@ async fn an_unreachable_redis_never_fails_a_request() {
     let imei = sample_imeis(&sim)[0].clone();
     let started = tokio::time::Instant::now();
     assert_eq!(
-        store.check_ins(&account, &imei).await.unwrap().freshness,
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Miss
     );
     assert_eq!(
-        store.check_ins(&account, &imei).await.unwrap().freshness,
+        store
+            .get::<CheckIns>((account.clone(), imei.clone()))
+            .await
+            .unwrap()
+            .freshness,
         Freshness::Hit
     );
-    let details = store
-        .device_details(&account, std::slice::from_ref(&imei))
-        .await;
+    let details = details_of(&store, &account, std::slice::from_ref(&imei)).await;
     assert!(details[&imei].is_ok());
     assert_eq!(store.redis_reachable().await, Some(false));
     assert!(

@@ -26,7 +26,11 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, Positioned, Value, Variables};
 use chrono::{DateTime, Utc};
-use devicegraph_cache::{Probe, Store};
+use devicegraph_cache::Store;
+use devicegraph_cache::resources::{
+    CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning, ProvisioningKey,
+    UpgradeHistory,
+};
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
 
 use crate::AccountScope;
@@ -217,7 +221,10 @@ impl<'a> Estimator<'a> {
 
     /// One device with the parts its selection reads.
     fn device(&mut self, account: &AccountName, imei: &Imei, parts: &DeviceParts) {
-        if !self.store.is_cached(Probe::Details(account, imei)) {
+        if !self
+            .store
+            .is_cached::<Details>(&(account.clone(), imei.clone()))
+        {
             self.accounts
                 .entry(account.clone())
                 .or_default()
@@ -226,14 +233,18 @@ impl<'a> Estimator<'a> {
         }
         if parts.upgrades
             && !self.upgrades.contains(&(account.clone(), imei.clone()))
-            && !self.store.is_cached(Probe::UpgradeHistory(account, imei))
+            && !self
+                .store
+                .is_cached::<UpgradeHistory>(&(account.clone(), imei.clone()))
         {
             self.upgrades.insert((account.clone(), imei.clone()));
             self.out.upgrade_history += 1;
         }
         if parts.check_ins
             && !self.check_ins.contains(&(account.clone(), imei.clone()))
-            && !self.store.is_cached(Probe::CheckIns(account, imei))
+            && !self
+                .store
+                .is_cached::<CheckIns>(&(account.clone(), imei.clone()))
         {
             self.check_ins.insert((account.clone(), imei.clone()));
             self.out.check_ins += 1;
@@ -268,12 +279,15 @@ impl<'a> Estimator<'a> {
         earliest: DateTime<Utc>,
         latest: DateTime<Utc>,
     ) {
-        if self
-            .store
-            .is_cached(Probe::Provisioning(&device, earliest, latest))
-        {
+        let key = ProvisioningKey {
+            device,
+            earliest,
+            latest,
+        };
+        if self.store.is_cached::<Provisioning>(&key) {
             return;
         }
+        let ProvisioningKey { device, .. } = key;
         let days = (latest - earliest).num_days().max(1);
         let calls = u64::try_from(days).unwrap_or(u64::MAX).div_ceil(365);
         if self.provisioning.insert((device, earliest, latest)) {
@@ -284,7 +298,7 @@ impl<'a> Estimator<'a> {
     fn first_page(&mut self, account: &AccountName, campaign: &CampaignId) {
         if !self
             .store
-            .is_cached(Probe::CampaignPage(account, campaign, None))
+            .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, None))
         {
             self.out.campaign_pages += 1;
         }
@@ -322,10 +336,11 @@ impl<'a> Estimator<'a> {
         let mut cursor = after.and_then(|c| c.anchor);
         let mut remaining = first;
         let mut pages_seen = 0u64;
-        while let Some(page) = self
-            .store
-            .cached_campaign_page(account, campaign, cursor.as_deref())
-        {
+        while let Some(page) = self.store.peek::<CampaignPages>(&CampaignPageKey::new(
+            account,
+            campaign,
+            cursor.as_deref(),
+        )) {
             pages_seen += 1;
             for device in &page.devices {
                 if remaining == 0 {

@@ -1,12 +1,13 @@
 //! The device-details DataLoader: every `Device` of one operation (from `devices`,
-//! campaign page nodes, aliases of `device`) asks for its details here, and the loader
-//! turns all of them into one `Store::device_details` call per account.
+//! campaign page nodes, aliases of `device`) asks for its details here; the loader only
+//! gathers the keys of one operation into one `Store::get_many::<Details>` call.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
+use devicegraph_cache::resources::Details;
 use devicegraph_cache::{CacheError, Fetched, Store};
 use devicegraph_upstream::model::DeviceDetails;
 use devicegraph_upstream::{AccountName, Imei};
@@ -34,29 +35,13 @@ impl Loader<DeviceKey> for DetailsLoader {
     type Value = DetailsResult;
     type Error = Infallible;
 
+    /// Hands the gathered keys to the store as they are: the store fetches one
+    /// batch per account and the upstream crate cuts it into requests.
     async fn load(
         &self,
         keys: &[DeviceKey],
     ) -> Result<HashMap<DeviceKey, DetailsResult>, Infallible> {
-        // Sorted IMEIs per account: deterministic upstream request bodies.
-        let mut by_account: BTreeMap<&AccountName, Vec<Imei>> = BTreeMap::new();
-        for (account, imei) in keys {
-            by_account.entry(account).or_default().push(imei.clone());
-        }
-        let fetches = by_account.into_iter().map(|(account, mut imeis)| {
-            imeis.sort();
-            imeis.dedup();
-            async move {
-                tracing::debug!(account = %account, imeis = imeis.len(), "device details batch");
-                (account, self.store.device_details(account, &imeis).await)
-            }
-        });
-        let mut out = HashMap::with_capacity(keys.len());
-        for (account, answers) in futures::future::join_all(fetches).await {
-            for (imei, answer) in answers {
-                out.insert((account.clone(), imei), answer);
-            }
-        }
-        Ok(out)
+        tracing::debug!(devices = keys.len(), "device details batch");
+        Ok(self.store.get_many::<Details>(keys.to_vec()).await)
     }
 }

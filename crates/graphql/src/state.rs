@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use chrono::{DateTime, Utc};
+use devicegraph_cache::resources::{
+    CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning, ProvisioningKey,
+    UpgradeHistory,
+};
 use devicegraph_cache::{CacheError, Fetched, Freshness, Store};
 use devicegraph_upstream::model::{CampaignPage, CheckIn, FirmwareUpgrade, ProvisioningEvent};
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
@@ -52,8 +56,6 @@ impl<K: Eq + Hash, V: Clone> Memo<K, V> {
     }
 }
 
-type PageKey = (AccountName, CampaignId, Option<String>);
-
 /// Everything one GraphQL operation shares.
 pub(crate) struct RequestState {
     store: Store,
@@ -65,7 +67,7 @@ pub(crate) struct RequestState {
     history_permits: Semaphore,
     upgrades: Memo<DeviceKey, Shared<Vec<FirmwareUpgrade>>>,
     check_ins: Memo<DeviceKey, Shared<Vec<CheckIn>>>,
-    pages: Memo<PageKey, Shared<CampaignPage>>,
+    pages: Memo<CampaignPageKey, Shared<CampaignPage>>,
     stale: Mutex<BTreeSet<String>>,
     fetched_upstream: AtomicBool,
     /// Set by the plan extension when the operation has exactly one field that loads
@@ -178,15 +180,7 @@ impl RequestState {
     pub(crate) async fn device_details(&self, key: DeviceKey) -> DetailsResult {
         if self.single_detail_field.load(Ordering::Relaxed) {
             // Nothing to batch with: ask the store now.
-            let (account, imei) = key;
-            let mut answers = self
-                .store
-                .device_details(&account, std::slice::from_ref(&imei))
-                .await;
-            return answers.remove(&imei).unwrap_or(Ok(Fetched {
-                value: None,
-                freshness: Freshness::Hit,
-            }));
+            return self.store.get::<Details>(key).await;
         }
         match self.details.load_one(key).await {
             Ok(Some(v)) => v,
@@ -219,7 +213,8 @@ impl RequestState {
         self.upgrades
             .get_or_init((account.clone(), imei.clone()), || async {
                 let _permit = self.history_permits.acquire().await;
-                self.store.upgrade_history(account, imei).await
+                let key = (account.clone(), imei.clone());
+                self.store.get::<UpgradeHistory>(key).await
             })
             .await
     }
@@ -232,7 +227,8 @@ impl RequestState {
         self.check_ins
             .get_or_init((account.clone(), imei.clone()), || async {
                 let _permit = self.history_permits.acquire().await;
-                self.store.check_ins(account, imei).await
+                let key = (account.clone(), imei.clone());
+                self.store.get::<CheckIns>(key).await
             })
             .await
     }
@@ -244,9 +240,12 @@ impl RequestState {
         latest: DateTime<Utc>,
     ) -> Shared<Vec<ProvisioningEvent>> {
         let _permit = self.history_permits.acquire().await;
-        self.store
-            .provisioning_history(device, earliest, latest)
-            .await
+        let key = ProvisioningKey {
+            device: device.clone(),
+            earliest,
+            latest,
+        };
+        self.store.get::<Provisioning>(key).await
     }
 
     /// One upstream campaign page (`None` = the first).
@@ -256,15 +255,9 @@ impl RequestState {
         campaign: &CampaignId,
         last_seen: Option<&str>,
     ) -> async_graphql::Result<Fetched<Arc<CampaignPage>>> {
-        let key = (
-            account.clone(),
-            campaign.clone(),
-            last_seen.map(str::to_owned),
-        );
+        let key = CampaignPageKey::new(account, campaign, last_seen);
         self.pages
-            .get_or_init(key, || {
-                self.store.campaign_page(account, campaign, last_seen)
-            })
+            .get_or_init(key.clone(), || self.store.get::<CampaignPages>(key))
             .await
             .map_err(|e| from_cache(&e))
     }

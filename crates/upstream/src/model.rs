@@ -207,3 +207,6 @@ pub struct UpstreamErrorBody {
     pub error_code: String,
     pub error_message: Option<String>,
 }
+
+/// TEMPORARY shim re-export.
+pub use crate::paging::DetailsChunk;

@@ -350,3 +350,36 @@ impl Client {
 #[cfg(test)]
 #[path = "paging_tests.rs"]
 mod tests;
+
+/// TEMPORARY shim (replaced by endpoints/device_details.rs from the slices branch).
+pub struct DetailsChunk {
+    pub imeis: Vec<Imei>,
+    pub result: Result<Vec<DeviceDetails>, UpstreamError>,
+}
+
+impl Client {
+    /// TEMPORARY shim.
+    pub async fn device_details_batch(
+        &self,
+        account: &AccountName,
+        mut imeis: Vec<Imei>,
+    ) -> Vec<DetailsChunk> {
+        use futures::TryStreamExt;
+        imeis.sort();
+        imeis.dedup();
+        let calls = imeis.chunks(DETAILS_CHUNK).map(|chunk| {
+            let chunk = chunk.to_vec();
+            async move {
+                let result = self
+                    .device_details(account.clone(), chunk.clone())
+                    .try_collect()
+                    .await;
+                DetailsChunk {
+                    imeis: chunk,
+                    result,
+                }
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+}

@@ -3,10 +3,11 @@
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 use devicegraph_cache::Store;
+use devicegraph_cache::resources::{CampaignPageKey, CampaignPages};
 use devicegraph_sim::RunningSim;
 use devicegraph_upstream::{CampaignId, Imei};
 
-use super::{ACCOUNT, account};
+use super::{ACCOUNT, account, details_of};
 
 /// The seed account's largest campaign.
 pub fn big_campaign(sim: &RunningSim) -> (CampaignId, u64) {
@@ -28,7 +29,7 @@ pub async fn fill(store: &Store, campaign: &CampaignId, pages: usize) -> usize {
     let mut devices = 0;
     for _ in 0..pages {
         let page = store
-            .campaign_page(&account, campaign, cursor.as_deref())
+            .get::<CampaignPages>(CampaignPageKey::new(&account, campaign, cursor.as_deref()))
             .await
             .unwrap();
         let imeis: Vec<Imei> = page
@@ -38,7 +39,7 @@ pub async fn fill(store: &Store, campaign: &CampaignId, pages: usize) -> usize {
             .map(|d| d.device_id.parse().unwrap())
             .collect();
         devices += imeis.len();
-        let details = store.device_details(&account, &imeis).await;
+        let details = details_of(&store, &account, &imeis).await;
         assert!(details.values().all(Result::is_ok));
         cursor = page.value.last_seen_device_id.clone();
         if !page.value.has_more_data || cursor.is_none() {

@@ -6,12 +6,34 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use devicegraph_cache::{Clock, Store, StoreConfig, Ttls};
+use std::collections::HashMap;
+
+use devicegraph_cache::resources::Details;
+use devicegraph_cache::{CacheError, Clock, Fetched, Store, StoreConfig, Ttls};
 use devicegraph_sim::{RunningSim, SimConfig};
+use devicegraph_upstream::model::DeviceDetails;
 use devicegraph_upstream::{AccountName, ClientConfig, Credentials, Imei};
 use serde_json::Value;
 
 pub mod fill;
+
+/// Device details for `imeis` of `account`, by IMEI (`Store::get_many::<Details>`).
+pub async fn details_of(
+    store: &Store,
+    account: &AccountName,
+    imeis: &[Imei],
+) -> HashMap<Imei, Result<Fetched<Option<Arc<DeviceDetails>>>, CacheError>> {
+    let keys = imeis
+        .iter()
+        .map(|imei| (account.clone(), imei.clone()))
+        .collect();
+    store
+        .get_many::<Details>(keys)
+        .await
+        .into_iter()
+        .map(|((_, imei), answer)| (imei, answer))
+        .collect()
+}
 
 pub const ACCOUNT: &str = "0000123456-00001";
 

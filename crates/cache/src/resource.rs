@@ -1,0 +1,201 @@
+//! What the engine needs to know about one kind of upstream answer: the [`Resource`]
+//! trait, implemented once per ThingSpace read in `resources/` (one small file each).
+//!
+//! Everything else (L1, freshness, coalescing, the L2 copy, invalidation across
+//! replicas, metrics) is written once, in the engine, generic over `R: Resource`, so
+//! a read's value type is known at compile time: `Store::get::<CheckIns>` answers
+//! `Arc<Vec<CheckIn>>`, and asking for a resource with another resource's key does
+//! not compile.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use devicegraph_upstream::{
+    AccountName, CampaignId, Client, DeviceIdKind, DeviceIdentifier, Endpoint, Imei, UpstreamError,
+};
+use futures::future::{BoxFuture, join_all};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{InvalidateScope, Ttls};
+
+/// One upstream answer per key, as fetched (before "not found" handling and TTLs).
+pub type Fetches<R> = Vec<(
+    <R as Resource>::Key,
+    Result<<R as Resource>::Value, UpstreamError>,
+)>;
+
+/// One kind of cached upstream answer.
+pub trait Resource: Send + Sync + 'static {
+    /// What names one answer (an account's device, a campaign page, a window).
+    type Key: Clone + Eq + Hash + Debug + Send + Sync + 'static;
+    /// The answer, cheap to clone (shared behind `Arc`), serialisable for the L2.
+    type Value: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 'static;
+
+    /// Metrics and logs label, e.g. `check_ins`.
+    const NAME: &'static str;
+    /// Two characters, unique among resources: the entry's tag in Redis keys.
+    const TAG: &'static str;
+    /// The upstream endpoint that answers it (for pauses and error messages).
+    const ENDPOINT: Endpoint;
+    /// The kind of [`Owner`] its keys have (to list its Redis keys for a scope).
+    const OWNED_BY: OwnedBy;
+
+    /// Who the entry belongs to: what invalidation scopes reach it, and where its L2
+    /// copy lives.
+    fn owner(key: &Self::Key) -> Owner<'_>;
+
+    /// What tells entries of one owner apart (a page cursor, a window), as it
+    /// appears at the end of the Redis key; `None` when the owner is enough.
+    fn part(_key: &Self::Key) -> Option<Cow<'_, str>> {
+        None
+    }
+
+    /// Heap bytes the key owns beyond its owner's identifiers (the part).
+    fn part_heap(_key: &Self::Key) -> usize {
+        0
+    }
+
+    /// How long a fetched value stays fresh.
+    fn ttl(value: &Self::Value, ttls: &Ttls) -> Duration;
+
+    /// Heap bytes the value owns (see `weigh`), for the byte-bounded L1.
+    fn weigh(value: &Self::Value) -> usize;
+
+    /// Asks the upstream for `keys` (all of this resource, possibly of several
+    /// accounts). Should answer every key; one it leaves out is reported unavailable.
+    fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>>;
+}
+
+/// Who an entry belongs to: what invalidation scopes reach it, and where in Redis
+/// its L2 copy lives (`a:{account}:{tag}:{imei | campaign}[:{part}]` or
+/// `d:{kind}:{id}:{tag}[:{part}]`, see `key`).
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// One device of an account (details, histories).
+    Device {
+        account: &'a AccountName,
+        imei: &'a Imei,
+    },
+    /// One campaign of an account (report pages).
+    Campaign {
+        account: &'a AccountName,
+        campaign: &'a CampaignId,
+    },
+    /// A device named without an account (provisioning history).
+    Identifier { device: &'a DeviceIdentifier },
+}
+
+/// The kinds of [`Owner`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnedBy {
+    Device,
+    Campaign,
+    Identifier,
+}
+
+impl Owner<'_> {
+    /// Whether an invalidation of `scope` drops the entry. A whole-account scope
+    /// reaches every account-owned entry; a device scope reaches that device's
+    /// entries, including those named by its IMEI without an account; a campaign
+    /// scope, that campaign's pages.
+    pub(crate) fn in_scope(self, scope: &InvalidateScope) -> bool {
+        let whole = scope.imei.is_none() && scope.campaign.is_none();
+        match self {
+            Self::Device { account, imei } => {
+                *account == scope.account && (whole || scope.imei.as_ref() == Some(imei))
+            }
+            Self::Campaign { account, campaign } => {
+                *account == scope.account && (whole || scope.campaign.as_ref() == Some(campaign))
+            }
+            Self::Identifier { device } => scope.imei.as_ref().is_some_and(|want| {
+                device.kind() == DeviceIdKind::Imei && device.id() == want.as_str()
+            }),
+        }
+    }
+
+    /// Heap bytes of the owner's identifiers (newtypes keep exactly their text).
+    pub(crate) fn heap(self) -> usize {
+        use crate::weigh::alloc;
+        match self {
+            Self::Device { account, imei } => {
+                alloc(account.as_str().len()) + alloc(imei.as_str().len())
+            }
+            Self::Campaign { account, campaign } => {
+                alloc(account.as_str().len()) + alloc(campaign.as_str().len())
+            }
+            Self::Identifier { device } => alloc(device.id().len()),
+        }
+    }
+}
+
+/// What the cache keeps for a key: the value, or a remembered "not found".
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) enum Cached<V> {
+    Found(V),
+    /// A documented "not found" error answer (`*.NotFound` code), remembered for
+    /// `ttl.not_found` so a typo is not asked upstream again on every request.
+    Absent(Arc<NotFound>),
+}
+
+/// The parts of an upstream "not found" error worth replaying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) struct NotFound {
+    pub(crate) status: u16,
+    pub(crate) error_code: String,
+    pub(crate) error_message: String,
+}
+
+impl NotFound {
+    /// `Some` for errors that say the thing does not exist. Codes are stable
+    /// (`FOTA.DEVICE.NotFound`, `REQUEST_FAILED.Account.NotFound`); messages are not.
+    pub(crate) fn from_error(error: &UpstreamError) -> Option<Self> {
+        match error {
+            UpstreamError::Api {
+                status,
+                error_code,
+                error_message,
+                ..
+            } if error_code.ends_with(".NotFound") => Some(Self {
+                status: *status,
+                error_code: error_code.clone(),
+                error_message: error_message.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn to_error(&self, endpoint: Endpoint) -> UpstreamError {
+        UpstreamError::Api {
+            endpoint,
+            status: self.status,
+            error_code: self.error_code.clone(),
+            error_message: self.error_message.clone(),
+        }
+    }
+}
+
+/// Runs `call` for each key at once (the pacer spaces the requests): for resources
+/// the upstream answers one key per request.
+pub(crate) fn per_key<R, F, Fut>(
+    client: &Client,
+    keys: Vec<R::Key>,
+    call: F,
+) -> BoxFuture<'static, Fetches<R>>
+where
+    R: Resource,
+    F: Fn(Client, R::Key) -> Fut,
+    Fut: Future<Output = Result<R::Value, UpstreamError>> + Send + 'static,
+{
+    let calls: Vec<_> = keys
+        .into_iter()
+        .map(|key| {
+            let fut = call(client.clone(), key.clone());
+            async move { (key, fut.await) }
+        })
+        .collect();
+    Box::pin(join_all(calls))
+}

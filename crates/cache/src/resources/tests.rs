@@ -1,0 +1,116 @@
+//! Keys of every resource: which invalidation scopes reach them, and where their L2
+//! copies live.
+#![allow(clippy::unwrap_used)]
+
+use chrono::DateTime;
+use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
+
+use super::*;
+use crate::config::InvalidateScope;
+use crate::key::{AnyKey, redis_scope_patterns};
+
+fn account(s: &str) -> AccountName {
+    s.parse().unwrap()
+}
+
+fn valid_imei(body: &str) -> String {
+    format!(
+        "{body}{}",
+        devicegraph_upstream::ids::luhn_check_digit(body)
+    )
+}
+
+#[test]
+fn tags_are_two_characters_and_unique() {
+    let mut tags: Vec<&str> = ALL.iter().map(|r| r.tag).collect();
+    assert!(tags.iter().all(|t| t.len() == 2), "{tags:?}");
+    tags.sort_unstable();
+    tags.dedup();
+    assert_eq!(tags.len(), ALL.len());
+}
+
+#[test]
+fn keys_of_two_resources_never_collide() {
+    let acc = account("0000123456-00001");
+    let a: Imei = valid_imei("99001390783557").parse().unwrap();
+    let details = AnyKey::new::<Details>((acc.clone(), a.clone()));
+    let check_ins = AnyKey::new::<CheckIns>((acc.clone(), a.clone()));
+    assert_ne!(details, check_ins, "same key type, different resources");
+    assert_eq!(details, AnyKey::new::<Details>((acc, a)));
+    assert!(details.get::<Details>().is_some());
+    assert!(details.get::<CheckIns>().is_none());
+}
+
+#[test]
+fn scope_selects_account_device_and_campaign_entries() {
+    let acc = account("0000123456-00001");
+    let other = account("0000999999-00001");
+    let a: Imei = valid_imei("99001390783557").parse().unwrap();
+    let b: Imei = valid_imei("49015420323751").parse().unwrap();
+    let camp: CampaignId = "c1".parse().unwrap();
+    let keys = [
+        AnyKey::new::<Details>((acc.clone(), a.clone())),
+        AnyKey::new::<CheckIns>((acc.clone(), a.clone())),
+        AnyKey::new::<UpgradeHistory>((acc.clone(), b.clone())),
+        AnyKey::new::<CampaignPages>(CampaignPageKey::new(&acc, &camp, None)),
+        AnyKey::new::<Details>((other.clone(), a.clone())),
+        AnyKey::new::<Provisioning>(ProvisioningKey {
+            device: DeviceIdentifier::new(DeviceIdKind::Imei, a.as_str()).unwrap(),
+            earliest: DateTime::UNIX_EPOCH,
+            latest: DateTime::UNIX_EPOCH,
+        }),
+    ];
+    let count = |scope: &InvalidateScope| keys.iter().filter(|k| k.in_scope(scope)).count();
+    let whole = InvalidateScope {
+        account: acc.clone(),
+        imei: None,
+        campaign: None,
+    };
+    assert_eq!(count(&whole), 4);
+    let device = InvalidateScope {
+        account: acc.clone(),
+        imei: Some(a),
+        campaign: None,
+    };
+    assert_eq!(
+        count(&device),
+        3,
+        "details + check-ins + provisioning of that IMEI"
+    );
+    let campaign = InvalidateScope {
+        account: acc,
+        imei: None,
+        campaign: Some(camp),
+    };
+    assert_eq!(count(&campaign), 1);
+}
+
+#[test]
+fn redis_keys_fall_under_their_scope_patterns() {
+    let acc = account("0000123456-00001");
+    let a: Imei = valid_imei("99001390783557").parse().unwrap();
+    let key = AnyKey::new::<CheckIns>((acc.clone(), a.clone()));
+    assert_eq!(
+        key.redis_key("p"),
+        format!("p:v2:a:0000123456-00001:ci:{a}")
+    );
+    let scope = InvalidateScope {
+        account: acc.clone(),
+        imei: Some(a.clone()),
+        campaign: None,
+    };
+    assert!(redis_scope_patterns("p", &scope).contains(&key.redis_key("p")));
+    let camp: CampaignId = "c1".parse().unwrap();
+    let page = AnyKey::new::<CampaignPages>(CampaignPageKey::new(&acc, &camp, Some("0")));
+    assert_eq!(page.redis_key("p"), "p:v2:a:0000123456-00001:cp:c1:0");
+    let window = AnyKey::new::<Provisioning>(ProvisioningKey {
+        device: DeviceIdentifier::new(DeviceIdKind::Imei, a.as_str()).unwrap(),
+        earliest: DateTime::UNIX_EPOCH,
+        latest: DateTime::UNIX_EPOCH,
+    });
+    assert_eq!(
+        window.redis_key("p"),
+        format!("p:v2:d:imei:{a}:pv:1970-01-01T00:00:00.000Z:1970-01-01T00:00:00.000Z")
+    );
+    assert!(redis_scope_patterns("p", &scope).contains(&format!("p:v2:d:imei:{a}:*")));
+}
