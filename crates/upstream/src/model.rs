@@ -5,11 +5,10 @@
 //! status/code values kept (never rejected). The lenient wire parsing that produces
 //! them lives in `wire.rs`.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-/// One UTC instant; every timestamp shape the upstream sends becomes this.
-pub type Timestamp = DateTime<Utc>;
+pub use crate::time::Timestamp;
 
 /// Device details from `POST /fota/v3/devices/{acc}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
