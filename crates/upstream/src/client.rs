@@ -21,6 +21,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, gateway_fault, rejection};
+use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
 use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
@@ -387,7 +388,7 @@ fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, Ups
 fn decode<T>(
     endpoint: Endpoint,
     response: &RawResponse,
-    parse: impl FnOnce(&[u8]) -> Result<T, wire::DecodeError>,
+    parse: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
 ) -> Result<T, UpstreamError> {
     parse(&response.body).map_err(|e| decode_error(endpoint, e, &response.body))
 }

@@ -10,6 +10,7 @@
 //! It knows nothing of caching or GraphQL.
 
 mod auth;
+mod decode;
 pub mod client;
 pub mod error;
 pub mod gate;

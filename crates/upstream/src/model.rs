@@ -8,6 +8,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
 pub use crate::time::Timestamp;
 
 /// Device details from `POST /fota/v3/devices/{acc}`.
@@ -165,44 +166,4 @@ pub struct ProvisioningEvent {
 pub struct ProvisioningPage {
     pub events: Vec<ProvisioningEvent>,
     pub has_more_data: bool,
-}
-
-/// `POST /ts/v1/oauth2/token` response.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-pub struct OAuthToken {
-    pub access_token: String,
-    pub token_type: Option<String>,
-    /// Seconds; string or integer on the wire.
-    pub expires_in: Option<u64>,
-    pub scope: Option<String>,
-}
-
-impl std::fmt::Debug for OAuthToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthToken")
-            .field("access_token", &"[redacted]")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .field("scope", &self.scope)
-            .finish()
-    }
-}
-
-/// `POST /m2m/v1/session/login` response.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-pub struct SessionToken {
-    pub session_token: String,
-}
-
-impl std::fmt::Debug for SessionToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionToken([redacted])")
-    }
-}
-
-/// The upstream's documented error body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpstreamErrorBody {
-    pub error_code: String,
-    pub error_message: Option<String>,
 }

@@ -6,13 +6,8 @@
 //! timestamp shapes, `"N/A"`/`""` as absent, `null` lists as empty, unknown
 //! fields ignored and unknown status or code values kept.
 //!
-//! How: the body is parsed once into a `serde_json::Value`, then walked by small
-//! typed accessors ([`walk`]) that carry the path to the value they read. That
-//! gives errors an exact path (`deviceList[3].createTime`) and a message of our
-//! own, keeps every leniency rule in one place instead of a custom deserializer
-//! per field, and needs no extra dependency. serde derive with aliases would
-//! reject a body on the first surprise with a positional message; the extra
-//! `Value` allocation is small next to the network round trip.
+//! The toolkit behind these parsers (body checks, the path-tracking accessors that
+//! hold every leniency rule once) is the private `decode` module.
 //!
 //! What is an error (a [`DecodeError`] naming the field path):
 //! - a body that is not JSON or whose top level has the wrong shape (`field` empty);
@@ -31,75 +26,15 @@
 mod codes;
 mod fota;
 mod m2m;
-mod walk;
 
 #[cfg(test)]
 mod tests;
 
-use serde_json::Value;
-
-use crate::model::{
-    CampaignPage, CheckIn, DeviceDetailsPage, FirmwareUpgrade, OAuthToken, ProvisioningPage,
-    SessionToken, UpstreamErrorBody,
-};
-use walk::{Field, kind};
-
-/// A body that does not have the documented shape: `field` is a path such as
-/// `deviceList[3].createTime` (empty for the top level).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("field `{field}`: {message}")]
-pub struct DecodeError {
-    pub field: String,
-    pub message: String,
-}
-
-impl DecodeError {
-    fn top_level(message: impl Into<String>) -> Self {
-        Self {
-            field: String::new(),
-            message: message.into(),
-        }
-    }
-}
-
-/// The body as JSON. serde_json's syntax errors give a position, never content.
-fn json(body: &[u8]) -> Result<Value, DecodeError> {
-    // Tolerate a UTF-8 byte-order mark; some gateways prepend one.
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    match body.trim_ascii_start().first() {
-        None => return Err(DecodeError::top_level("empty body, expected JSON")),
-        Some(b'<') => {
-            return Err(DecodeError::top_level(
-                "body is not JSON (it looks like HTML or XML)",
-            ));
-        }
-        Some(_) => {}
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| DecodeError::top_level(format!("body is not valid JSON: {e}")))
-}
-
-/// The top level must be a JSON object (named by `what` in the message).
-fn object_body(value: &Value, what: &str) -> Result<(), DecodeError> {
-    match value {
-        Value::Object(_) => Ok(()),
-        other => Err(DecodeError::top_level(format!(
-            "expected {what} (a JSON object), found {}",
-            kind(other)
-        ))),
-    }
-}
-
-/// The top level must be a JSON list; `null` is accepted as an empty one.
-fn list_body(value: &Value, what: &str) -> Result<(), DecodeError> {
-    match value {
-        Value::Array(_) | Value::Null => Ok(()),
-        other => Err(DecodeError::top_level(format!(
-            "expected {what} (a JSON list), found {}",
-            kind(other)
-        ))),
-    }
-}
+pub use crate::decode::DecodeError;
+pub use crate::decode::bodies::{parse_error_body, parse_oauth_token, parse_session_token};
+use crate::decode::walk::Field;
+use crate::decode::{json, list_body, object_body};
+use crate::model::{CampaignPage, CheckIn, DeviceDetailsPage, FirmwareUpgrade, ProvisioningPage};
 
 /// `POST /fota/v3/devices/{acc}`. A device's `accountName` falls back to the page's.
 pub fn parse_device_details_page(body: &[u8]) -> Result<DeviceDetailsPage, DecodeError> {
@@ -135,26 +70,4 @@ pub fn parse_provisioning_page(body: &[u8]) -> Result<ProvisioningPage, DecodeEr
     let v = json(body)?;
     object_body(&v, "a provisioning history page")?;
     m2m::provisioning_page(Field::root(&v))
-}
-
-/// `POST /ts/v1/oauth2/token`. Errors never contain the token.
-pub fn parse_oauth_token(body: &[u8]) -> Result<OAuthToken, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "an OAuth token response")?;
-    m2m::oauth_token(Field::root(&v))
-}
-
-/// `POST /m2m/v1/session/login`. Errors never contain the token.
-pub fn parse_session_token(body: &[u8]) -> Result<SessionToken, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "a session login response")?;
-    m2m::session_token(Field::root(&v))
-}
-
-/// The documented `{"errorCode","errorMessage"}` body, if that is what `body` is.
-/// Also recognises the API gateway's `{"fault":{"code":900901,"message":...}}`
-/// (code as a string) and OAuth 2.0's `{"error","error_description"}`.
-pub fn parse_error_body(body: &[u8]) -> Option<UpstreamErrorBody> {
-    let v = json(body).ok()?;
-    m2m::error_body(Field::root(&v))
 }

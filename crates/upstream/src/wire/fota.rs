@@ -5,9 +5,9 @@
 
 use serde_json::Value;
 
-use super::DecodeError;
 use super::codes;
-use super::walk::Field;
+use crate::decode::DecodeError;
+use crate::decode::walk::Field;
 use crate::model::{
     CampaignDevice, CampaignPage, CheckIn, DeviceDetails, DeviceDetailsPage, FirmwareUpgrade,
     Software,

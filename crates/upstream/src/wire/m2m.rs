@@ -1,19 +1,10 @@
-//! The M2M side and the auth/error bodies: provisioning history pages, the OAuth
-//! and session tokens, and the error bodies of both ThingSpace and its API gateway.
-//!
-//! Token bodies go through the same accessors as data, whose messages name JSON
-//! types and never values, so a token cannot leak into a `DecodeError`.
+//! The M2M side: provisioning history pages.
 
 use serde_json::Value;
 
-use super::DecodeError;
-use super::walk::Field;
-use crate::model::{
-    KeyValue, OAuthToken, ProvisioningEvent, ProvisioningPage, SessionToken, UpstreamErrorBody,
-};
-
-/// Longest `errorCode` kept (`REQUEST_FAILED.SessionToken.Expired` is 35).
-const MAX_CODE_CHARS: usize = 200;
+use crate::decode::DecodeError;
+use crate::decode::walk::Field;
+use crate::model::{KeyValue, ProvisioningEvent, ProvisioningPage};
 
 /// One 200/202 body; the status code itself is the client's business.
 pub(crate) fn provisioning_page(root: Field<'_, '_>) -> Result<ProvisioningPage, DecodeError> {
@@ -60,61 +51,4 @@ fn extended_attributes(field: Field<'_, '_>) -> Result<Vec<KeyValue>, DecodeErro
             value: kv.field(&["value"]).opt_raw_string()?,
         })
     })
-}
-
-pub(crate) fn oauth_token(root: Field<'_, '_>) -> Result<OAuthToken, DecodeError> {
-    let t = root.object()?;
-    Ok(OAuthToken {
-        access_token: t.field(&["access_token"]).req_nonempty_string()?,
-        token_type: t.field(&["token_type"]).opt_string()?,
-        expires_in: t.field(&["expires_in"]).opt_u64()?,
-        scope: t.field(&["scope"]).opt_string()?,
-    })
-}
-
-pub(crate) fn session_token(root: Field<'_, '_>) -> Result<SessionToken, DecodeError> {
-    Ok(SessionToken {
-        session_token: root
-            .object()?
-            .field(&["sessionToken"])
-            .req_nonempty_string()?,
-    })
-}
-
-/// Recognises, in order: ThingSpace's `{"errorCode","errorMessage"}`, the API
-/// gateway's `{"fault":{"code","message","description"}}` and the OAuth 2.0
-/// `{"error","error_description"}` of the token endpoint. `None` for anything
-/// else, including a code that is missing, empty or not a scalar.
-pub(crate) fn error_body(root: Field<'_, '_>) -> Option<UpstreamErrorBody> {
-    let o = root.object().ok()?;
-    // A malformed message must not hide a good code: the code is what callers act on.
-    let body = |code: Field<'_, '_>, message: Field<'_, '_>| {
-        Some(UpstreamErrorBody {
-            // Real codes are a few dozen characters; the bound keeps a broken upstream
-            // from putting megabytes into every error value and log line.
-            error_code: code
-                .opt_code()
-                .ok()??
-                .trim()
-                .chars()
-                .take(MAX_CODE_CHARS)
-                .collect(),
-            error_message: message.opt_raw_string().ok().flatten(),
-        })
-    };
-    let code = o.field(&["errorCode"]);
-    if code.value().is_some() {
-        return body(code, o.field(&["errorMessage"]));
-    }
-    if let Ok(fault) = o.field(&["fault"]).object() {
-        return body(
-            fault.field(&["code"]),
-            fault.field(&["message", "description"]),
-        );
-    }
-    let code = o.field(&["error"]);
-    if code.value().is_some() {
-        return body(code, o.field(&["error_description"]));
-    }
-    None
 }
