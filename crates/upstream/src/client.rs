@@ -25,7 +25,7 @@ use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
 use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
-use crate::model::{CampaignPage, CheckIn, DeviceDetailsPage, FirmwareUpgrade, ProvisioningPage};
+use crate::model::{CampaignPage, CheckIn, DeviceDetailsPage, ProvisioningPage};
 use crate::retry::{Backoff, later};
 use crate::transport::{
     Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
@@ -174,25 +174,6 @@ impl Client {
         decode(EP, &response, wire::parse_check_in_history)
     }
 
-    /// `GET /fota/v3/reports/{acc}/devices/{imei}`, as sent.
-    pub async fn upgrade_history(
-        &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Result<Vec<FirmwareUpgrade>, UpstreamError> {
-        const EP: Endpoint = Endpoint::UpgradeHistory;
-        let url = self.inner.transport.url(&[
-            "fota",
-            "v3",
-            "reports",
-            account.as_str(),
-            "devices",
-            imei.as_str(),
-        ]);
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, wire::parse_upgrade_history)
-    }
-
     /// One page of a campaign report: devices with IMEI greater than `last_seen`
     /// (`None` = from the start, sent as `lastSeenDeviceId=0`).
     pub async fn campaign_devices_page(
@@ -287,9 +268,14 @@ impl Client {
         Ok(page)
     }
 
+    /// `base_url` with `segments` appended, each percent-encoded as one path segment.
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        self.inner.transport.url(segments)
+    }
+
     /// One logical data call inside its span: tokens, the request with its retries,
     /// one renewal and retry if the tokens were refused. Returns a 2xx answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         endpoint: Endpoint,
         account: Option<&AccountName>,
@@ -360,7 +346,8 @@ impl Client {
     }
 }
 
-fn get(url: Url) -> RequestSpec {
+/// A GET of `url`.
+pub(crate) fn get(url: Url) -> RequestSpec {
     RequestSpec {
         method: Method::GET,
         url,
@@ -368,7 +355,8 @@ fn get(url: Url) -> RequestSpec {
     }
 }
 
-fn post(url: Url, body: Bytes) -> RequestSpec {
+/// A POST of the JSON `body` to `url`.
+pub(crate) fn post(url: Url, body: Bytes) -> RequestSpec {
     RequestSpec {
         method: Method::POST,
         url,
@@ -376,7 +364,8 @@ fn post(url: Url, body: Bytes) -> RequestSpec {
     }
 }
 
-fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, UpstreamError> {
+/// `value` encoded as a request body.
+pub(crate) fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, UpstreamError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|_| UpstreamError::InvalidRequest {
@@ -385,7 +374,9 @@ fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, Ups
         })
 }
 
-fn decode<T>(
+/// The answer's body through `parse`; a failure becomes [`UpstreamError::Decode`]
+/// with a bounded excerpt of the body (redacted for token endpoints).
+pub(crate) fn decode<T>(
     endpoint: Endpoint,
     response: &RawResponse,
     parse: impl FnOnce(&[u8]) -> Result<T, DecodeError>,

@@ -11,6 +11,7 @@
 
 mod auth;
 mod decode;
+mod endpoints;
 pub mod client;
 pub mod error;
 pub mod gate;

@@ -5,10 +5,10 @@
 //! status/code values kept (never rejected). The lenient wire parsing that produces
 //! them lives in `wire.rs`.
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
+pub use crate::endpoints::upgrade_history::FirmwareUpgrade;
 pub use crate::time::Timestamp;
 
 /// Device details from `POST /fota/v3/devices/{acc}`.
@@ -54,23 +54,6 @@ pub struct DeviceDetailsPage {
     pub last_seen_device_id: Option<String>,
     pub max_page_size: Option<u32>,
     pub devices: Vec<DeviceDetails>,
-}
-
-/// One entry of `GET /fota/v3/reports/{acc}/devices/{imei}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FirmwareUpgrade {
-    pub device_id: Option<String>,
-    /// `campaignId` / `id`.
-    pub campaign_id: Option<String>,
-    pub account_name: Option<String>,
-    pub firmware_name: Option<String>,
-    pub firmware_from: Option<String>,
-    pub firmware_to: Option<String>,
-    pub start_date: Option<NaiveDate>,
-    pub report_updated_time: Option<Timestamp>,
-    /// Raw upstream status (`UpgradeSuccess`, `UpgradeFailed`, `DeviceRejected`, ...).
-    pub status: String,
-    pub reason: Option<String>,
 }
 
 /// Check-in client type (code table of the check-in history page).

@@ -1,4 +1,4 @@
-//! The four FOTA endpoints: device details, upgrade history, check-ins and
+//! The FOTA endpoints not yet in `endpoints/`: device details, check-ins and
 //! campaign reports. Each function maps one located JSON value to a public model;
 //! the wire names (documented name first, then the variants UPSTREAM.md lists)
 //! are written next to the model field they fill.
@@ -9,8 +9,7 @@ use super::codes;
 use crate::decode::DecodeError;
 use crate::decode::walk::Field;
 use crate::model::{
-    CampaignDevice, CampaignPage, CheckIn, DeviceDetails, DeviceDetailsPage, FirmwareUpgrade,
-    Software,
+    CampaignDevice, CampaignPage, CheckIn, DeviceDetails, DeviceDetailsPage, Software,
 };
 
 /// Both spellings of the upgrade timestamp (`upgradeTime` documented, `updateTime` SDK).
@@ -86,24 +85,6 @@ fn file_name(item: Field<'_, '_>) -> Result<String, DecodeError> {
         return Ok(name.clone());
     }
     item.object()?.field(&["name"]).req_string()
-}
-
-pub(crate) fn upgrade_history(root: Field<'_, '_>) -> Result<Vec<FirmwareUpgrade>, DecodeError> {
-    root.list(|item| {
-        let u = item.object()?;
-        Ok(FirmwareUpgrade {
-            device_id: u.field(&["deviceId"]).opt_string()?,
-            campaign_id: u.field(&["id", "campaignId"]).opt_string()?,
-            account_name: u.field(&["accountName"]).opt_string()?,
-            firmware_name: u.field(&["firmwareName"]).opt_string()?,
-            firmware_from: u.field(&["firmwareFrom"]).opt_string()?,
-            firmware_to: u.field(&["firmwareTo"]).opt_string()?,
-            start_date: u.field(&["startDate"]).opt_date()?,
-            report_updated_time: u.field(&["reportUpdatedTime"]).opt_timestamp()?,
-            status: u.field(&["status"]).req_string()?,
-            reason: u.field(&["reason"]).opt_string()?,
-        })
-    })
 }
 
 pub(crate) fn check_in_history(root: Field<'_, '_>) -> Result<Vec<CheckIn>, DecodeError> {
