@@ -25,7 +25,7 @@ use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
 use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
-use crate::model::{CampaignPage, CheckIn, DeviceDetailsPage, ProvisioningPage};
+use crate::model::{CampaignPage, DeviceDetailsPage, ProvisioningPage};
 use crate::retry::{Backoff, later};
 use crate::transport::{
     Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
@@ -151,27 +151,6 @@ impl Client {
             count_error(Endpoint::SessionLogin, e);
         }
         result
-    }
-
-    /// `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory`, as sent (the
-    /// client does not reorder).
-    pub async fn check_in_history(
-        &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Result<Vec<CheckIn>, UpstreamError> {
-        const EP: Endpoint = Endpoint::CheckInHistory;
-        let url = self.inner.transport.url(&[
-            "fota",
-            "v2",
-            "logging",
-            account.as_str(),
-            "devices",
-            imei.as_str(),
-            "checkInHistory",
-        ]);
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, wire::parse_check_in_history)
     }
 
     /// One page of a campaign report: devices with IMEI greater than `last_seen`

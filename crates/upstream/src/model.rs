@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
+pub use crate::endpoints::check_ins::{CheckIn, CheckInResult, ClientType, FailureType};
 pub use crate::endpoints::upgrade_history::FirmwareUpgrade;
 pub use crate::time::Timestamp;
 
@@ -54,50 +55,6 @@ pub struct DeviceDetailsPage {
     pub last_seen_device_id: Option<String>,
     pub max_page_size: Option<u32>,
     pub devices: Vec<DeviceDetails>,
-}
-
-/// Check-in client type (code table of the check-in history page).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ClientType {
-    Unknown,
-    Device,
-    RovaContainer,
-    WifiClient,
-    RovaClient,
-    RovaClientAppStore,
-    /// A code or name not in the documented table, kept as sent.
-    Other(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum CheckInResult {
-    Failed,
-    Succeeded,
-    Busy,
-    Other(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum FailureType {
-    None,
-    UnspecifiedError,
-    AuthenticationFailure,
-    EnrollmentPolicyFailure,
-    DecryptionFailure,
-    NoAssignedSetting,
-    EncryptionFailure,
-    ConfigurationErrors,
-    Other(String),
-}
-
-/// One entry of `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckIn {
-    pub device_id: Option<String>,
-    pub client_type: ClientType,
-    pub result: CheckInResult,
-    pub failure_type: FailureType,
-    pub time_completed: Option<Timestamp>,
 }
 
 /// One device of a campaign report.

@@ -23,7 +23,6 @@
 //! Errors never contain a token: messages describe JSON types, not values
 //! (timestamps excepted, and token bodies contain none).
 
-mod codes;
 mod fota;
 mod m2m;
 
@@ -32,23 +31,17 @@ mod tests;
 
 pub use crate::decode::DecodeError;
 pub use crate::decode::bodies::{parse_error_body, parse_oauth_token, parse_session_token};
+pub use crate::endpoints::check_ins::parse_check_in_history;
 pub use crate::endpoints::upgrade_history::parse_upgrade_history;
 use crate::decode::walk::Field;
-use crate::decode::{json, list_body, object_body};
-use crate::model::{CampaignPage, CheckIn, DeviceDetailsPage, ProvisioningPage};
+use crate::decode::{json, object_body};
+use crate::model::{CampaignPage, DeviceDetailsPage, ProvisioningPage};
 
 /// `POST /fota/v3/devices/{acc}`. A device's `accountName` falls back to the page's.
 pub fn parse_device_details_page(body: &[u8]) -> Result<DeviceDetailsPage, DecodeError> {
     let v = json(body)?;
     object_body(&v, "a device details page")?;
     fota::device_details_page(Field::root(&v))
-}
-
-/// `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory`: a JSON list.
-pub fn parse_check_in_history(body: &[u8]) -> Result<Vec<CheckIn>, DecodeError> {
-    let v = json(body)?;
-    list_body(&v, "a check-in history")?;
-    fota::check_in_history(Field::root(&v))
 }
 
 /// `GET /fota/v3/reports/{acc}/campaigns/{id}/devices`.

@@ -16,4 +16,5 @@
 //! `model::*`, `wire::parse_*` and the `Client` methods; nothing outside this
 //! module names `endpoints`.
 
+pub(crate) mod check_ins;
 pub(crate) mod upgrade_history;

@@ -1,15 +1,13 @@
-//! The FOTA endpoints not yet in `endpoints/`: device details, check-ins and
-//! campaign reports. Each function maps one located JSON value to a public model;
+//! The FOTA endpoints not yet in `endpoints/`: device details and campaign reports. Each function maps one located JSON value to a public model;
 //! the wire names (documented name first, then the variants UPSTREAM.md lists)
 //! are written next to the model field they fill.
 
 use serde_json::Value;
 
-use super::codes;
 use crate::decode::DecodeError;
 use crate::decode::walk::Field;
 use crate::model::{
-    CampaignDevice, CampaignPage, CheckIn, DeviceDetails, DeviceDetailsPage, Software,
+    CampaignDevice, CampaignPage, DeviceDetails, DeviceDetailsPage, Software,
 };
 
 /// Both spellings of the upgrade timestamp (`upgradeTime` documented, `updateTime` SDK).
@@ -85,19 +83,6 @@ fn file_name(item: Field<'_, '_>) -> Result<String, DecodeError> {
         return Ok(name.clone());
     }
     item.object()?.field(&["name"]).req_string()
-}
-
-pub(crate) fn check_in_history(root: Field<'_, '_>) -> Result<Vec<CheckIn>, DecodeError> {
-    root.list(|item| {
-        let c = item.object()?;
-        Ok(CheckIn {
-            device_id: c.field(&["deviceId"]).opt_string()?,
-            client_type: codes::client_type(c.field(&["clientType"]).opt_code()?),
-            result: codes::result(c.field(&["result"]).opt_code()?),
-            failure_type: codes::failure_type(c.field(&["failureType"]).opt_code()?),
-            time_completed: c.field(&["timeCompleted"]).opt_timestamp()?,
-        })
-    })
 }
 
 pub(crate) fn campaign_page(root: Field<'_, '_>) -> Result<CampaignPage, DecodeError> {
