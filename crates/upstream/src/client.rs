@@ -24,8 +24,8 @@ use crate::auth::{Auth, gateway_fault, rejection};
 use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
-use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
-use crate::model::{CampaignPage, DeviceDetailsPage, ProvisioningPage};
+use crate::ids::{AccountName, DeviceIdentifier, Imei};
+use crate::model::{DeviceDetailsPage, ProvisioningPage};
 use crate::retry::{Backoff, later};
 use crate::transport::{
     Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
@@ -151,30 +151,6 @@ impl Client {
             count_error(Endpoint::SessionLogin, e);
         }
         result
-    }
-
-    /// One page of a campaign report: devices with IMEI greater than `last_seen`
-    /// (`None` = from the start, sent as `lastSeenDeviceId=0`).
-    pub async fn campaign_devices_page(
-        &self,
-        account: &AccountName,
-        campaign: &CampaignId,
-        last_seen: Option<&str>,
-    ) -> Result<CampaignPage, UpstreamError> {
-        const EP: Endpoint = Endpoint::CampaignDevices;
-        let mut url = self.inner.transport.url(&[
-            "fota",
-            "v3",
-            "reports",
-            account.as_str(),
-            "campaigns",
-            campaign.as_str(),
-            "devices",
-        ]);
-        url.query_pairs_mut()
-            .append_pair("lastSeenDeviceId", last_seen.unwrap_or("0"));
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, wire::parse_campaign_page)
     }
 
     /// One request for details of at most 1,000 IMEIs, after `last_seen`.

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
+pub use crate::endpoints::campaign_devices::{CampaignDevice, CampaignPage};
 pub use crate::endpoints::check_ins::{CheckIn, CheckInResult, ClientType, FailureType};
 pub use crate::endpoints::upgrade_history::FirmwareUpgrade;
 pub use crate::time::Timestamp;
@@ -55,30 +56,6 @@ pub struct DeviceDetailsPage {
     pub last_seen_device_id: Option<String>,
     pub max_page_size: Option<u32>,
     pub devices: Vec<DeviceDetails>,
-}
-
-/// One device of a campaign report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CampaignDevice {
-    pub device_id: String,
-    pub status: String,
-    pub result_reason: Option<String>,
-    /// `updatedTime` / `statusTime`.
-    pub updated_time: Option<Timestamp>,
-    pub recent_attempt_time: Option<Timestamp>,
-    pub next_attempt_time: Option<Timestamp>,
-}
-
-/// One page of `GET /fota/v3/reports/{acc}/campaigns/{id}/devices`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CampaignPage {
-    /// `totalDevice`, string or integer on the wire.
-    pub total_devices: Option<u64>,
-    pub has_more_data: bool,
-    /// `None` when absent or `"0"`.
-    pub last_seen_device_id: Option<String>,
-    pub max_page_size: Option<u32>,
-    pub devices: Vec<CampaignDevice>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -20,8 +20,8 @@ use futures::stream::{BoxStream, Stream};
 
 use crate::client::{Client, DETAILS_CHUNK};
 use crate::error::{Endpoint, UpstreamError};
-use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
-use crate::model::{CampaignDevice, DeviceDetails, ProvisioningEvent, ProvisioningPage};
+use crate::ids::{AccountName, DeviceIdentifier, Imei};
+use crate::model::{DeviceDetails, ProvisioningEvent, ProvisioningPage};
 
 /// Most pages one stream will fetch (100 million campaign devices, 50 million
 /// provisioning events): far past any real report, small enough to end a runaway.
@@ -216,17 +216,19 @@ impl ProvisioningPager {
 }
 
 /// One page of a `lastSeenDeviceId` report, as [`follow_cursor`] reads it.
-struct CursorPage<T> {
-    has_more: bool,
-    reported: Option<String>,
-    items: Vec<T>,
+pub(crate) struct CursorPage<T> {
+    /// The page's `hasMoreData`.
+    pub(crate) has_more: bool,
+    /// The page's `lastSeenDeviceId`.
+    pub(crate) reported: Option<String>,
+    pub(crate) items: Vec<T>,
 }
 
 /// Every item of one `lastSeenDeviceId` report, page after page: `fetch(last_seen)`
 /// asks for the page after a cursor (`None` = the first), `id` is an item's device id
 /// (the cursor when the upstream omits one). Each page passes [`Cursor::advance`]
 /// before its items are yielded; the first error ends the stream.
-fn follow_cursor<'a, T, F, Fut>(
+pub(crate) fn follow_cursor<'a, T, F, Fut>(
     endpoint: Endpoint,
     id: fn(&T) -> &str,
     fetch: F,
@@ -257,33 +259,6 @@ where
 }
 
 impl Client {
-    /// The whole campaign report as a stream, following `lastSeenDeviceId`.
-    pub fn campaign_devices(
-        &self,
-        account: AccountName,
-        campaign: CampaignId,
-    ) -> BoxStream<'static, Result<CampaignDevice, UpstreamError>> {
-        let client = self.clone();
-        Box::pin(follow_cursor(
-            Endpoint::CampaignDevices,
-            |d: &CampaignDevice| d.device_id.as_str(),
-            move |last_seen| {
-                let (client, account, campaign) =
-                    (client.clone(), account.clone(), campaign.clone());
-                async move {
-                    let page = client
-                        .campaign_devices_page(&account, &campaign, last_seen.as_deref())
-                        .await?;
-                    Ok(CursorPage {
-                        has_more: page.has_more_data,
-                        reported: page.last_seen_device_id,
-                        items: page.devices,
-                    })
-                }
-            },
-        ))
-    }
-
     /// Details for any number of IMEIs: chunks of at most 1,000, each following
     /// `lastSeenDeviceId`. Unknown IMEIs are simply absent from the stream.
     pub fn device_details(

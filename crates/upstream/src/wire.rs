@@ -31,24 +31,18 @@ mod tests;
 
 pub use crate::decode::DecodeError;
 pub use crate::decode::bodies::{parse_error_body, parse_oauth_token, parse_session_token};
+pub use crate::endpoints::campaign_devices::parse_campaign_page;
 pub use crate::endpoints::check_ins::parse_check_in_history;
 pub use crate::endpoints::upgrade_history::parse_upgrade_history;
 use crate::decode::walk::Field;
 use crate::decode::{json, object_body};
-use crate::model::{CampaignPage, DeviceDetailsPage, ProvisioningPage};
+use crate::model::{DeviceDetailsPage, ProvisioningPage};
 
 /// `POST /fota/v3/devices/{acc}`. A device's `accountName` falls back to the page's.
 pub fn parse_device_details_page(body: &[u8]) -> Result<DeviceDetailsPage, DecodeError> {
     let v = json(body)?;
     object_body(&v, "a device details page")?;
     fota::device_details_page(Field::root(&v))
-}
-
-/// `GET /fota/v3/reports/{acc}/campaigns/{id}/devices`.
-pub fn parse_campaign_page(body: &[u8]) -> Result<CampaignPage, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "a campaign report page")?;
-    fota::campaign_page(Field::root(&v))
 }
 
 /// `POST /m2m/v1/devices/history/actions/list` (status 200 or 202; missing

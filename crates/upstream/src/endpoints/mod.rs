@@ -16,5 +16,6 @@
 //! `model::*`, `wire::parse_*` and the `Client` methods; nothing outside this
 //! module names `endpoints`.
 
+pub(crate) mod campaign_devices;
 pub(crate) mod check_ins;
 pub(crate) mod upgrade_history;

@@ -1,4 +1,4 @@
-//! The FOTA endpoints not yet in `endpoints/`: device details and campaign reports. Each function maps one located JSON value to a public model;
+//! The FOTA endpoint not yet in `endpoints/`: device details. Each function maps one located JSON value to a public model;
 //! the wire names (documented name first, then the variants UPSTREAM.md lists)
 //! are written next to the model field they fill.
 
@@ -6,9 +6,7 @@ use serde_json::Value;
 
 use crate::decode::DecodeError;
 use crate::decode::walk::Field;
-use crate::model::{
-    CampaignDevice, CampaignPage, DeviceDetails, DeviceDetailsPage, Software,
-};
+use crate::model::{DeviceDetails, DeviceDetailsPage, Software};
 
 /// Both spellings of the upgrade timestamp (`upgradeTime` documented, `updateTime` SDK).
 const UPGRADE_TIME: &[&str] = &["upgradeTime", "updateTime"];
@@ -83,27 +81,4 @@ fn file_name(item: Field<'_, '_>) -> Result<String, DecodeError> {
         return Ok(name.clone());
     }
     item.object()?.field(&["name"]).req_string()
-}
-
-pub(crate) fn campaign_page(root: Field<'_, '_>) -> Result<CampaignPage, DecodeError> {
-    let page = root.object()?;
-    Ok(CampaignPage {
-        total_devices: page.field(&["totalDevice"]).opt_u64()?,
-        has_more_data: page.field(&["hasMoreData"]).flag()?,
-        last_seen_device_id: page.field(&["lastSeenDeviceId"]).opt_cursor()?,
-        max_page_size: page.field(&["maxPageSize"]).opt_u32()?,
-        devices: page.field(&["deviceList"]).list(campaign_device)?,
-    })
-}
-
-fn campaign_device(item: Field<'_, '_>) -> Result<CampaignDevice, DecodeError> {
-    let d = item.object()?;
-    Ok(CampaignDevice {
-        device_id: d.field(&["deviceId"]).req_nonempty_string()?,
-        status: d.field(&["status"]).req_string()?,
-        result_reason: d.field(&["resultReason"]).opt_string()?,
-        updated_time: d.field(&["updatedTime", "statusTime"]).opt_timestamp()?,
-        recent_attempt_time: d.field(&["recentAttemptTime"]).opt_timestamp()?,
-        next_attempt_time: d.field(&["nextAttemptTime"]).opt_timestamp()?,
-    })
 }
