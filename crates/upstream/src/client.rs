@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -24,8 +23,8 @@ use crate::auth::{Auth, gateway_fault, rejection};
 use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
-use crate::ids::{AccountName, DeviceIdentifier, Imei};
-use crate::model::{DeviceDetailsPage, ProvisioningPage};
+use crate::ids::{AccountName, Imei};
+use crate::model::DeviceDetailsPage;
 use crate::retry::{Backoff, later};
 use crate::transport::{
     Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
@@ -191,36 +190,6 @@ impl Client {
         let body = json_body(EP, &serde_json::json!({ "deviceList": list }))?;
         let response = self.call(EP, Some(account), post(url, body)).await?;
         decode(EP, &response, wire::parse_device_details_page)
-    }
-
-    /// One provisioning-history request (200 = last page, 202 = more).
-    pub async fn provisioning_history_page(
-        &self,
-        device: &DeviceIdentifier,
-        earliest: DateTime<Utc>,
-        latest: DateTime<Utc>,
-    ) -> Result<ProvisioningPage, UpstreamError> {
-        const EP: Endpoint = Endpoint::ProvisioningHistory;
-        let url = self
-            .inner
-            .transport
-            .url(&["m2m", "v1", "devices", "history", "actions", "list"]);
-        // Full sub-second precision: a truncated `earliest` would bring back records
-        // from before the boundary that the dedup would not recognise as repeats.
-        let body = json_body(
-            EP,
-            &serde_json::json!({
-                "deviceId": { "kind": device.kind().wire_name(), "id": device.id() },
-                "earliest": earliest.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                "latest": latest.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            }),
-        )?;
-        let response = self.call(EP, None, post(url, body)).await?;
-        let mut page = decode(EP, &response, wire::parse_provisioning_page)?;
-        // 202 is the documented "more" signal; honour it even if the body's
-        // hasMoreData is missing.
-        page.has_more_data |= response.status == reqwest::StatusCode::ACCEPTED;
-        Ok(page)
     }
 
     /// `base_url` with `segments` appended, each percent-encoded as one path segment.

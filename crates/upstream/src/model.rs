@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
 pub use crate::endpoints::campaign_devices::{CampaignDevice, CampaignPage};
 pub use crate::endpoints::check_ins::{CheckIn, CheckInResult, ClientType, FailureType};
+pub use crate::endpoints::provisioning::{KeyValue, ProvisioningEvent, ProvisioningPage};
 pub use crate::endpoints::upgrade_history::FirmwareUpgrade;
 pub use crate::time::Timestamp;
 
@@ -56,31 +57,4 @@ pub struct DeviceDetailsPage {
     pub last_seen_device_id: Option<String>,
     pub max_page_size: Option<u32>,
     pub devices: Vec<DeviceDetails>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct KeyValue {
-    pub key: String,
-    pub value: Option<String>,
-}
-
-/// One provisioning event of `POST /m2m/v1/devices/history/actions/list`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ProvisioningEvent {
-    pub occurred_at: Timestamp,
-    pub event_type: String,
-    pub status: Option<String>,
-    pub event_by: Option<String>,
-    pub mdn: Option<String>,
-    pub msisdn: Option<String>,
-    pub service_plan: Option<String>,
-    /// `null` on the wire becomes empty.
-    pub extended_attributes: Vec<KeyValue>,
-}
-
-/// One response of the provisioning-history endpoint (status 200 = last, 202 = more).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProvisioningPage {
-    pub events: Vec<ProvisioningEvent>,
-    pub has_more_data: bool,
 }

@@ -11,23 +11,22 @@
 //! as duplicates downstream.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use async_stream::try_stream;
-use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use futures::stream::{BoxStream, Stream};
 
 use crate::client::{Client, DETAILS_CHUNK};
 use crate::error::{Endpoint, UpstreamError};
-use crate::ids::{AccountName, DeviceIdentifier, Imei};
-use crate::model::{DeviceDetails, ProvisioningEvent, ProvisioningPage};
+use crate::ids::{AccountName, Imei};
+use crate::model::DeviceDetails;
 
 /// Most pages one stream will fetch (100 million campaign devices, 50 million
 /// provisioning events): far past any real report, small enough to end a runaway.
 pub(crate) const MAX_PAGES: u64 = 100_000;
 
-fn pagination(endpoint: Endpoint, reason: impl Into<String>) -> UpstreamError {
+/// A [`UpstreamError::Pagination`] of `endpoint`.
+pub(crate) fn pagination(endpoint: Endpoint, reason: impl Into<String>) -> UpstreamError {
     UpstreamError::Pagination {
         endpoint,
         reason: reason.into(),
@@ -112,109 +111,6 @@ impl Cursor {
     }
 }
 
-/// Drops exactly the provisioning records a 202 page repeats.
-///
-/// After a page ending at time `T`, the next request starts at `earliest = T`, so the
-/// upstream sends again every record at `T` it already sent. We keep the multiset of
-/// records received with `occurredAt == T` and drop each repeat once: distinct events
-/// sharing `T` are kept, and identical events sent twice in the original history are
-/// counted, not collapsed.
-#[derive(Debug, Default)]
-pub(crate) struct BoundaryDedup {
-    boundary: Option<DateTime<Utc>>,
-    received_at_boundary: HashMap<ProvisioningEvent, usize>,
-}
-
-impl BoundaryDedup {
-    /// Filters one page and moves the boundary to its last record.
-    pub(crate) fn accept(&mut self, events: Vec<ProvisioningEvent>) -> Vec<ProvisioningEvent> {
-        let last = events.last().map(|e| e.occurred_at);
-        let mut repeats = self.received_at_boundary.clone();
-        let fresh: Vec<ProvisioningEvent> = events
-            .into_iter()
-            .filter(|e| {
-                if Some(e.occurred_at) != self.boundary {
-                    return true;
-                }
-                match repeats.get_mut(e) {
-                    Some(n) if *n > 0 => {
-                        *n -= 1;
-                        false
-                    }
-                    _ => true,
-                }
-            })
-            .collect();
-        let Some(last) = last else {
-            return fresh;
-        };
-        // Records dropped above were at the old boundary and are counted already.
-        if Some(last) != self.boundary {
-            self.boundary = Some(last);
-            self.received_at_boundary.clear();
-        }
-        for e in fresh.iter().filter(|e| e.occurred_at == last) {
-            *self.received_at_boundary.entry(e.clone()).or_insert(0) += 1;
-        }
-        fresh
-    }
-}
-
-/// The provisioning-history walk through 202 pages, without the I/O.
-#[derive(Debug)]
-pub(crate) struct ProvisioningPager {
-    earliest: DateTime<Utc>,
-    dedup: BoundaryDedup,
-    pages: u64,
-}
-
-impl ProvisioningPager {
-    pub(crate) fn new(earliest: DateTime<Utc>) -> Self {
-        Self {
-            earliest,
-            dedup: BoundaryDedup::default(),
-            pages: 0,
-        }
-    }
-
-    /// `earliest` for the next request.
-    pub(crate) fn earliest(&self) -> DateTime<Utc> {
-        self.earliest
-    }
-
-    /// Takes the page answered for [`Self::earliest`]: its new records, and whether
-    /// to fetch more.
-    pub(crate) fn accept(
-        &mut self,
-        page: ProvisioningPage,
-    ) -> Result<(Vec<ProvisioningEvent>, bool), UpstreamError> {
-        const EP: Endpoint = Endpoint::ProvisioningHistory;
-        self.pages += 1;
-        let last = page.events.last().map(|e| e.occurred_at);
-        let fresh = self.dedup.accept(page.events);
-        if !page.has_more_data {
-            return Ok((fresh, false));
-        }
-        let Some(last) = last else {
-            return Err(pagination(EP, "hasMoreData with an empty page"));
-        };
-        if last < self.earliest {
-            return Err(pagination(EP, "page ends before the requested earliest"));
-        }
-        if last == self.earliest && fresh.is_empty() {
-            return Err(pagination(
-                EP,
-                "page neither moves past earliest nor adds a record",
-            ));
-        }
-        if self.pages >= MAX_PAGES {
-            return Err(pagination(EP, format!("more than {MAX_PAGES} pages")));
-        }
-        self.earliest = last;
-        Ok((fresh, true))
-    }
-}
-
 /// One page of a `lastSeenDeviceId` report, as [`follow_cursor`] reads it.
 pub(crate) struct CursorPage<T> {
     /// The page's `hasMoreData`.
@@ -290,32 +186,6 @@ impl Client {
                 futures::pin_mut!(devices);
                 while let Some(device) = devices.next().await {
                     yield device?;
-                }
-            }
-        })
-    }
-
-    /// All provisioning events in `[earliest, latest]`, oldest first, across 202
-    /// pages, with exactly the repeated boundary records dropped.
-    pub fn provisioning_history(
-        &self,
-        device: DeviceIdentifier,
-        earliest: DateTime<Utc>,
-        latest: DateTime<Utc>,
-    ) -> BoxStream<'static, Result<ProvisioningEvent, UpstreamError>> {
-        let client = self.clone();
-        Box::pin(try_stream! {
-            let mut pager = ProvisioningPager::new(earliest);
-            loop {
-                let page = client
-                    .provisioning_history_page(&device, pager.earliest(), latest)
-                    .await?;
-                let (fresh, more) = pager.accept(page)?;
-                for event in fresh {
-                    yield event;
-                }
-                if !more {
-                    break;
                 }
             }
         })

@@ -18,4 +18,5 @@
 
 pub(crate) mod campaign_devices;
 pub(crate) mod check_ins;
+pub(crate) mod provisioning;
 pub(crate) mod upgrade_history;
