@@ -23,19 +23,14 @@ use crate::auth::{Auth, gateway_fault, rejection};
 use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
-use crate::ids::{AccountName, Imei};
-use crate::model::DeviceDetailsPage;
+use crate::ids::AccountName;
 use crate::retry::{Backoff, later};
 use crate::transport::{
     Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
     record_latency, status_error,
 };
-use crate::wire;
 
 pub use crate::auth::Credentials;
-
-/// Most IMEIs one device-details request may name.
-pub(crate) const DETAILS_CHUNK: usize = 1_000;
 
 /// How the client talks to the upstream.
 #[derive(Clone, Debug)]
@@ -150,46 +145,6 @@ impl Client {
             count_error(Endpoint::SessionLogin, e);
         }
         result
-    }
-
-    /// One request for details of at most 1,000 IMEIs, after `last_seen`.
-    pub async fn device_details_page(
-        &self,
-        account: &AccountName,
-        imeis: &[Imei],
-        last_seen: Option<&str>,
-    ) -> Result<DeviceDetailsPage, UpstreamError> {
-        const EP: Endpoint = Endpoint::DeviceDetails;
-        if imeis.len() > DETAILS_CHUNK {
-            return Err(UpstreamError::InvalidRequest {
-                endpoint: EP,
-                reason: format!(
-                    "{} IMEIs in one request; the upstream takes at most {DETAILS_CHUNK}",
-                    imeis.len()
-                ),
-            });
-        }
-        if imeis.is_empty() {
-            // Nothing to ask: spare the upstream a request.
-            return Ok(DeviceDetailsPage {
-                account_name: Some(account.as_str().to_owned()),
-                device_count: Some(0),
-                has_more_data: false,
-                last_seen_device_id: None,
-                max_page_size: None,
-                devices: Vec::new(),
-            });
-        }
-        let mut url = self
-            .inner
-            .transport
-            .url(&["fota", "v3", "devices", account.as_str()]);
-        url.query_pairs_mut()
-            .append_pair("lastSeenDeviceId", last_seen.unwrap_or("0"));
-        let list: Vec<&str> = imeis.iter().map(Imei::as_str).collect();
-        let body = json_body(EP, &serde_json::json!({ "deviceList": list }))?;
-        let response = self.call(EP, Some(account), post(url, body)).await?;
-        decode(EP, &response, wire::parse_device_details_page)
     }
 
     /// `base_url` with `segments` appended, each percent-encoded as one path segment.

@@ -13,13 +13,9 @@
 use std::cmp::Ordering;
 
 use async_stream::try_stream;
-use futures::StreamExt as _;
-use futures::stream::{BoxStream, Stream};
+use futures::stream::Stream;
 
-use crate::client::{Client, DETAILS_CHUNK};
 use crate::error::{Endpoint, UpstreamError};
-use crate::ids::{AccountName, Imei};
-use crate::model::DeviceDetails;
 
 /// Most pages one stream will fetch (100 million campaign devices, 50 million
 /// provisioning events): far past any real report, small enough to end a runaway.
@@ -151,44 +147,6 @@ where
                 break;
             }
         }
-    }
-}
-
-impl Client {
-    /// Details for any number of IMEIs: chunks of at most 1,000, each following
-    /// `lastSeenDeviceId`. Unknown IMEIs are simply absent from the stream.
-    pub fn device_details(
-        &self,
-        account: AccountName,
-        mut imeis: Vec<Imei>,
-    ) -> BoxStream<'static, Result<DeviceDetails, UpstreamError>> {
-        let client = self.clone();
-        // Sorted as well as deduplicated: the upstream pages each request in IMEI order.
-        imeis.sort();
-        imeis.dedup();
-        Box::pin(try_stream! {
-            for chunk in imeis.chunks(DETAILS_CHUNK) {
-                let (client, account) = (&client, &account);
-                let devices = follow_cursor(
-                    Endpoint::DeviceDetails,
-                    |d: &DeviceDetails| d.device_id.as_str(),
-                    move |last_seen| async move {
-                        let page = client
-                            .device_details_page(account, chunk, last_seen.as_deref())
-                            .await?;
-                        Ok(CursorPage {
-                            has_more: page.has_more_data,
-                            reported: page.last_seen_device_id,
-                            items: page.devices,
-                        })
-                    },
-                );
-                futures::pin_mut!(devices);
-                while let Some(device) = devices.next().await {
-                    yield device?;
-                }
-            }
-        })
     }
 }
 

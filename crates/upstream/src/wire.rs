@@ -23,8 +23,6 @@
 //! Errors never contain a token: messages describe JSON types, not values
 //! (timestamps excepted, and token bodies contain none).
 
-mod fota;
-
 #[cfg(test)]
 mod tests;
 
@@ -32,15 +30,6 @@ pub use crate::decode::DecodeError;
 pub use crate::decode::bodies::{parse_error_body, parse_oauth_token, parse_session_token};
 pub use crate::endpoints::campaign_devices::parse_campaign_page;
 pub use crate::endpoints::check_ins::parse_check_in_history;
+pub use crate::endpoints::device_details::parse_device_details_page;
 pub use crate::endpoints::provisioning::parse_provisioning_page;
 pub use crate::endpoints::upgrade_history::parse_upgrade_history;
-use crate::decode::walk::Field;
-use crate::decode::{json, object_body};
-use crate::model::DeviceDetailsPage;
-
-/// `POST /fota/v3/devices/{acc}`. A device's `accountName` falls back to the page's.
-pub fn parse_device_details_page(body: &[u8]) -> Result<DeviceDetailsPage, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "a device details page")?;
-    fota::device_details_page(Field::root(&v))
-}

@@ -18,5 +18,6 @@
 
 pub(crate) mod campaign_devices;
 pub(crate) mod check_ins;
+pub(crate) mod device_details;
 pub(crate) mod provisioning;
 pub(crate) mod upgrade_history;
