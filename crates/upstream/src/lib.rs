@@ -10,9 +10,9 @@
 //! It knows nothing of caching or GraphQL.
 
 mod auth;
+pub mod client;
 mod decode;
 mod endpoints;
-pub mod client;
 pub mod error;
 pub mod gate;
 pub mod ids;
@@ -25,6 +25,7 @@ mod transport;
 pub mod wire;
 
 pub use client::{Client, ClientConfig, Credentials};
+pub use endpoints::device_details::DetailsChunk;
 pub use error::{Endpoint, UpstreamError};
 pub use gate::{GatePermit, OpenGate, RequestGate};
 pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei};

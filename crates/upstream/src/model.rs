@@ -7,8 +7,10 @@
 
 pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
 pub use crate::endpoints::campaign_devices::{CampaignDevice, CampaignPage};
-pub use crate::endpoints::device_details::{DeviceDetails, DeviceDetailsPage, Software};
 pub use crate::endpoints::check_ins::{CheckIn, CheckInResult, ClientType, FailureType};
+pub use crate::endpoints::device_details::{
+    DetailsChunk, DeviceDetails, DeviceDetailsPage, Software,
+};
 pub use crate::endpoints::provisioning::{KeyValue, ProvisioningEvent, ProvisioningPage};
 pub use crate::endpoints::upgrade_history::FirmwareUpgrade;
 pub use crate::time::Timestamp;

@@ -12,8 +12,8 @@
 //! `lastConnectionTime` may be `"N/A"`.
 
 use async_stream::try_stream;
-use futures::StreamExt as _;
 use futures::stream::{BoxStream, Stream};
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -73,6 +73,16 @@ pub struct DeviceDetailsPage {
     pub devices: Vec<DeviceDetails>,
 }
 
+/// One chunk of a details batch and its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetailsChunk {
+    /// The IMEIs this chunk asked for: sorted, distinct, at most 1,000.
+    pub imeis: Vec<Imei>,
+    /// The chunk's devices in IMEI order, or why the chunk failed. An IMEI of
+    /// `imeis` absent from a successful answer is unknown to the account.
+    pub result: Result<Vec<DeviceDetails>, UpstreamError>,
+}
+
 impl Client {
     /// One request for details of at most 1,000 IMEIs, after `last_seen`.
     pub async fn device_details_page(
@@ -128,6 +138,23 @@ impl Client {
                 }
             }
         })
+    }
+
+    /// Details for any number of IMEIs of one account: sorted, deduplicated, cut into
+    /// chunks of at most 1,000 sent concurrently (the request gate paces them), each
+    /// chunk following `lastSeenDeviceId` through its pages. One answer per chunk, so
+    /// one failed chunk does not fail the others; an IMEI absent from a successful
+    /// chunk is unknown to the account.
+    pub async fn device_details_batch(
+        &self,
+        account: &AccountName,
+        imeis: Vec<Imei>,
+    ) -> Vec<DetailsChunk> {
+        let answers = chunks(imeis).into_iter().map(|imeis| async move {
+            let result = self.chunk_details(account, &imeis).try_collect().await;
+            DetailsChunk { imeis, result }
+        });
+        futures::future::join_all(answers).await
     }
 
     /// Every device of one chunk, following `lastSeenDeviceId` through its pages.
