@@ -244,7 +244,10 @@ pub(crate) fn post(url: Url, body: Bytes) -> RequestSpec {
 }
 
 /// `value` encoded as a request body.
-pub(crate) fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, UpstreamError> {
+pub(crate) fn json_body(
+    endpoint: Endpoint,
+    value: &serde_json::Value,
+) -> Result<Bytes, UpstreamError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|_| UpstreamError::InvalidRequest {
