@@ -1,6 +1,8 @@
 //! The ThingSpace client: one pooled HTTP client, both tokens, retries inside one
-//! deadline per call, and the five data reads (one request or one page each; the
-//! whole-report streams over those pages are `Client` methods defined in `paging`).
+//! deadline per call, and the plumbing every data read goes through (`Client::call`,
+//! `get`, `post`, `json_body`, `decode`). The reads themselves (one request,
+//! one page, a stream, a batch) are `Client` methods defined beside their endpoint in
+//! `endpoints/`, so this module depends on no endpoint and they depend on it.
 //!
 //! INTERFACE FROZEN: other crates code against these signatures.
 //!
@@ -8,7 +10,8 @@
 //! `ClientConfig::timeout`, covering token renewal, every attempt and every backoff.
 //! The pieces live beside this file: `transport` (one request and its retries),
 //! `auth` (credentials, tokens, single-flight renewal, lockout protection), `paging`
-//! (streams and their cursor checks), `retry` (backoff and `Retry-After`).
+//! (the cursor walk and its checks), `retry` (backoff and `Retry-After`), `decode`
+//! (the lenient JSON toolkit).
 
 use std::sync::Arc;
 use std::time::Duration;

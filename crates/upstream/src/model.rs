@@ -2,8 +2,13 @@
 //!
 //! These are what the rest of devicegraph sees: one UTC instant type, `None` for
 //! absent/`"N/A"`, both field-name variants folded into one field, and unknown
-//! status/code values kept (never rejected). The lenient wire parsing that produces
-//! them lives in `wire.rs`.
+//! status/code values kept (never rejected).
+//!
+//! This module only re-exports: each endpoint's models are defined with its parser
+//! and request in `endpoints/<endpoint>.rs` (device details, upgrade history,
+//! check-ins, campaign devices, provisioning), [`Timestamp`] in [`crate::time`], and
+//! the token and error bodies in the private `decode` module. The parsers are
+//! re-exported by [`crate::wire`].
 
 pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
 pub use crate::endpoints::campaign_devices::{CampaignDevice, CampaignPage};

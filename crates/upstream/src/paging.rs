@@ -1,8 +1,9 @@
-//! Pagination: the three paginated reads as async streams (`Client::campaign_devices`,
-//! `Client::device_details`, `Client::provisioning_history`, defined here on top of
-//! the client's one-page requests, so this module depends on `client` and not the
-//! reverse), and the pure bookkeeping that decides what the next request is and
-//! whether a page is broken.
+//! Pagination shared by the endpoints: the `lastSeenDeviceId` walk ([`follow_cursor`]
+//! over [`CursorPage`]s, checked by [`Cursor`]) that the campaign report and the
+//! device-details chunks follow, and the [`MAX_PAGES`] bound. The streams themselves
+//! are `Client` methods beside their endpoint in `endpoints/`; provisioning history
+//! pages by time, so its pager is in `endpoints/provisioning.rs`. This module depends
+//! on neither `client` nor any endpoint.
 //!
 //! A broken upstream must never make a stream hang or loop: a page that does not
 //! advance its cursor, or says `hasMoreData` with nothing in it, ends the stream with

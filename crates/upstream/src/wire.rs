@@ -6,8 +6,10 @@
 //! timestamp shapes, `"N/A"`/`""` as absent, `null` lists as empty, unknown
 //! fields ignored and unknown status or code values kept.
 //!
-//! The toolkit behind these parsers (body checks, the path-tracking accessors that
-//! hold every leniency rule once) is the private `decode` module.
+//! This module only re-exports: each endpoint's parser is defined with its model and
+//! request in `endpoints/<endpoint>.rs`, the token and error-body parsers and
+//! [`DecodeError`] in the private `decode` module, which also holds the toolkit they
+//! share (body checks, the path-tracking accessors that hold every leniency rule once).
 //!
 //! What is an error (a [`DecodeError`] naming the field path):
 //! - a body that is not JSON or whose top level has the wrong shape (`field` empty);

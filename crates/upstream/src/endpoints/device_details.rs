@@ -78,7 +78,7 @@ pub struct DeviceDetailsPage {
 pub struct DetailsChunk {
     /// The IMEIs this chunk asked for: sorted, distinct, at most 1,000.
     pub imeis: Vec<Imei>,
-    /// The chunk's devices in IMEI order, or why the chunk failed. An IMEI of
+    /// The chunk's devices in the upstream's (IMEI) order, or why the chunk failed. An IMEI of
     /// `imeis` absent from a successful answer is unknown to the account.
     pub result: Result<Vec<DeviceDetails>, UpstreamError>,
 }
@@ -121,8 +121,10 @@ impl Client {
         decode(EP, &response, parse_device_details_page)
     }
 
-    /// Details for any number of IMEIs: chunks of at most 1,000, each following
-    /// `lastSeenDeviceId`. Unknown IMEIs are simply absent from the stream.
+    /// Details for any number of IMEIs as one stream: the chunks of
+    /// [`Self::device_details_batch`] (at most 1,000 sorted, distinct IMEIs each),
+    /// asked one after the other, each following `lastSeenDeviceId`; the first error
+    /// ends the stream. Unknown IMEIs are simply absent from the stream.
     pub fn device_details(
         &self,
         account: AccountName,

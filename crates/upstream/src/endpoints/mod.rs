@@ -10,11 +10,15 @@
 //! | [`campaign_devices`] | `GET /fota/v3/reports/{acc}/campaigns/{id}/devices` | `lastSeenDeviceId`, 1,000 devices a page |
 //! | [`provisioning`] | `POST /m2m/v1/devices/history/actions/list` | HTTP 202 = more, next `earliest` = last record's time, 500 records a page |
 //!
+//! Each parser maps one located JSON value to a public model; the wire names
+//! (documented name first, then its variants) are written next to the model field
+//! they fill.
+//!
 //! What they share lives beside them: the client plumbing (`call`, `get`, `post`,
 //! `json_body`, `decode`) in `client`, the cursor walk and its checks in `paging`,
 //! the lenient JSON accessors in `decode`. The public paths of their items are
-//! `model::*`, `wire::parse_*` and the `Client` methods; nothing outside this
-//! module names `endpoints`.
+//! `model::*`, `wire::parse_*` and the `Client` methods: only `lib.rs`, `model` and
+//! `wire` name `endpoints`, to re-export.
 
 pub(crate) mod campaign_devices;
 pub(crate) mod check_ins;
