@@ -33,12 +33,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio::time::{Instant, sleep_until, timeout_at};
 
+use crate::decode::bodies::{parse_error_body, parse_oauth_token, parse_session_token};
 use crate::error::{Endpoint, UpstreamError};
 use crate::retry::later;
 use crate::transport::{
     Authorization, FORM, JSON, RawResponse, RequestSpec, Transport, decode_error,
 };
-use crate::wire::{parse_error_body, parse_oauth_token, parse_session_token};
 
 /// The four secrets-and-names a ThingSpace account needs. `Debug` never shows secrets.
 #[derive(Clone, Debug)]

@@ -1,6 +1,8 @@
 //! The ThingSpace client: one pooled HTTP client, both tokens, retries inside one
-//! deadline per call, and the five data reads (one request or one page each; the
-//! whole-report streams over those pages are `Client` methods defined in `paging`).
+//! deadline per call, and the plumbing every data read goes through (`Client::call`,
+//! `get`, `post`, `json_body`, `decode`). The reads themselves (one request,
+//! one page, a stream, a batch) are `Client` methods defined beside their endpoint in
+//! `endpoints/`, so this module depends on no endpoint and they depend on it.
 //!
 //! INTERFACE FROZEN: other crates code against these signatures.
 //!
@@ -8,34 +10,30 @@
 //! `ClientConfig::timeout`, covering token renewal, every attempt and every backoff.
 //! The pieces live beside this file: `transport` (one request and its retries),
 //! `auth` (credentials, tokens, single-flight renewal, lockout protection), `paging`
-//! (streams and their cursor checks), `retry` (backoff and `Retry-After`).
+//! (the cursor walk and its checks), `retry` (backoff and `Retry-After`), `decode`
+//! (the lenient JSON toolkit).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, gateway_fault, rejection};
+use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
-use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
-use crate::model::{CampaignPage, CheckIn, DeviceDetailsPage, FirmwareUpgrade, ProvisioningPage};
+use crate::ids::AccountName;
 use crate::retry::{Backoff, later};
 use crate::transport::{
     Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
     record_latency, status_error,
 };
-use crate::wire;
 
 pub use crate::auth::Credentials;
-
-/// Most IMEIs one device-details request may name.
-pub(crate) const DETAILS_CHUNK: usize = 1_000;
 
 /// How the client talks to the upstream.
 #[derive(Clone, Debug)]
@@ -152,143 +150,14 @@ impl Client {
         result
     }
 
-    /// `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory`, as sent (the
-    /// client does not reorder).
-    pub async fn check_in_history(
-        &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Result<Vec<CheckIn>, UpstreamError> {
-        const EP: Endpoint = Endpoint::CheckInHistory;
-        let url = self.inner.transport.url(&[
-            "fota",
-            "v2",
-            "logging",
-            account.as_str(),
-            "devices",
-            imei.as_str(),
-            "checkInHistory",
-        ]);
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, wire::parse_check_in_history)
-    }
-
-    /// `GET /fota/v3/reports/{acc}/devices/{imei}`, as sent.
-    pub async fn upgrade_history(
-        &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Result<Vec<FirmwareUpgrade>, UpstreamError> {
-        const EP: Endpoint = Endpoint::UpgradeHistory;
-        let url = self.inner.transport.url(&[
-            "fota",
-            "v3",
-            "reports",
-            account.as_str(),
-            "devices",
-            imei.as_str(),
-        ]);
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, wire::parse_upgrade_history)
-    }
-
-    /// One page of a campaign report: devices with IMEI greater than `last_seen`
-    /// (`None` = from the start, sent as `lastSeenDeviceId=0`).
-    pub async fn campaign_devices_page(
-        &self,
-        account: &AccountName,
-        campaign: &CampaignId,
-        last_seen: Option<&str>,
-    ) -> Result<CampaignPage, UpstreamError> {
-        const EP: Endpoint = Endpoint::CampaignDevices;
-        let mut url = self.inner.transport.url(&[
-            "fota",
-            "v3",
-            "reports",
-            account.as_str(),
-            "campaigns",
-            campaign.as_str(),
-            "devices",
-        ]);
-        url.query_pairs_mut()
-            .append_pair("lastSeenDeviceId", last_seen.unwrap_or("0"));
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, wire::parse_campaign_page)
-    }
-
-    /// One request for details of at most 1,000 IMEIs, after `last_seen`.
-    pub async fn device_details_page(
-        &self,
-        account: &AccountName,
-        imeis: &[Imei],
-        last_seen: Option<&str>,
-    ) -> Result<DeviceDetailsPage, UpstreamError> {
-        const EP: Endpoint = Endpoint::DeviceDetails;
-        if imeis.len() > DETAILS_CHUNK {
-            return Err(UpstreamError::InvalidRequest {
-                endpoint: EP,
-                reason: format!(
-                    "{} IMEIs in one request; the upstream takes at most {DETAILS_CHUNK}",
-                    imeis.len()
-                ),
-            });
-        }
-        if imeis.is_empty() {
-            // Nothing to ask: spare the upstream a request.
-            return Ok(DeviceDetailsPage {
-                account_name: Some(account.as_str().to_owned()),
-                device_count: Some(0),
-                has_more_data: false,
-                last_seen_device_id: None,
-                max_page_size: None,
-                devices: Vec::new(),
-            });
-        }
-        let mut url = self
-            .inner
-            .transport
-            .url(&["fota", "v3", "devices", account.as_str()]);
-        url.query_pairs_mut()
-            .append_pair("lastSeenDeviceId", last_seen.unwrap_or("0"));
-        let list: Vec<&str> = imeis.iter().map(Imei::as_str).collect();
-        let body = json_body(EP, &serde_json::json!({ "deviceList": list }))?;
-        let response = self.call(EP, Some(account), post(url, body)).await?;
-        decode(EP, &response, wire::parse_device_details_page)
-    }
-
-    /// One provisioning-history request (200 = last page, 202 = more).
-    pub async fn provisioning_history_page(
-        &self,
-        device: &DeviceIdentifier,
-        earliest: DateTime<Utc>,
-        latest: DateTime<Utc>,
-    ) -> Result<ProvisioningPage, UpstreamError> {
-        const EP: Endpoint = Endpoint::ProvisioningHistory;
-        let url = self
-            .inner
-            .transport
-            .url(&["m2m", "v1", "devices", "history", "actions", "list"]);
-        // Full sub-second precision: a truncated `earliest` would bring back records
-        // from before the boundary that the dedup would not recognise as repeats.
-        let body = json_body(
-            EP,
-            &serde_json::json!({
-                "deviceId": { "kind": device.kind().wire_name(), "id": device.id() },
-                "earliest": earliest.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                "latest": latest.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            }),
-        )?;
-        let response = self.call(EP, None, post(url, body)).await?;
-        let mut page = decode(EP, &response, wire::parse_provisioning_page)?;
-        // 202 is the documented "more" signal; honour it even if the body's
-        // hasMoreData is missing.
-        page.has_more_data |= response.status == reqwest::StatusCode::ACCEPTED;
-        Ok(page)
+    /// `base_url` with `segments` appended, each percent-encoded as one path segment.
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
+        self.inner.transport.url(segments)
     }
 
     /// One logical data call inside its span: tokens, the request with its retries,
     /// one renewal and retry if the tokens were refused. Returns a 2xx answer.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         endpoint: Endpoint,
         account: Option<&AccountName>,
@@ -359,7 +228,8 @@ impl Client {
     }
 }
 
-fn get(url: Url) -> RequestSpec {
+/// A GET of `url`.
+pub(crate) fn get(url: Url) -> RequestSpec {
     RequestSpec {
         method: Method::GET,
         url,
@@ -367,7 +237,8 @@ fn get(url: Url) -> RequestSpec {
     }
 }
 
-fn post(url: Url, body: Bytes) -> RequestSpec {
+/// A POST of the JSON `body` to `url`.
+pub(crate) fn post(url: Url, body: Bytes) -> RequestSpec {
     RequestSpec {
         method: Method::POST,
         url,
@@ -375,7 +246,11 @@ fn post(url: Url, body: Bytes) -> RequestSpec {
     }
 }
 
-fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, UpstreamError> {
+/// `value` encoded as a request body.
+pub(crate) fn json_body(
+    endpoint: Endpoint,
+    value: &serde_json::Value,
+) -> Result<Bytes, UpstreamError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|_| UpstreamError::InvalidRequest {
@@ -384,10 +259,12 @@ fn json_body(endpoint: Endpoint, value: &serde_json::Value) -> Result<Bytes, Ups
         })
 }
 
-fn decode<T>(
+/// The answer's body through `parse`; a failure becomes [`UpstreamError::Decode`]
+/// with a bounded excerpt of the body (redacted for token endpoints).
+pub(crate) fn decode<T>(
     endpoint: Endpoint,
     response: &RawResponse,
-    parse: impl FnOnce(&[u8]) -> Result<T, wire::DecodeError>,
+    parse: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
 ) -> Result<T, UpstreamError> {
     parse(&response.body).map_err(|e| decode_error(endpoint, e, &response.body))
 }

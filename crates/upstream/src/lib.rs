@@ -1,16 +1,28 @@
 //! `devicegraph-upstream`: a correct, resilient client for the Verizon ThingSpace APIs.
 //!
 //! - [`ids`]: identifier newtypes (IMEI with Luhn, account, campaign, device identifiers).
-//! - [`model`]: normalised public models of every endpoint's answer.
+//! - [`model`]: normalised public models of every endpoint's answer (re-exported from
+//!   where each endpoint defines them).
 //! - [`wire`]: the lenient wire parsing (both field variants, four timestamp shapes,
-//!   `"N/A"`, strings or numbers) that produces them.
-//! - [`client`]: auth (OAuth + M2M session), retries, pagination streams.
+//!   `"N/A"`, strings or numbers) that produces them, re-exported the same way.
+//! - [`client`]: the [`Client`]: auth (OAuth + M2M session), retries, one deadline per
+//!   call; its read methods are defined per endpoint.
 //! - [`gate`]: the hook through which an outer layer paces every request.
+//! - [`time`]: the timestamp shapes the upstream sends, and [`time::Timestamp`].
+//! - [`error`]: [`UpstreamError`] and the [`Endpoint`] names.
+//!
+//! Private modules: `endpoints/` holds one file per data endpoint (model, parser,
+//! request, stream; `device_details` alone knows the 1,000-IMEI limit and chunks a
+//! batch); `decode` the JSON toolkit and the token/error bodies; `paging` the
+//! `lastSeenDeviceId` walk; `auth`, `transport` and `retry` what one call goes
+//! through; `request_id` the request id, tenant and call meter of the calling request.
 //!
 //! It knows nothing of caching or GraphQL.
 
 mod auth;
 pub mod client;
+mod decode;
+mod endpoints;
 pub mod error;
 pub mod gate;
 pub mod ids;
@@ -23,6 +35,7 @@ mod transport;
 pub mod wire;
 
 pub use client::{Client, ClientConfig, Credentials};
+pub use endpoints::device_details::DetailsChunk;
 pub use error::{Endpoint, UpstreamError};
 pub use gate::{GatePermit, OpenGate, RequestGate};
 pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei};

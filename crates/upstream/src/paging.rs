@@ -1,8 +1,9 @@
-//! Pagination: the three paginated reads as async streams (`Client::campaign_devices`,
-//! `Client::device_details`, `Client::provisioning_history`, defined here on top of
-//! the client's one-page requests, so this module depends on `client` and not the
-//! reverse), and the pure bookkeeping that decides what the next request is and
-//! whether a page is broken.
+//! Pagination shared by the endpoints: the `lastSeenDeviceId` walk ([`follow_cursor`]
+//! over [`CursorPage`]s, checked by [`Cursor`]) that the campaign report and the
+//! device-details chunks follow, and the [`MAX_PAGES`] bound. The streams themselves
+//! are `Client` methods beside their endpoint in `endpoints/`; provisioning history
+//! pages by time, so its pager is in `endpoints/provisioning.rs`. This module depends
+//! on neither `client` nor any endpoint.
 //!
 //! A broken upstream must never make a stream hang or loop: a page that does not
 //! advance its cursor, or says `hasMoreData` with nothing in it, ends the stream with
@@ -11,23 +12,18 @@
 //! as duplicates downstream.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use async_stream::try_stream;
-use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
-use futures::stream::{BoxStream, Stream};
+use futures::stream::Stream;
 
-use crate::client::{Client, DETAILS_CHUNK};
 use crate::error::{Endpoint, UpstreamError};
-use crate::ids::{AccountName, CampaignId, DeviceIdentifier, Imei};
-use crate::model::{CampaignDevice, DeviceDetails, ProvisioningEvent, ProvisioningPage};
 
 /// Most pages one stream will fetch (100 million campaign devices, 50 million
 /// provisioning events): far past any real report, small enough to end a runaway.
 pub(crate) const MAX_PAGES: u64 = 100_000;
 
-fn pagination(endpoint: Endpoint, reason: impl Into<String>) -> UpstreamError {
+/// A [`UpstreamError::Pagination`] of `endpoint`.
+pub(crate) fn pagination(endpoint: Endpoint, reason: impl Into<String>) -> UpstreamError {
     UpstreamError::Pagination {
         endpoint,
         reason: reason.into(),
@@ -112,121 +108,20 @@ impl Cursor {
     }
 }
 
-/// Drops exactly the provisioning records a 202 page repeats.
-///
-/// After a page ending at time `T`, the next request starts at `earliest = T`, so the
-/// upstream sends again every record at `T` it already sent. We keep the multiset of
-/// records received with `occurredAt == T` and drop each repeat once: distinct events
-/// sharing `T` are kept, and identical events sent twice in the original history are
-/// counted, not collapsed.
-#[derive(Debug, Default)]
-pub(crate) struct BoundaryDedup {
-    boundary: Option<DateTime<Utc>>,
-    received_at_boundary: HashMap<ProvisioningEvent, usize>,
-}
-
-impl BoundaryDedup {
-    /// Filters one page and moves the boundary to its last record.
-    pub(crate) fn accept(&mut self, events: Vec<ProvisioningEvent>) -> Vec<ProvisioningEvent> {
-        let last = events.last().map(|e| e.occurred_at);
-        let mut repeats = self.received_at_boundary.clone();
-        let fresh: Vec<ProvisioningEvent> = events
-            .into_iter()
-            .filter(|e| {
-                if Some(e.occurred_at) != self.boundary {
-                    return true;
-                }
-                match repeats.get_mut(e) {
-                    Some(n) if *n > 0 => {
-                        *n -= 1;
-                        false
-                    }
-                    _ => true,
-                }
-            })
-            .collect();
-        let Some(last) = last else {
-            return fresh;
-        };
-        // Records dropped above were at the old boundary and are counted already.
-        if Some(last) != self.boundary {
-            self.boundary = Some(last);
-            self.received_at_boundary.clear();
-        }
-        for e in fresh.iter().filter(|e| e.occurred_at == last) {
-            *self.received_at_boundary.entry(e.clone()).or_insert(0) += 1;
-        }
-        fresh
-    }
-}
-
-/// The provisioning-history walk through 202 pages, without the I/O.
-#[derive(Debug)]
-pub(crate) struct ProvisioningPager {
-    earliest: DateTime<Utc>,
-    dedup: BoundaryDedup,
-    pages: u64,
-}
-
-impl ProvisioningPager {
-    pub(crate) fn new(earliest: DateTime<Utc>) -> Self {
-        Self {
-            earliest,
-            dedup: BoundaryDedup::default(),
-            pages: 0,
-        }
-    }
-
-    /// `earliest` for the next request.
-    pub(crate) fn earliest(&self) -> DateTime<Utc> {
-        self.earliest
-    }
-
-    /// Takes the page answered for [`Self::earliest`]: its new records, and whether
-    /// to fetch more.
-    pub(crate) fn accept(
-        &mut self,
-        page: ProvisioningPage,
-    ) -> Result<(Vec<ProvisioningEvent>, bool), UpstreamError> {
-        const EP: Endpoint = Endpoint::ProvisioningHistory;
-        self.pages += 1;
-        let last = page.events.last().map(|e| e.occurred_at);
-        let fresh = self.dedup.accept(page.events);
-        if !page.has_more_data {
-            return Ok((fresh, false));
-        }
-        let Some(last) = last else {
-            return Err(pagination(EP, "hasMoreData with an empty page"));
-        };
-        if last < self.earliest {
-            return Err(pagination(EP, "page ends before the requested earliest"));
-        }
-        if last == self.earliest && fresh.is_empty() {
-            return Err(pagination(
-                EP,
-                "page neither moves past earliest nor adds a record",
-            ));
-        }
-        if self.pages >= MAX_PAGES {
-            return Err(pagination(EP, format!("more than {MAX_PAGES} pages")));
-        }
-        self.earliest = last;
-        Ok((fresh, true))
-    }
-}
-
 /// One page of a `lastSeenDeviceId` report, as [`follow_cursor`] reads it.
-struct CursorPage<T> {
-    has_more: bool,
-    reported: Option<String>,
-    items: Vec<T>,
+pub(crate) struct CursorPage<T> {
+    /// The page's `hasMoreData`.
+    pub(crate) has_more: bool,
+    /// The page's `lastSeenDeviceId`.
+    pub(crate) reported: Option<String>,
+    pub(crate) items: Vec<T>,
 }
 
 /// Every item of one `lastSeenDeviceId` report, page after page: `fetch(last_seen)`
 /// asks for the page after a cursor (`None` = the first), `id` is an item's device id
 /// (the cursor when the upstream omits one). Each page passes [`Cursor::advance`]
 /// before its items are yielded; the first error ends the stream.
-fn follow_cursor<'a, T, F, Fut>(
+pub(crate) fn follow_cursor<'a, T, F, Fut>(
     endpoint: Endpoint,
     id: fn(&T) -> &str,
     fetch: F,
@@ -256,130 +151,6 @@ where
     }
 }
 
-impl Client {
-    /// The whole campaign report as a stream, following `lastSeenDeviceId`.
-    pub fn campaign_devices(
-        &self,
-        account: AccountName,
-        campaign: CampaignId,
-    ) -> BoxStream<'static, Result<CampaignDevice, UpstreamError>> {
-        let client = self.clone();
-        Box::pin(follow_cursor(
-            Endpoint::CampaignDevices,
-            |d: &CampaignDevice| d.device_id.as_str(),
-            move |last_seen| {
-                let (client, account, campaign) =
-                    (client.clone(), account.clone(), campaign.clone());
-                async move {
-                    let page = client
-                        .campaign_devices_page(&account, &campaign, last_seen.as_deref())
-                        .await?;
-                    Ok(CursorPage {
-                        has_more: page.has_more_data,
-                        reported: page.last_seen_device_id,
-                        items: page.devices,
-                    })
-                }
-            },
-        ))
-    }
-
-    /// Details for any number of IMEIs: chunks of at most 1,000, each following
-    /// `lastSeenDeviceId`. Unknown IMEIs are simply absent from the stream.
-    pub fn device_details(
-        &self,
-        account: AccountName,
-        mut imeis: Vec<Imei>,
-    ) -> BoxStream<'static, Result<DeviceDetails, UpstreamError>> {
-        let client = self.clone();
-        // Sorted as well as deduplicated: the upstream pages each request in IMEI order.
-        imeis.sort();
-        imeis.dedup();
-        Box::pin(try_stream! {
-            for chunk in imeis.chunks(DETAILS_CHUNK) {
-                let (client, account) = (&client, &account);
-                let devices = follow_cursor(
-                    Endpoint::DeviceDetails,
-                    |d: &DeviceDetails| d.device_id.as_str(),
-                    move |last_seen| async move {
-                        let page = client
-                            .device_details_page(account, chunk, last_seen.as_deref())
-                            .await?;
-                        Ok(CursorPage {
-                            has_more: page.has_more_data,
-                            reported: page.last_seen_device_id,
-                            items: page.devices,
-                        })
-                    },
-                );
-                futures::pin_mut!(devices);
-                while let Some(device) = devices.next().await {
-                    yield device?;
-                }
-            }
-        })
-    }
-
-    /// All provisioning events in `[earliest, latest]`, oldest first, across 202
-    /// pages, with exactly the repeated boundary records dropped.
-    pub fn provisioning_history(
-        &self,
-        device: DeviceIdentifier,
-        earliest: DateTime<Utc>,
-        latest: DateTime<Utc>,
-    ) -> BoxStream<'static, Result<ProvisioningEvent, UpstreamError>> {
-        let client = self.clone();
-        Box::pin(try_stream! {
-            let mut pager = ProvisioningPager::new(earliest);
-            loop {
-                let page = client
-                    .provisioning_history_page(&device, pager.earliest(), latest)
-                    .await?;
-                let (fresh, more) = pager.accept(page)?;
-                for event in fresh {
-                    yield event;
-                }
-                if !more {
-                    break;
-                }
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 #[path = "paging_tests.rs"]
 mod tests;
-
-/// TEMPORARY shim (replaced by endpoints/device_details.rs from the slices branch).
-pub struct DetailsChunk {
-    pub imeis: Vec<Imei>,
-    pub result: Result<Vec<DeviceDetails>, UpstreamError>,
-}
-
-impl Client {
-    /// TEMPORARY shim.
-    pub async fn device_details_batch(
-        &self,
-        account: &AccountName,
-        mut imeis: Vec<Imei>,
-    ) -> Vec<DetailsChunk> {
-        use futures::TryStreamExt;
-        imeis.sort();
-        imeis.dedup();
-        let calls = imeis.chunks(DETAILS_CHUNK).map(|chunk| {
-            let chunk = chunk.to_vec();
-            async move {
-                let result = self
-                    .device_details(account.clone(), chunk.clone())
-                    .try_collect()
-                    .await;
-                DetailsChunk {
-                    imeis: chunk,
-                    result,
-                }
-            }
-        });
-        futures::future::join_all(calls).await
-    }
-}

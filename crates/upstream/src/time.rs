@@ -23,9 +23,10 @@
 //!   UTC and Go services print zone-less layouts from UTC clocks.
 //! - More than 9 fractional digits are truncated to nanoseconds, not rejected.
 
-use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
-use crate::model::Timestamp;
+/// One UTC instant; every timestamp shape the upstream sends becomes this.
+pub type Timestamp = DateTime<Utc>;
 
 /// Parses `2020-10-22T19:35:07.753Z`, `2022-01-26 03:45:01.608 +0000 UTC`,
 /// `2015-12-17T13:56:13-05:00` and the date-only `2022-01-25` (midnight UTC).

@@ -19,11 +19,12 @@ use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{Instrument, Span};
 use url::Url;
 
+use crate::decode::DecodeError;
+use crate::decode::bodies::parse_error_body;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::RequestGate;
 use crate::request_id::{count_upstream_call, current_request_id};
 use crate::retry::{Backoff, later, parse_retry_after};
-use crate::wire::{DecodeError, parse_error_body};
 
 /// Largest response body we read. The biggest legitimate page (1,000 device details)
 /// is well under a megabyte; this only stops a broken upstream from exhausting memory.

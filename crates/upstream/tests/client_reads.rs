@@ -1,19 +1,25 @@
 //! The five reads over real HTTP against the simulator, checked against its catalog,
-//! including every kind of pagination.
+//! including every kind of pagination and the chunked device-details batch.
 
 #![allow(clippy::unwrap_used)]
 
 mod client_support;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use client_support::*;
-use devicegraph_sim::SimConfig;
+use devicegraph_sim::{Faults, SimConfig};
 use devicegraph_upstream::{
-    AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei, UpstreamError,
+    AccountName, CampaignId, Client, DetailsChunk, DeviceIdKind, DeviceIdentifier, Endpoint,
+    GatePermit, Imei, RequestGate, UpstreamError,
 };
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 fn account() -> AccountName {
     ACCOUNT.parse().unwrap()
@@ -193,6 +199,165 @@ async fn details_follow_last_seen_within_a_chunk() {
     let got: Vec<String> = details.iter().map(|d| d.device_id.clone()).collect();
     let want: Vec<String> = imeis.iter().map(|i| i.to_string()).collect();
     assert_eq!(got, want);
+}
+
+/// What a batch should have sent: the distinct IMEIs, sorted.
+fn sorted_distinct(imeis: &[Imei]) -> Vec<Imei> {
+    imeis
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Every chunk names at most 1,000 sorted IMEIs, and together they are exactly `want`.
+fn assert_chunked(chunks: &[DetailsChunk], want: &[Imei]) {
+    for c in chunks {
+        assert!(
+            c.imeis.len() <= 1_000,
+            "{} IMEIs in one chunk",
+            c.imeis.len()
+        );
+    }
+    let sent: Vec<Imei> = chunks.iter().flat_map(|c| c.imeis.clone()).collect();
+    assert_eq!(
+        sent, want,
+        "sorted within and across chunks, none lost or repeated"
+    );
+}
+
+/// The device ids of a successful chunk, each one of the IMEIs that chunk asked for.
+fn chunk_devices(chunk: &DetailsChunk) -> BTreeSet<String> {
+    let asked: BTreeSet<&str> = chunk.imeis.iter().map(Imei::as_str).collect();
+    let devices = chunk.result.as_ref().unwrap();
+    for d in devices {
+        assert!(
+            asked.contains(d.device_id.as_str()),
+            "{} not asked",
+            d.device_id
+        );
+    }
+    devices.iter().map(|d| d.device_id.clone()).collect()
+}
+
+#[tokio::test]
+async fn details_batch_of_2500_imeis_is_three_chunks_of_sorted_imeis() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let (account, mut imeis) = account_imeis(&client, &sim, 2_500).await;
+    let wanted: BTreeSet<String> = imeis.iter().map(|i| i.to_string()).collect();
+    // Duplicates, an unknown IMEI and reverse order: the batch sorts and dedups.
+    imeis.extend(imeis[..10].to_vec());
+    imeis.push(sim.catalog().unknown_imeis[0].parse().unwrap());
+    imeis.reverse();
+    let want = sorted_distinct(&imeis);
+
+    let before = sim.stats();
+    // Spawned: the batch future is Send, as the caching layer needs.
+    let chunks = tokio::spawn(async move { client.device_details_batch(&account, imeis).await })
+        .await
+        .unwrap();
+    assert_eq!(delta(&before, &sim.stats(), "device_details"), 3);
+    let sizes: Vec<usize> = chunks.iter().map(|c| c.imeis.len()).collect();
+    assert_eq!(sizes, [1_000, 1_000, 501]);
+    assert_chunked(&chunks, &want);
+    let mut got = BTreeSet::new();
+    for chunk in &chunks {
+        let devices = chunk_devices(chunk);
+        assert_eq!(
+            devices.len(),
+            chunk.result.as_ref().unwrap().len(),
+            "no duplicates"
+        );
+        got.extend(devices);
+    }
+    assert_eq!(got, wanted, "every known IMEI, the unknown one absent");
+}
+
+/// Lets one device-details request through at a time and clears the simulator's
+/// faults before the second: with one attempt per call, exactly the first request
+/// meets the 503 the simulator starts with.
+struct FirstDetailsRequestFails {
+    sim_root: String,
+    one_at_a_time: Arc<Semaphore>,
+    details_seen: AtomicU64,
+}
+
+impl RequestGate for FirstDetailsRequestFails {
+    fn acquire(
+        &self,
+        endpoint: Endpoint,
+        _deadline: Instant,
+    ) -> BoxFuture<'_, Result<GatePermit, UpstreamError>> {
+        Box::pin(async move {
+            if endpoint != Endpoint::DeviceDetails {
+                return Ok(GatePermit::none());
+            }
+            let slot = self.one_at_a_time.clone().acquire_owned().await.unwrap();
+            if self.details_seen.fetch_add(1, Ordering::SeqCst) == 1 {
+                reqwest::Client::new()
+                    .post(format!("{}/_sim/faults", self.sim_root))
+                    .json(&serde_json::json!({ "clear": true }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .error_for_status()
+                    .unwrap();
+            }
+            Ok(GatePermit::holding(slot))
+        })
+    }
+
+    fn rate_limited(&self, _endpoint: Endpoint, _retry_after: std::time::Duration) {}
+}
+
+#[tokio::test]
+async fn a_failed_details_chunk_fails_only_its_own_imeis() {
+    let sim = sim_with(SimConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            endpoints: vec![devicegraph_sim::Endpoint::DeviceDetails],
+            ..Faults::default()
+        },
+        ..SimConfig::default()
+    })
+    .await;
+    let mut config = config(&sim);
+    config.max_attempts = 1;
+    let gate = FirstDetailsRequestFails {
+        sim_root: sim.root_url(),
+        one_at_a_time: Arc::new(Semaphore::new(1)),
+        details_seen: AtomicU64::new(0),
+    };
+    let client = Client::with_gate(config, Arc::new(gate)).unwrap();
+    let (account, imeis) = account_imeis(&client, &sim, 2_500).await;
+    let want = sorted_distinct(&imeis);
+
+    let before = sim.stats();
+    let chunks = client.device_details_batch(&account, imeis).await;
+    let after = sim.stats();
+    assert_eq!(
+        delta(&before, &after, "device_details"),
+        3,
+        "one request each"
+    );
+    assert_eq!(after.faults_injected.get("error"), Some(&1));
+    assert_chunked(&chunks, &want);
+    let (failed, answered): (Vec<_>, Vec<_>) = chunks.iter().partition(|c| c.result.is_err());
+    assert_eq!((failed.len(), answered.len()), (1, 2));
+    match &failed[0].result {
+        Err(UpstreamError::Unavailable {
+            endpoint: Endpoint::DeviceDetails,
+            reason,
+        }) => assert!(reason.contains("503"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // The other chunks are whole: every IMEI they asked for is a device of the account.
+    for chunk in answered {
+        let asked: BTreeSet<String> = chunk.imeis.iter().map(|i| i.to_string()).collect();
+        assert_eq!(chunk_devices(chunk), asked);
+    }
 }
 
 fn window(sim: &devicegraph_sim::RunningSim) -> (DateTime<Utc>, DateTime<Utc>) {

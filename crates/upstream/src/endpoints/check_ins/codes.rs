@@ -11,7 +11,7 @@
 //! "type is unknown" and failure type 0 is "no failure". A missing `result` has
 //! none, so it becomes `Other("")`.
 
-use crate::model::{CheckInResult, ClientType, FailureType};
+use super::{CheckInResult, ClientType, FailureType};
 
 pub(crate) fn client_type(raw: Option<String>) -> ClientType {
     let Some(raw) = raw else {

@@ -23,8 +23,7 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
 use super::DecodeError;
-use crate::model::Timestamp;
-use crate::time;
+use crate::time::{self, Timestamp};
 
 /// Where a value sits in the body. The root renders as `""`.
 #[derive(Clone, Copy, Debug)]
