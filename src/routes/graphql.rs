@@ -6,13 +6,13 @@
 //! - `GET` with `query`, `operationName`, `variables`, `extensions` in the query
 //!   string. There are no mutations, so every GET is safe to run.
 //! - Instead of `query`, a request may name a persisted query or trusted document
-//!   (Apollo's `extensions.persistedQuery`, or `documentId`); `super::trusted`
+//!   (Apollo's `extensions.persistedQuery`, or `documentId`); `crate::trusted`
 //!   resolves it, and enforces the allow-list, before anything runs.
 //! - A client accepting `application/graphql-response+json` gets it, and a request
 //!   error (the operation could not start: syntax, validation, limits) is 400 with no
 //!   `data`; otherwise `application/json` and 200 (the spec's legacy behaviour).
 //! - A browser GET (`Accept: text/html`) gets GraphiQL when `graphql.graphiql` is on
-//!   (our page over embedded assets: see `super::graphiql`).
+//!   (our page over embedded assets: see `crate::graphiql`).
 //! - `X-Cache` is `HIT`, `MISS` or `STALE`, as for the REST routes.
 
 use std::collections::HashSet;
@@ -26,8 +26,7 @@ use axum::response::{IntoResponse, Response};
 use devicegraph_graphql::{AccountScope, Code, RequestContext};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::graphiql;
-use super::trusted::Incoming;
+use crate::graphiql;
 use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
 use crate::http::negotiate::{GraphqlMedia, wants_html};
@@ -35,6 +34,7 @@ use crate::http::problem::{ApiError, ErrorContext};
 use crate::http::rate_limit::ClientKey;
 use crate::http::request_id::RequestId;
 use crate::state::AppState;
+use crate::trusted::Incoming;
 
 /// `GET /graphql`
 pub(crate) async fn get(

@@ -394,7 +394,7 @@ mod tests {
     fn describes_every_v1_route_in_openapi_3_1() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
         assert_eq!(doc["openapi"], "3.1.0");
-        for path in crate::http::V1_ROUTES {
+        for path in crate::routes::rest::ROUTES {
             assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
         }
         assert!(doc["components"]["schemas"]["Device"].is_object());
@@ -487,7 +487,7 @@ mod tests {
                 "{name}"
             );
         }
-        for path in crate::http::V1_ROUTES {
+        for path in crate::routes::rest::ROUTES {
             let item = doc["paths"][path].as_object().cloned().unwrap_or_default();
             assert!(!item.is_empty(), "{path}");
             for (method, operation) in item {

@@ -32,6 +32,14 @@ use crate::http::rate_limit::ClientKey;
 use crate::http::request_id::RequestId;
 use crate::state::AppState;
 
+/// The route templates, in the order of the handlers below (`crate::router` routes
+/// them; the OpenAPI test checks each is documented).
+pub(crate) const ROUTES: [&str; 3] = [
+    "/v1/accounts/{account}/devices/{imei}",
+    "/v1/accounts/{account}/devices:batch",
+    "/v1/accounts/{account}/campaigns/{id}/devices",
+];
+
 /// Most IMEIs one batch request may name.
 pub(crate) const MAX_BATCH: usize = 1000;
 
