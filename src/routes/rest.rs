@@ -24,12 +24,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::documents::{self, Include};
-use super::graphql::Caller as GraphqlCaller;
+use super::graphql::Caller;
 use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
-use crate::http::problem::{ApiError, ErrorContext};
+use crate::http::problem::ApiError;
 use crate::http::rate_limit::ClientKey;
-use crate::http::request_id::RequestId;
 use crate::state::AppState;
 
 /// The route templates, in the order of the handlers below (`crate::router` routes
@@ -147,55 +146,29 @@ impl From<CampaignData> for CampaignPage {
     }
 }
 
-/// What every handler needs to run an operation and to render an error.
-struct Caller {
-    caller: GraphqlCaller,
-    request_id: Option<String>,
-}
-
-impl Caller {
-    fn new(
-        principal: Option<Extension<Principal>>,
-        client: Option<Extension<ClientKey>>,
-        request_id: Option<Extension<RequestId>>,
-    ) -> Self {
-        Self {
-            caller: GraphqlCaller { principal, client },
-            request_id: request_id.map(|Extension(id)| id.0),
-        }
+/// Runs `query` for `caller` and returns its `data` read as `T`, or the first error
+/// as a problem.
+async fn run<T: DeserializeOwned>(
+    state: &AppState,
+    caller: Caller,
+    query: String,
+    variables: Value,
+) -> Result<(T, CacheStatus), ApiError> {
+    let request = async_graphql::Request::new(query)
+        .variables(async_graphql::Variables::from_json(variables));
+    let executed =
+        devicegraph_graphql::execute(&state.schema, request, caller.context(state)).await;
+    let response = executed.response;
+    if let Some(error) = response.errors.first() {
+        return Err(ApiError::from_graphql(error));
     }
-
-    fn errors(&self) -> ErrorContext {
-        ErrorContext {
-            graphql: None,
-            request_id: self.request_id.clone(),
-        }
-    }
-
-    /// Runs `query` and returns its `data` read as `T`, or the first error as a
-    /// problem.
-    async fn run<T: DeserializeOwned>(
-        self,
-        state: &AppState,
-        query: String,
-        variables: Value,
-    ) -> Result<(T, CacheStatus), ApiError> {
-        let request = async_graphql::Request::new(query)
-            .variables(async_graphql::Variables::from_json(variables));
-        let ctx = self.caller.context(state);
-        let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
-        let response = executed.response;
-        if let Some(error) = response.errors.first() {
-            return Err(ApiError::from_graphql(error));
-        }
-        let data = async_graphql::from_value::<T>(response.data).map_err(|e| {
-            ApiError::internal(&format_args!(
-                "the data of a /v1 operation is not {}: {e}",
-                std::any::type_name::<T>()
-            ))
-        })?;
-        Ok((data, executed.cache_status))
-    }
+    let data = async_graphql::from_value::<T>(response.data).map_err(|e| {
+        ApiError::internal(&format_args!(
+            "the data of a /v1 operation is not {}: {e}",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    Ok((data, executed.cache_status))
 }
 
 fn json_response(body: impl Serialize, cache: CacheStatus) -> Response {
@@ -236,32 +209,24 @@ pub(crate) async fn device(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let caller = Caller::new(principal, client, request_id);
-    let errors = caller.errors();
-    let answer = async {
-        let Path((account_raw, imei_raw)) = path.map_err(|r| path_error(&r))?;
-        let account = account(&account_raw)?;
-        let imei = Imei::from_str(&imei_raw)
-            .map_err(|e| ApiError::bad_input(format!("path parameter `imei`: {e}")))?;
-        let include = include_of(&query_pairs(query.as_deref()))?;
-        let variables = json!({ "account": account.as_str(), "imei": imei.as_str() });
-        let (data, cache): (DeviceData, _) = caller
-            .run(&state, documents::device(include), variables)
-            .await?;
-        match data.device {
-            Some(device) => Ok(json_response(device, cache)),
-            None => Err(ApiError::not_found(format!(
-                "account {account} has no device {imei}"
-            ))),
-        }
-    };
-    answer
-        .await
-        .unwrap_or_else(|e: ApiError| e.respond(&errors))
+) -> Result<Response, ApiError> {
+    let caller = Caller { principal, client };
+    let Path((account_raw, imei_raw)) = path.map_err(|r| path_error(&r))?;
+    let account = account(&account_raw)?;
+    let imei = Imei::from_str(&imei_raw)
+        .map_err(|e| ApiError::bad_input(format!("path parameter `imei`: {e}")))?;
+    let include = include_of(&query_pairs(query.as_deref()))?;
+    let variables = json!({ "account": account.as_str(), "imei": imei.as_str() });
+    let (data, cache): (DeviceData, _) =
+        run(&state, caller, documents::device(include), variables).await?;
+    match data.device {
+        Some(device) => Ok(json_response(device, cache)),
+        None => Err(ApiError::not_found(format!(
+            "account {account} has no device {imei}"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -275,50 +240,42 @@ pub(crate) async fn devices_batch(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = Caller::new(principal, client, request_id);
-    let errors = caller.errors();
+) -> Result<Response, ApiError> {
+    let caller = Caller { principal, client };
     let max_body = state.config.limits.max_body_bytes;
-    let answer = async {
-        let Path(account_raw) = path.map_err(|r| path_error(&r))?;
-        let account = account(&account_raw)?;
-        let include = include_of(&query_pairs(query.as_deref()))?;
-        let body = body.map_err(|r| body_rejection(&r, max_body))?;
-        // The body is parsed as JSON whatever its Content-Type: curl's default form
-        // type with a JSON body is a common slip that costs nothing to accept.
-        let batch: BatchBody = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_input(format!(
-                "body must be {{\"imeis\": [\"<IMEI>\", ...]}}: {e}"
-            ))
-        })?;
-        if batch.imeis.len() > MAX_BATCH {
-            return Err(ApiError::bad_input(format!(
-                "at most {MAX_BATCH} IMEIs per batch, got {}",
-                batch.imeis.len()
-            )));
-        }
-        let mut imeis = Vec::with_capacity(batch.imeis.len());
-        for (i, raw) in batch.imeis.iter().enumerate() {
-            let imei =
-                Imei::from_str(raw).map_err(|e| ApiError::bad_input(format!("imeis[{i}]: {e}")))?;
-            imeis.push(imei);
-        }
-        let variables = json!({
-            "account": account.as_str(),
-            "imeis": imeis.iter().map(Imei::as_str).collect::<Vec<_>>(),
-        });
-        let (data, cache): (DevicesData, _) = caller
-            .run(&state, documents::devices(include), variables)
-            .await?;
-        Ok(json_response(BatchAnswer::new(&imeis, data), cache))
-    };
-    answer
-        .await
-        .unwrap_or_else(|e: ApiError| e.respond(&errors))
+    let Path(account_raw) = path.map_err(|r| path_error(&r))?;
+    let account = account(&account_raw)?;
+    let include = include_of(&query_pairs(query.as_deref()))?;
+    let body = body.map_err(|r| body_rejection(&r, max_body))?;
+    // The body is parsed as JSON whatever its Content-Type: curl's default form
+    // type with a JSON body is a common slip that costs nothing to accept.
+    let batch: BatchBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_input(format!(
+            "body must be {{\"imeis\": [\"<IMEI>\", ...]}}: {e}"
+        ))
+    })?;
+    if batch.imeis.len() > MAX_BATCH {
+        return Err(ApiError::bad_input(format!(
+            "at most {MAX_BATCH} IMEIs per batch, got {}",
+            batch.imeis.len()
+        )));
+    }
+    let mut imeis = Vec::with_capacity(batch.imeis.len());
+    for (i, raw) in batch.imeis.iter().enumerate() {
+        let imei =
+            Imei::from_str(raw).map_err(|e| ApiError::bad_input(format!("imeis[{i}]: {e}")))?;
+        imeis.push(imei);
+    }
+    let variables = json!({
+        "account": account.as_str(),
+        "imeis": imeis.iter().map(Imei::as_str).collect::<Vec<_>>(),
+    });
+    let (data, cache): (DevicesData, _) =
+        run(&state, caller, documents::devices(include), variables).await?;
+    Ok(json_response(BatchAnswer::new(&imeis, data), cache))
 }
 
 /// `GET /v1/accounts/{account}/campaigns/{id}/devices?limit=&cursor=&status=`
@@ -326,55 +283,57 @@ pub(crate) async fn campaign_devices(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let caller = Caller::new(principal, client, request_id);
-    let errors = caller.errors();
+) -> Result<Response, ApiError> {
+    let caller = Caller { principal, client };
     let max_page = state.config.graphql.max_page_size;
-    let answer = async {
-        let Path((account_raw, id_raw)) = path.map_err(|r| path_error(&r))?;
-        let account = account(&account_raw)?;
-        let campaign = CampaignId::from_str(&id_raw)
-            .map_err(|e| ApiError::bad_input(format!("path parameter `id`: {e}")))?;
-        let mut limit = DEFAULT_LIMIT.min(max_page);
-        let mut cursor = None;
-        let mut status = None;
-        for (key, value) in query_pairs(query.as_deref()) {
-            match key.as_str() {
-                "limit" => {
-                    limit = value.parse::<usize>().ok().filter(|n| (1..=max_page).contains(n)).ok_or_else(|| {
+    let Path((account_raw, id_raw)) = path.map_err(|r| path_error(&r))?;
+    let account = account(&account_raw)?;
+    let campaign = CampaignId::from_str(&id_raw)
+        .map_err(|e| ApiError::bad_input(format!("path parameter `id`: {e}")))?;
+    let mut limit = DEFAULT_LIMIT.min(max_page);
+    let mut cursor = None;
+    let mut status = None;
+    for (key, value) in query_pairs(query.as_deref()) {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max_page).contains(n))
+                    .ok_or_else(|| {
                         ApiError::bad_input(format!(
-                            "query parameter `limit`: expected a whole number from 1 to {max_page}, got {value:?}"
+                            "query parameter `limit`: expected a whole number from 1 to \
+                             {max_page}, got {value:?}"
                         ))
                     })?;
-                }
-                "cursor" if !value.is_empty() => cursor = Some(value),
-                "status" if !value.is_empty() => status = Some(value),
-                "cursor" | "status" => {}
-                other => {
-                    return Err(ApiError::bad_input(format!(
-                        "unknown query parameter `{other}` (expected limit, cursor, status)"
-                    )));
-                }
+            }
+            "cursor" if !value.is_empty() => cursor = Some(value),
+            "status" if !value.is_empty() => status = Some(value),
+            "cursor" | "status" => {}
+            other => {
+                return Err(ApiError::bad_input(format!(
+                    "unknown query parameter `{other}` (expected limit, cursor, status)"
+                )));
             }
         }
-        let variables = json!({
-            "account": account.as_str(),
-            "id": campaign.as_str(),
-            "first": limit,
-            "after": cursor,
-            "status": status,
-        });
-        let (data, cache): (CampaignData, _) = caller
-            .run(&state, documents::CAMPAIGN_DEVICES.to_owned(), variables)
-            .await?;
-        Ok(json_response(CampaignPage::from(data), cache))
-    };
-    answer
-        .await
-        .unwrap_or_else(|e: ApiError| e.respond(&errors))
+    }
+    let variables = json!({
+        "account": account.as_str(),
+        "id": campaign.as_str(),
+        "first": limit,
+        "after": cursor,
+        "status": status,
+    });
+    let (data, cache): (CampaignData, _) = run(
+        &state,
+        caller,
+        documents::CAMPAIGN_DEVICES.to_owned(),
+        variables,
+    )
+    .await?;
+    Ok(json_response(CampaignPage::from(data), cache))
 }
 
 #[cfg(test)]
