@@ -16,5 +16,5 @@ pub enum StartupError {
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
     #[error("graphql.trusted_documents: {0}")]
-    TrustedDocuments(#[from] crate::state::ManifestError),
+    TrustedDocuments(#[from] crate::trusted::ManifestError),
 }

@@ -2,19 +2,31 @@
 //! server. `main.rs` only parses the command line and calls in here; tests drive
 //! [`run`] (a real server on a port-0 listener) or [`app`] (the router alone).
 //!
-//! - [`config`]: the TOML + environment configuration, validated with every problem named.
-//! - `http`: the middleware stack (one layer per file) and the rescue point for errors.
-//! - `routes`: `/graphql`, the `/v1` JSON API, `/openapi.json`, health, metrics, admin.
+//! Its modules, each depending only on those listed before it
+//! (`scripts/module_cycles.py src` checks there is no cycle):
+//!
+//! - [`config`]: the TOML + environment configuration, validated with every problem
+//!   named; [`telemetry`]: logging.
+//! - `http`: the middleware (one layer per file), the rescue point for errors and the
+//!   accept loop. It knows neither the routes nor the state.
+//! - `trusted`: persisted queries and trusted documents; `graphiql`: the GraphiQL page
+//!   and its embedded assets.
+//! - [`error`]: what can stop startup.
 //! - [`state`]: what handlers share, and how `Config` maps to the library crates.
+//! - `routes`: `/graphql`, the `/v1` JSON API, `/openapi.json`, health, metrics, admin.
+//! - `router`: the routes inside the middleware stack, in its documented order.
 //! - `startup`: the embedded simulator, serving and graceful shutdown.
 
 pub mod config;
 pub mod error;
+mod graphiql;
 mod http;
+mod router;
 mod routes;
 mod startup;
 pub mod state;
 pub mod telemetry;
+mod trusted;
 
 use std::future::Future;
 
@@ -34,9 +46,9 @@ pub async fn run(
     Ok(())
 }
 
-/// The router with the whole middleware stack (see the `http` module for the order).
+/// The router with the whole middleware stack (see the `router` module for the order).
 pub fn app(state: AppState) -> axum::Router {
-    http::router(state)
+    router::router(state)
 }
 
 /// The GraphQL SDL of the schema (`devicegraph schema`). Builds a schema over a

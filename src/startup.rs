@@ -20,9 +20,9 @@ use url::Url;
 
 use crate::config::{AuthMode, Config, ServerConfig, SimulatorConfig, UpstreamMode, redact_url};
 use crate::error::StartupError;
+use crate::graphiql::Sample;
 use crate::http::metrics::spawn_upkeep;
 use crate::http::serve::ConnLimits;
-use crate::routes::graphiql::Sample;
 use crate::state::{AppState, UpstreamTarget};
 
 /// How often idle clients are dropped from the inbound limiter.
@@ -75,7 +75,7 @@ pub(crate) async fn run(
         println!("{}", banner(addr, sample.as_ref(), graphiql));
     }
 
-    serve(listener, crate::app(state), &server, shutdown).await;
+    serve(listener, crate::router::router(state), &server, shutdown).await;
     housekeeping.abort();
     upkeep.abort();
     if let Some(sim) = sim {

@@ -13,13 +13,12 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::StartupError;
+use crate::graphiql::{Sample, page};
 use crate::http::identity::KeyRing;
 use crate::http::metrics::prometheus;
 use crate::http::rate_limit::{InboundConfig, InboundLimiter};
 use crate::http::upstream_budget::UpstreamBudgets;
-use crate::routes::graphiql::{Sample, page};
-use crate::routes::ops::Readiness;
-pub use crate::routes::trusted::{Manifest, ManifestError, TrustedDocuments};
+pub use crate::trusted::{Manifest, ManifestError, TrustedDocuments};
 
 /// Where the upstream is and how to log in to it.
 #[derive(Debug, Clone)]
@@ -44,6 +43,13 @@ impl UpstreamTarget {
     }
 }
 
+/// The last readiness answer and when it was taken; `routes::ops` probes, and
+/// reuses it for a few seconds. `Err` holds a reason fit for operators.
+#[derive(Debug, Default)]
+pub(crate) struct Readiness {
+    pub(crate) last: tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>,
+}
+
 /// The shared state. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -56,9 +62,9 @@ pub struct AppState {
     pub(crate) budgets: UpstreamBudgets,
     pub(crate) readiness: Arc<Readiness>,
     pub(crate) metrics: PrometheusHandle,
-    /// The GraphiQL page, rendered once (see `routes::graphiql::page`).
+    /// The GraphiQL page, rendered once (see `graphiql::page`).
     pub(crate) graphiql_page: Arc<str>,
-    /// Persisted queries and the trusted-documents manifest (`routes::trusted`).
+    /// Persisted queries and the trusted-documents manifest (`trusted`).
     pub(crate) trusted: Arc<TrustedDocuments>,
 }
 

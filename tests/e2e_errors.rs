@@ -10,7 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ACCOUNT, assert_problem, codes, spawn_app, spawn_app_configured};
+use common::{
+    ACCOUNT, assert_graphql_errors, assert_problem, codes, request_id_of, spawn_app,
+    spawn_app_configured,
+};
 use devicegraph::config::{ApiKey, AuthMode, KeyAccounts};
 use devicegraph_upstream::AccountName;
 use serde_json::{Value, json};
@@ -278,4 +281,115 @@ async fn the_server_request_timeout_answers_504() {
     assert_eq!(response.status(), 504);
     let body: Value = response.json().await.unwrap();
     assert_eq!(codes(&body), vec!["UPSTREAM_TIMEOUT"]);
+}
+
+/// Every error answer quotes the request id it was served under (the `X-Request-ID`
+/// response header, the client's when it sent a sane one): as `requestId` in a
+/// problem and as `extensions.requestId` in each GraphQL error, whether a route or a
+/// middleware refused. (`assert_problem` checks `requestId` for every problem the
+/// other tests see: rate limit, timeouts, upstream errors.)
+#[tokio::test]
+async fn every_error_quotes_the_request_id() {
+    let app = spawn_app_configured(|c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![ApiKey {
+            name: "dash".into(),
+            sha256: sha("dash-key"),
+            accounts: KeyAccounts::All,
+        }];
+        c.limits.max_body_bytes = 1024;
+    })
+    .await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let rest = app.url(&format!("/v1/accounts/{ACCOUNT}/devices/{imei}"));
+    let batch = app.url(&format!("/v1/accounts/{ACCOUNT}/devices:batch"));
+
+    // Middleware refusals, REST shape: auth (the client's id kept)...
+    let response = app
+        .client
+        .get(&rest)
+        .header("x-request-id", "dash-401")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(request_id_of(&response), "dash-401");
+    let body = assert_problem(response, 401, "UNAUTHENTICATED").await;
+    assert_eq!(body["requestId"], "dash-401");
+    // ...the body limit (an id of ours)...
+    let response = app
+        .client
+        .post(&batch)
+        .header("x-api-key", "dash-key")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(request_id_of(&response).len(), 36, "a UUID");
+    assert_problem(response, 413, "BAD_USER_INPUT").await;
+    // ...no such route, no such method.
+    assert_problem(app.get("/v2/nothing").await, 404, "NOT_FOUND").await;
+    let response = app
+        .client
+        .delete(&rest)
+        .header("x-api-key", "dash-key")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 405, "BAD_USER_INPUT").await;
+    // A route's own refusal.
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/accounts/{ACCOUNT}/devices/123")))
+        .header("x-api-key", "dash-key")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, "BAD_USER_INPUT").await;
+
+    // GraphQL shape: the auth refusal...
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-request-id", "dash-gql-401")
+        .json(&json!({ "query": DEVICE, "variables": { "a": ACCOUNT, "i": imei } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body = assert_graphql_errors(response).await;
+    assert_eq!(body["errors"][0]["extensions"]["requestId"], "dash-gql-401");
+    // ...errors of the executor, one per field (two bad IMEIs)...
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-api-key", "dash-key")
+        .header("x-request-id", "dash-gql-exec")
+        .json(&json!({
+            "query": "query($a: String!) { x: device(account: $a, imei: \"490154203237519\") { imei } \
+                      y: device(account: $a, imei: \"490154203237510\") { imei } }",
+            "variables": { "a": ACCOUNT },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = assert_graphql_errors(response).await;
+    assert_eq!(codes(&body), ["BAD_USER_INPUT", "BAD_USER_INPUT"], "{body}");
+    assert_eq!(
+        body["errors"][1]["extensions"]["requestId"],
+        "dash-gql-exec"
+    );
+    // ...and a request error (nothing executed; 400 in the new media type).
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-api-key", "dash-key")
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": "{ device(" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_graphql_errors(response).await;
 }

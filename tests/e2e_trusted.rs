@@ -608,7 +608,7 @@ fn devicegraph_command() -> std::process::Command {
 }
 
 /// Both formats and the shipped file load through the public API; a wrong id does
-/// not. (The parser's own cases are unit tests in `routes/trusted/manifest.rs`.)
+/// not. (The parser's own cases are unit tests in `src/trusted/manifest.rs`.)
 #[test]
 fn manifest_formats_load_and_wrong_ids_do_not() {
     let shipped = Manifest::load(Path::new(SHIPPED_MANIFEST)).unwrap();

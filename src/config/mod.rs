@@ -2,7 +2,7 @@
 //! `DEVICEGRAPH_*` environment overrides, validated in one pass.
 //!
 //! Loading is `file text -> TOML table -> env overlay (env.rs) -> section structs
-//! (raw.rs) -> validate (validate.rs) -> Config`. Every problem found on the way is
+//! (raw.rs) -> validate (validate/) -> Config`. Every problem found on the way is
 //! collected, named by its dotted key (`cache.ttl.check_ins: invalid duration "fast"`),
 //! and returned together in [`ConfigError::Invalid`], so an operator fixes a config in
 //! one round. Nothing here panics on input.

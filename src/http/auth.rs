@@ -17,11 +17,17 @@ use http::Method;
 use super::identity::{Principal, Unidentified};
 use super::negotiate::{is_graphql, wants_html};
 use super::problem::{ApiError, ErrorContext};
-use crate::state::AppState;
+
+/// What the layer needs besides the request (`identity` has looked the key up).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AuthGate {
+    /// `graphql.graphiql`: a browser's GET of the page passes without a key.
+    pub(crate) graphiql_page: bool,
+}
 
 /// The middleware.
 pub(crate) async fn require_key(
-    State(state): State<AppState>,
+    State(gate): State<AuthGate>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -29,7 +35,7 @@ pub(crate) async fn require_key(
         tracing::Span::current().record("client", &*principal.name);
         return next.run(request).await;
     }
-    let graphiql_page = state.config.graphql.graphiql
+    let graphiql_page = gate.graphiql_page
         && request.method() == Method::GET
         && is_graphql(request.uri())
         && wants_html(request.headers());

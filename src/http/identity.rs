@@ -27,7 +27,6 @@ use sha2::{Digest, Sha256};
 
 use super::rate_limit::ClientKey;
 use crate::config::{AuthConfig, AuthMode, KeyAccounts};
-use crate::state::AppState;
 
 /// An identified caller and what it may read.
 #[derive(Debug, Clone)]
@@ -170,9 +169,9 @@ fn one_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<Option<&'a Header
         .then_some(Some(first))
 }
 
-/// The middleware.
+/// The middleware, over the configured keys.
 pub(crate) async fn identify(
-    State(state): State<AppState>,
+    State(keys): State<Arc<KeyRing>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -182,7 +181,6 @@ pub(crate) async fn identify(
         .map(|ConnectInfo(addr)| addr.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned());
     let by_address = ClientKey::new(format!("ip:{address}"));
-    let keys = &state.keys;
     if !keys.auth_required() {
         request.extensions_mut().insert(Principal {
             name: Arc::from("anonymous"),

@@ -14,6 +14,11 @@
 //!   type with downcasts in [`handle_error`], never by message.
 //! - Internal causes are logged, never sent: the client sees a fixed text and the
 //!   request id to quote.
+//! - Every error answer rendered while a request is served carries its request id
+//!   (`requestId` in a problem, `extensions.requestId` in a GraphQL error): it is the
+//!   task-local the request-id middleware scopes around the whole stack
+//!   (`devicegraph_upstream::current_request_id`), so routes and middleware alike
+//!   have it without passing it along.
 //! - A `detail` (so also a GraphQL error message rendered here, and an upstream
 //!   `errorMessage`) is cut to [`MAX_DETAIL_BYTES`]: details quote client input (a
 //!   bad value, a parser's complaint about it), and an error answer must not grow
@@ -30,7 +35,6 @@ use tower::BoxError;
 
 use super::negotiate::{GraphqlMedia, is_graphql};
 use super::rate_limit::RateLimited;
-use super::request_id::REQUEST_ID_HEADER;
 
 /// Longest `detail` sent, in bytes, "…" included; cut on a character boundary.
 pub(crate) const MAX_DETAIL_BYTES: usize = 512;
@@ -170,18 +174,16 @@ impl ApiError {
 
 impl Details {
     fn respond(self, ctx: &ErrorContext) -> Response {
-        let request_id = ctx.request_id.as_deref().unwrap_or("");
+        let request_id = devicegraph_upstream::current_request_id();
+        let id = request_id.as_deref();
         if self.status.is_server_error() {
-            tracing::warn!(code = self.code.as_str(), status = self.status.as_u16(), detail = %self.detail, request_id, "request failed");
+            tracing::warn!(code = self.code.as_str(), status = self.status.as_u16(), detail = %self.detail, request_id = id.unwrap_or(""), "request failed");
         } else {
-            tracing::debug!(code = self.code.as_str(), status = self.status.as_u16(), detail = %self.detail, request_id, "request refused");
+            tracing::debug!(code = self.code.as_str(), status = self.status.as_u16(), detail = %self.detail, request_id = id.unwrap_or(""), "request refused");
         }
         let (content_type, body) = match ctx.graphql {
-            Some(media) => (media.content_type(), self.graphql_body()),
-            None => (
-                "application/problem+json",
-                self.problem_body(ctx.request_id.as_deref()),
-            ),
+            Some(media) => (media.content_type(), self.graphql_body(id)),
+            None => ("application/problem+json", self.problem_body(id)),
         };
         let mut response = (self.status, body.to_string()).into_response();
         let headers = response.headers_mut();
@@ -212,10 +214,13 @@ impl Details {
         body
     }
 
-    fn graphql_body(&self) -> Value {
+    fn graphql_body(&self, request_id: Option<&str>) -> Value {
         let mut extensions = json!({ "code": self.code.as_str() });
         if let Some(upstream) = &self.upstream {
             extensions["upstream"] = upstream.clone();
+        }
+        if let Some(id) = request_id {
+            extensions["requestId"] = Value::String(id.to_owned());
         }
         json!({ "errors": [{ "message": self.detail, "extensions": extensions }] })
     }
@@ -224,26 +229,34 @@ impl Details {
 impl IntoResponse for ApiError {
     /// REST shape; code that knows the request uses [`ApiError::respond`].
     fn into_response(self) -> Response {
-        self.respond(&ErrorContext::default())
+        self.respond(&ErrorContext::rest())
     }
 }
 
-/// What the rendering of an error depends on.
-#[derive(Debug, Clone, Default)]
+/// What the rendering of an error depends on (the request id is the task-local).
+#[derive(Debug, Clone)]
 pub(crate) struct ErrorContext {
     /// `Some` for `/graphql`: answer in GraphQL shape with this media type.
     pub(crate) graphql: Option<GraphqlMedia>,
-    pub(crate) request_id: Option<String>,
 }
 
 impl ErrorContext {
+    /// A problem (`application/problem+json`).
+    pub(crate) fn rest() -> Self {
+        Self { graphql: None }
+    }
+
+    /// A GraphQL error answer in `media`.
+    pub(crate) fn graphql(media: GraphqlMedia) -> Self {
+        Self {
+            graphql: Some(media),
+        }
+    }
+
+    /// The shape the request to `uri` gets: GraphQL on `/graphql`, else a problem.
     pub(crate) fn of(uri: &Uri, headers: &HeaderMap) -> Self {
         Self {
             graphql: is_graphql(uri).then(|| GraphqlMedia::for_errors(headers)),
-            request_id: headers
-                .get(REQUEST_ID_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
         }
     }
 
@@ -299,11 +312,10 @@ mod tests {
 
     #[tokio::test]
     async fn problem_json_has_the_rfc_9457_members() {
-        let ctx = ErrorContext {
-            graphql: None,
-            request_id: Some("req-1".into()),
-        };
-        let response = ApiError::bad_input("bad IMEI").respond(&ctx);
+        let response = devicegraph_upstream::with_request_id("req-1".into(), async {
+            ApiError::bad_input("bad IMEI").respond(&ErrorContext::rest())
+        })
+        .await;
         assert_eq!(response.status(), 400);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
@@ -316,15 +328,19 @@ mod tests {
         assert_eq!(body["detail"], "bad IMEI");
         assert_eq!(body["code"], "BAD_USER_INPUT");
         assert_eq!(body["requestId"], "req-1");
+
+        // Outside a request (no id scoped), no member rather than a made-up one.
+        let body = body_json(ApiError::bad_input("bad IMEI").into_response()).await;
+        assert!(body.get("requestId").is_none(), "{body}");
     }
 
     #[tokio::test]
     async fn graphql_requests_get_graphql_errors() {
-        let ctx = ErrorContext {
-            graphql: Some(GraphqlMedia::GraphqlResponseJson),
-            request_id: None,
-        };
-        let response = ApiError::unauthenticated("missing API key").respond(&ctx);
+        let ctx = ErrorContext::graphql(GraphqlMedia::GraphqlResponseJson);
+        let response = devicegraph_upstream::with_request_id("req-2".into(), async {
+            ApiError::unauthenticated("missing API key").respond(&ctx)
+        })
+        .await;
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
         assert!(
@@ -335,6 +351,7 @@ mod tests {
         );
         let body = body_json(response).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        assert_eq!(body["errors"][0]["extensions"]["requestId"], "req-2");
         assert_eq!(body["errors"][0]["message"], "missing API key");
     }
 
@@ -437,17 +454,14 @@ mod tests {
     async fn details_are_bounded_whatever_the_client_sent() {
         // A multi-byte character straddles the cut.
         let echoed = format!("invalid value \"{}\"", "é".repeat(150_000));
-        let ctx = ErrorContext::default();
+        let ctx = ErrorContext::rest();
         let body = body_json(ApiError::bad_input(echoed.clone()).respond(&ctx)).await;
         let detail = body["detail"].as_str().unwrap();
         assert!(detail.len() <= MAX_DETAIL_BYTES, "{} bytes", detail.len());
         assert!(detail.len() > MAX_DETAIL_BYTES - 8, "cut too short");
         assert!(detail.starts_with("invalid value \"éé") && detail.ends_with('…'));
 
-        let ctx = ErrorContext {
-            graphql: Some(GraphqlMedia::GraphqlResponseJson),
-            request_id: None,
-        };
+        let ctx = ErrorContext::graphql(GraphqlMedia::GraphqlResponseJson);
         let body = body_json(ApiError::bad_input(echoed).respond(&ctx)).await;
         let message = body["errors"][0]["message"].as_str().unwrap();
         assert!(message.len() <= MAX_DETAIL_BYTES);
@@ -465,10 +479,17 @@ mod tests {
 
     #[tokio::test]
     async fn panics_become_a_500_without_the_message() {
-        let response = panic_response(Box::new("boom: secret"));
+        let response = devicegraph_upstream::with_request_id("req-3".into(), async {
+            panic_response(Box::new("boom: secret"))
+        })
+        .await;
         assert_eq!(response.status(), 500);
         let body = body_json(response).await;
         assert_eq!(body["code"], "INTERNAL");
+        assert_eq!(
+            body["requestId"], "req-3",
+            "the id to quote when reporting it"
+        );
         assert!(!body.to_string().contains("secret"));
     }
 }

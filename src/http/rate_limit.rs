@@ -1,4 +1,4 @@
-//! The inbound per-client rate limit (layer 12 of the stack in `http/mod.rs`): a tower
+//! The inbound per-client rate limit (layer 12 of the stack in `router.rs`): a tower
 //! layer over a keyed governor limiter.
 //!
 //! Each request counts against the [`ClientKey`] found in its extensions; the identity

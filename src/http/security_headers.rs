@@ -13,7 +13,7 @@
 //!
 //! All but `nosniff` are only added when the response has none of its own: the
 //! GraphiQL page sets the CSP it needs (scripts and styles from its own assets,
-//! `routes::graphiql::page`), and the default must not replace it.
+//! `graphiql::page`), and the default must not replace it.
 
 use axum::response::Response;
 use http::{HeaderValue, header};

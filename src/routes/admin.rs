@@ -4,7 +4,6 @@
 
 use std::str::FromStr;
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -17,7 +16,6 @@ use serde_json::json;
 
 use crate::http::body_limit::body_rejection;
 use crate::http::problem::{ApiError, ErrorContext};
-use crate::http::request_id::RequestId;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -31,14 +29,10 @@ struct InvalidateBody {
 /// The handler.
 pub(crate) async fn invalidate(
     State(state): State<AppState>,
-    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let errors = ErrorContext {
-        graphql: None,
-        request_id: request_id.map(|Extension(id)| id.0),
-    };
+    let errors = ErrorContext::rest();
     if !state.keys.is_admin(&headers) {
         return ApiError::unauthenticated("the admin key is required").respond(&errors);
     }

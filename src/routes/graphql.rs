@@ -6,14 +6,16 @@
 //! - `GET` with `query`, `operationName`, `variables`, `extensions` in the query
 //!   string. There are no mutations, so every GET is safe to run.
 //! - Instead of `query`, a request may name a persisted query or trusted document
-//!   (Apollo's `extensions.persistedQuery`, or `documentId`); `super::trusted`
+//!   (Apollo's `extensions.persistedQuery`, or `documentId`); `crate::trusted`
 //!   resolves it, and enforces the allow-list, before anything runs.
 //! - A client accepting `application/graphql-response+json` gets it, and a request
 //!   error (the operation could not start: syntax, validation, limits) is 400 with no
 //!   `data`; otherwise `application/json` and 200 (the spec's legacy behaviour).
 //! - A browser GET (`Accept: text/html`) gets GraphiQL when `graphql.graphiql` is on
-//!   (our page over embedded assets: see `super::graphiql`).
+//!   (our page over embedded assets: see `crate::graphiql`).
 //! - `X-Cache` is `HIT`, `MISS` or `STALE`, as for the REST routes.
+//! - Every error object carries `extensions.requestId`, the request's id (the
+//!   `X-Request-ID` response header), as the problems of the REST routes do.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,29 +28,27 @@ use axum::response::{IntoResponse, Response};
 use devicegraph_graphql::{AccountScope, Code, RequestContext};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::graphiql;
-use super::trusted::Incoming;
+use crate::graphiql;
 use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
 use crate::http::negotiate::{GraphqlMedia, wants_html};
 use crate::http::problem::{ApiError, ErrorContext};
 use crate::http::rate_limit::ClientKey;
-use crate::http::request_id::RequestId;
 use crate::state::AppState;
+use crate::trusted::Incoming;
 
 /// `GET /graphql`
 pub(crate) async fn get(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
     if state.config.graphql.graphiql && wants_html(&headers) {
         return graphiql::page::respond(&state.graphiql_page);
     }
-    let errors = error_context(&headers, request_id.as_ref());
+    let errors = ErrorContext::graphql(GraphqlMedia::for_errors(&headers));
     let Some(media) = GraphqlMedia::negotiate(&headers) else {
         return not_acceptable().respond(&errors);
     };
@@ -61,7 +61,7 @@ pub(crate) async fn get(
         }
     };
     let caller = Caller { principal, client };
-    run(&state, caller, &headers, media, &errors, incoming).await
+    run(&state, caller, &headers, media, incoming).await
 }
 
 /// `POST /graphql`
@@ -69,11 +69,10 @@ pub(crate) async fn post(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let errors = error_context(&headers, request_id.as_ref());
+    let errors = ErrorContext::graphql(GraphqlMedia::for_errors(&headers));
     let Some(media) = GraphqlMedia::negotiate(&headers) else {
         return not_acceptable().respond(&errors);
     };
@@ -112,14 +111,7 @@ pub(crate) async fn post(
         }
     };
     let caller = Caller { principal, client };
-    run(&state, caller, &headers, media, &errors, incoming).await
-}
-
-fn error_context(headers: &HeaderMap, request_id: Option<&Extension<RequestId>>) -> ErrorContext {
-    ErrorContext {
-        graphql: Some(GraphqlMedia::for_errors(headers)),
-        request_id: request_id.map(|Extension(id)| id.0.clone()),
-    }
+    run(&state, caller, &headers, media, incoming).await
 }
 
 fn not_acceptable() -> ApiError {
@@ -163,16 +155,22 @@ async fn run(
     caller: Caller,
     headers: &HeaderMap,
     media: GraphqlMedia,
-    errors: &ErrorContext,
     incoming: Incoming,
 ) -> Response {
     let request = match state.trusted.resolve(incoming) {
         Ok(request) => request,
-        Err(refusal) => return refusal.respond(media, errors),
+        Err(refusal) => return refusal.respond(media),
     };
     let mut ctx = caller.context(state);
     ctx.report_cost = headers.contains_key(COST_HEADER);
-    let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
+    let mut executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
+    let request_id = devicegraph_upstream::current_request_id();
+    if let Some(id) = &request_id {
+        for error in &mut executed.response.errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            extensions.set("requestId", id.as_str());
+        }
+    }
     let response = &executed.response;
     // A request error: nothing executed, so no `data` and (in the new media type) 400.
     let request_error = response.data == async_graphql::Value::Null
@@ -218,6 +216,10 @@ async fn run(
                 max_bytes,
                 "response over limits.max_response_bytes replaced by an error"
             );
+            let mut extensions = serde_json::json!({ "code": Code::QueryTooComplex.as_str() });
+            if let Some(id) = request_id {
+                extensions["requestId"] = serde_json::Value::String(id);
+            }
             let body = serde_json::json!({
                 "data": null,
                 "errors": [{
@@ -225,7 +227,7 @@ async fn run(
                         "the response would be larger than {max_bytes} bytes \
                          (limits.max_response_bytes); ask for fewer devices or fields"
                     ),
-                    "extensions": {"code": Code::QueryTooComplex.as_str()},
+                    "extensions": extensions,
                 }],
             });
             (StatusCode::OK, body.to_string().into_bytes())

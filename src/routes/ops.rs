@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use serde_json::json;
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::state::AppState;
@@ -20,24 +19,18 @@ use crate::state::AppState;
 /// How long a readiness answer is reused.
 const READINESS_TTL: Duration = Duration::from_secs(5);
 
-/// The cached readiness answer: `Err` holds a reason fit for operators.
-#[derive(Debug, Default)]
-pub(crate) struct Readiness {
-    last: Mutex<Option<(Instant, Result<(), String>)>>,
-}
-
-impl Readiness {
-    async fn check(&self, state: &AppState) -> Result<(), String> {
-        let mut last = self.last.lock().await;
-        if let Some((at, answer)) = last.as_ref()
-            && at.elapsed() < READINESS_TTL
-        {
-            return answer.clone();
-        }
-        let answer = probe(state).await;
-        *last = Some((Instant::now(), answer.clone()));
-        answer
+/// The readiness answer, from `state.readiness` when recent enough, else probed
+/// (and kept there); concurrent probes wait for one check.
+async fn check(state: &AppState) -> Result<(), String> {
+    let mut last = state.readiness.last.lock().await;
+    if let Some((at, answer)) = last.as_ref()
+        && at.elapsed() < READINESS_TTL
+    {
+        return answer.clone();
     }
+    let answer = probe(state).await;
+    *last = Some((Instant::now(), answer.clone()));
+    answer
 }
 
 async fn probe(state: &AppState) -> Result<(), String> {
@@ -59,7 +52,7 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 
 /// `GET /readyz`: 200 when requests can be answered, else 503 with the reason.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    match state.readiness.check(&state).await {
+    match check(&state).await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -2,6 +2,12 @@
 //! GraphQL operation through the same `execute` as `/graphql`, and answers with that
 //! operation's data: the same fields and formats as GraphQL, by construction.
 //! Errors are problem+json (via the rescue point), and `X-Cache` reports freshness.
+//!
+//! The operation's `data` is read into a typed struct per route ([`DeviceData`],
+//! [`DevicesData`], [`CampaignData`]) straight from the executor's value; the
+//! objects the client gets (devices, campaign devices) stay opaque, passed through
+//! with GraphQL's field order. A `data` of another shape is a bug of ours (the
+//! documents and these structs disagree): an `INTERNAL` problem, logged.
 
 use std::str::FromStr;
 
@@ -10,20 +16,28 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use devicegraph_graphql::{CacheStatus, RequestContext};
+use devicegraph_graphql::CacheStatus;
 use devicegraph_upstream::{AccountName, CampaignId, Imei};
 use http::HeaderValue;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::documents::{self, Include};
-use super::graphql::scope_of;
+use super::graphql::Caller;
 use crate::http::body_limit::body_rejection;
 use crate::http::identity::Principal;
-use crate::http::problem::{ApiError, ErrorContext};
+use crate::http::problem::ApiError;
 use crate::http::rate_limit::ClientKey;
-use crate::http::request_id::RequestId;
 use crate::state::AppState;
+
+/// The route templates, in the order of the handlers below (`crate::router` routes
+/// them; the OpenAPI test checks each is documented).
+pub(crate) const ROUTES: [&str; 3] = [
+    "/v1/accounts/{account}/devices/{imei}",
+    "/v1/accounts/{account}/devices:batch",
+    "/v1/accounts/{account}/campaigns/{id}/devices",
+];
 
 /// Most IMEIs one batch request may name.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -31,58 +45,133 @@ pub(crate) const MAX_BATCH: usize = 1000;
 /// Default page size of the campaign devices route.
 const DEFAULT_LIMIT: usize = 100;
 
-/// What every handler needs to run an operation and to render an error.
-struct Caller {
-    principal: Option<Extension<Principal>>,
-    client: Option<Extension<ClientKey>>,
-    request_id: Option<String>,
+/// A device (or a campaign device) as the operation selected it: passed through.
+type Node = serde_json::Map<String, Value>;
+
+/// `data` of [`documents::device`].
+#[derive(Debug, Deserialize)]
+struct DeviceData {
+    device: Option<Node>,
 }
 
-impl Caller {
-    fn new(
-        principal: Option<Extension<Principal>>,
-        client: Option<Extension<ClientKey>>,
-        request_id: Option<Extension<RequestId>>,
-    ) -> Self {
+/// `data` of [`documents::devices`]: one entry per IMEI asked, `null` when unknown.
+#[derive(Debug, Deserialize)]
+struct DevicesData {
+    devices: Vec<Option<Node>>,
+}
+
+/// `data` of [`documents::CAMPAIGN_DEVICES`].
+#[derive(Debug, Deserialize)]
+struct CampaignData {
+    campaign: Campaign,
+}
+
+#[derive(Debug, Deserialize)]
+struct Campaign {
+    devices: CampaignDevices,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CampaignDevices {
+    total_count: Option<i64>,
+    page_info: PageInfo,
+    edges: Vec<Edge>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Edge {
+    node: Node,
+}
+
+/// The answer of the batch route.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BatchAnswer {
+    devices: Vec<Node>,
+    not_found: Vec<String>,
+}
+
+impl BatchAnswer {
+    /// Splits the answer for `imeis` (in the order asked) into found and not found;
+    /// an IMEI the answer has no entry for counts as not found.
+    fn new(imeis: &[Imei], data: DevicesData) -> Self {
+        let mut answer = Self {
+            devices: Vec::with_capacity(imeis.len()),
+            not_found: Vec::new(),
+        };
+        let listed = data
+            .devices
+            .into_iter()
+            .chain(std::iter::repeat_with(|| None));
+        for (imei, device) in imeis.iter().zip(listed) {
+            match device {
+                Some(device) => answer.devices.push(device),
+                None => answer.not_found.push(imei.as_str().to_owned()),
+            }
+        }
+        answer
+    }
+}
+
+/// The answer of the campaign devices route.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CampaignPage {
+    items: Vec<Node>,
+    /// `endCursor` when another page follows, else `null`.
+    next_cursor: Option<String>,
+    total_count: Option<i64>,
+}
+
+impl From<CampaignData> for CampaignPage {
+    fn from(data: CampaignData) -> Self {
+        let CampaignDevices {
+            total_count,
+            page_info,
+            edges,
+        } = data.campaign.devices;
         Self {
-            principal,
-            client,
-            request_id: request_id.map(|Extension(id)| id.0),
+            items: edges.into_iter().map(|edge| edge.node).collect(),
+            next_cursor: page_info.end_cursor.filter(|_| page_info.has_next_page),
+            total_count,
         }
-    }
-
-    fn errors(&self) -> ErrorContext {
-        ErrorContext {
-            graphql: None,
-            request_id: self.request_id.clone(),
-        }
-    }
-
-    /// Runs `query` and returns its `data`, or the first error as a problem.
-    async fn run(
-        self,
-        state: &AppState,
-        query: String,
-        variables: Value,
-    ) -> Result<(Value, CacheStatus), ApiError> {
-        let request = async_graphql::Request::new(query)
-            .variables(async_graphql::Variables::from_json(variables));
-        let mut ctx = RequestContext::new(scope_of(self.principal));
-        if let Some(Extension(client)) = self.client {
-            ctx.tenant = Some(std::sync::Arc::from(client.as_str()));
-            ctx.budget = state.budgets.for_client(client);
-        }
-        let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
-        if let Some(error) = executed.response.errors.first() {
-            return Err(ApiError::from_graphql(error));
-        }
-        let data =
-            serde_json::to_value(&executed.response.data).map_err(|e| ApiError::internal(&e))?;
-        Ok((data, executed.cache_status))
     }
 }
 
-fn json_response(body: Value, cache: CacheStatus) -> Response {
+/// Runs `query` for `caller` and returns its `data` read as `T`, or the first error
+/// as a problem.
+async fn run<T: DeserializeOwned>(
+    state: &AppState,
+    caller: Caller,
+    query: String,
+    variables: Value,
+) -> Result<(T, CacheStatus), ApiError> {
+    let request = async_graphql::Request::new(query)
+        .variables(async_graphql::Variables::from_json(variables));
+    let executed =
+        devicegraph_graphql::execute(&state.schema, request, caller.context(state)).await;
+    let response = executed.response;
+    if let Some(error) = response.errors.first() {
+        return Err(ApiError::from_graphql(error));
+    }
+    let data = async_graphql::from_value::<T>(response.data).map_err(|e| {
+        ApiError::internal(&format_args!(
+            "the data of a /v1 operation is not {}: {e}",
+            std::any::type_name::<T>()
+        ))
+    })?;
+    Ok((data, executed.cache_status))
+}
+
+fn json_response(body: impl Serialize, cache: CacheStatus) -> Response {
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()
@@ -120,32 +209,24 @@ pub(crate) async fn device(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let caller = Caller::new(principal, client, request_id);
-    let errors = caller.errors();
-    let answer = async {
-        let Path((account_raw, imei_raw)) = path.map_err(|r| path_error(&r))?;
-        let account = account(&account_raw)?;
-        let imei = Imei::from_str(&imei_raw)
-            .map_err(|e| ApiError::bad_input(format!("path parameter `imei`: {e}")))?;
-        let include = include_of(&query_pairs(query.as_deref()))?;
-        let variables = json!({ "account": account.as_str(), "imei": imei.as_str() });
-        let (data, cache) = caller
-            .run(&state, documents::device(include), variables)
-            .await?;
-        match data.get("device") {
-            Some(device) if !device.is_null() => Ok(json_response(device.clone(), cache)),
-            _ => Err(ApiError::not_found(format!(
-                "account {account} has no device {imei}"
-            ))),
-        }
-    };
-    answer
-        .await
-        .unwrap_or_else(|e: ApiError| e.respond(&errors))
+) -> Result<Response, ApiError> {
+    let caller = Caller { principal, client };
+    let Path((account_raw, imei_raw)) = path.map_err(|r| path_error(&r))?;
+    let account = account(&account_raw)?;
+    let imei = Imei::from_str(&imei_raw)
+        .map_err(|e| ApiError::bad_input(format!("path parameter `imei`: {e}")))?;
+    let include = include_of(&query_pairs(query.as_deref()))?;
+    let variables = json!({ "account": account.as_str(), "imei": imei.as_str() });
+    let (data, cache): (DeviceData, _) =
+        run(&state, caller, documents::device(include), variables).await?;
+    match data.device {
+        Some(device) => Ok(json_response(device, cache)),
+        None => Err(ApiError::not_found(format!(
+            "account {account} has no device {imei}"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,70 +240,42 @@ pub(crate) async fn devices_batch(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let caller = Caller::new(principal, client, request_id);
-    let errors = caller.errors();
+) -> Result<Response, ApiError> {
+    let caller = Caller { principal, client };
     let max_body = state.config.limits.max_body_bytes;
-    let answer = async {
-        let Path(account_raw) = path.map_err(|r| path_error(&r))?;
-        let account = account(&account_raw)?;
-        let include = include_of(&query_pairs(query.as_deref()))?;
-        let body = body.map_err(|r| body_rejection(&r, max_body))?;
-        // The body is parsed as JSON whatever its Content-Type: curl's default form
-        // type with a JSON body is a common slip that costs nothing to accept.
-        let batch: BatchBody = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_input(format!(
-                "body must be {{\"imeis\": [\"<IMEI>\", ...]}}: {e}"
-            ))
-        })?;
-        if batch.imeis.len() > MAX_BATCH {
-            return Err(ApiError::bad_input(format!(
-                "at most {MAX_BATCH} IMEIs per batch, got {}",
-                batch.imeis.len()
-            )));
-        }
-        let mut imeis = Vec::with_capacity(batch.imeis.len());
-        for (i, raw) in batch.imeis.iter().enumerate() {
-            let imei =
-                Imei::from_str(raw).map_err(|e| ApiError::bad_input(format!("imeis[{i}]: {e}")))?;
-            imeis.push(imei);
-        }
-        let variables = json!({
-            "account": account.as_str(),
-            "imeis": imeis.iter().map(Imei::as_str).collect::<Vec<_>>(),
-        });
-        let (data, cache) = caller
-            .run(&state, documents::devices(include), variables)
-            .await?;
-        let listed = data
-            .get("devices")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut devices = Vec::new();
-        let mut not_found = Vec::new();
-        for (imei, device) in imeis
-            .iter()
-            .zip(listed.into_iter().chain(std::iter::repeat(Value::Null)))
-        {
-            if device.is_null() {
-                not_found.push(imei.as_str().to_owned());
-            } else {
-                devices.push(device);
-            }
-        }
-        Ok(json_response(
-            json!({ "devices": devices, "notFound": not_found }),
-            cache,
+    let Path(account_raw) = path.map_err(|r| path_error(&r))?;
+    let account = account(&account_raw)?;
+    let include = include_of(&query_pairs(query.as_deref()))?;
+    let body = body.map_err(|r| body_rejection(&r, max_body))?;
+    // The body is parsed as JSON whatever its Content-Type: curl's default form
+    // type with a JSON body is a common slip that costs nothing to accept.
+    let batch: BatchBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_input(format!(
+            "body must be {{\"imeis\": [\"<IMEI>\", ...]}}: {e}"
         ))
-    };
-    answer
-        .await
-        .unwrap_or_else(|e: ApiError| e.respond(&errors))
+    })?;
+    if batch.imeis.len() > MAX_BATCH {
+        return Err(ApiError::bad_input(format!(
+            "at most {MAX_BATCH} IMEIs per batch, got {}",
+            batch.imeis.len()
+        )));
+    }
+    let mut imeis = Vec::with_capacity(batch.imeis.len());
+    for (i, raw) in batch.imeis.iter().enumerate() {
+        let imei =
+            Imei::from_str(raw).map_err(|e| ApiError::bad_input(format!("imeis[{i}]: {e}")))?;
+        imeis.push(imei);
+    }
+    let variables = json!({
+        "account": account.as_str(),
+        "imeis": imeis.iter().map(Imei::as_str).collect::<Vec<_>>(),
+    });
+    let (data, cache): (DevicesData, _) =
+        run(&state, caller, documents::devices(include), variables).await?;
+    Ok(json_response(BatchAnswer::new(&imeis, data), cache))
 }
 
 /// `GET /v1/accounts/{account}/campaigns/{id}/devices?limit=&cursor=&status=`
@@ -230,68 +283,124 @@ pub(crate) async fn campaign_devices(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
     client: Option<Extension<ClientKey>>,
-    request_id: Option<Extension<RequestId>>,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let caller = Caller::new(principal, client, request_id);
-    let errors = caller.errors();
+) -> Result<Response, ApiError> {
+    let caller = Caller { principal, client };
     let max_page = state.config.graphql.max_page_size;
-    let answer = async {
-        let Path((account_raw, id_raw)) = path.map_err(|r| path_error(&r))?;
-        let account = account(&account_raw)?;
-        let campaign = CampaignId::from_str(&id_raw)
-            .map_err(|e| ApiError::bad_input(format!("path parameter `id`: {e}")))?;
-        let mut limit = DEFAULT_LIMIT.min(max_page);
-        let mut cursor = None;
-        let mut status = None;
-        for (key, value) in query_pairs(query.as_deref()) {
-            match key.as_str() {
-                "limit" => {
-                    limit = value.parse::<usize>().ok().filter(|n| (1..=max_page).contains(n)).ok_or_else(|| {
+    let Path((account_raw, id_raw)) = path.map_err(|r| path_error(&r))?;
+    let account = account(&account_raw)?;
+    let campaign = CampaignId::from_str(&id_raw)
+        .map_err(|e| ApiError::bad_input(format!("path parameter `id`: {e}")))?;
+    let mut limit = DEFAULT_LIMIT.min(max_page);
+    let mut cursor = None;
+    let mut status = None;
+    for (key, value) in query_pairs(query.as_deref()) {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max_page).contains(n))
+                    .ok_or_else(|| {
                         ApiError::bad_input(format!(
-                            "query parameter `limit`: expected a whole number from 1 to {max_page}, got {value:?}"
+                            "query parameter `limit`: expected a whole number from 1 to \
+                             {max_page}, got {value:?}"
                         ))
                     })?;
-                }
-                "cursor" if !value.is_empty() => cursor = Some(value),
-                "status" if !value.is_empty() => status = Some(value),
-                "cursor" | "status" => {}
-                other => {
-                    return Err(ApiError::bad_input(format!(
-                        "unknown query parameter `{other}` (expected limit, cursor, status)"
-                    )));
-                }
+            }
+            "cursor" if !value.is_empty() => cursor = Some(value),
+            "status" if !value.is_empty() => status = Some(value),
+            "cursor" | "status" => {}
+            other => {
+                return Err(ApiError::bad_input(format!(
+                    "unknown query parameter `{other}` (expected limit, cursor, status)"
+                )));
             }
         }
-        let variables = json!({
-            "account": account.as_str(),
-            "id": campaign.as_str(),
-            "first": limit,
-            "after": cursor,
-            "status": status,
-        });
-        let (data, cache) = caller
-            .run(&state, documents::CAMPAIGN_DEVICES.to_owned(), variables)
-            .await?;
-        let connection = &data["campaign"]["devices"];
-        let items: Vec<Value> = connection["edges"]
-            .as_array()
-            .map(|edges| edges.iter().map(|edge| edge["node"].clone()).collect())
-            .unwrap_or_default();
-        let next_cursor = if connection["pageInfo"]["hasNextPage"].as_bool() == Some(true) {
-            connection["pageInfo"]["endCursor"].clone()
-        } else {
-            Value::Null
+    }
+    let variables = json!({
+        "account": account.as_str(),
+        "id": campaign.as_str(),
+        "first": limit,
+        "after": cursor,
+        "status": status,
+    });
+    let (data, cache): (CampaignData, _) = run(
+        &state,
+        caller,
+        documents::CAMPAIGN_DEVICES.to_owned(),
+        variables,
+    )
+    .await?;
+    Ok(json_response(CampaignPage::from(data), cache))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// What the executor hands back: an `async_graphql::Value`.
+    fn data<T: DeserializeOwned>(json: Value) -> Result<T, async_graphql::DeserializerError> {
+        async_graphql::from_value(async_graphql::Value::from_json(json).unwrap())
+    }
+
+    #[test]
+    fn device_data_passes_the_device_through_in_selection_order() {
+        let device: DeviceData = data(json!({ "device": {
+            "imei": "1", "status": "ok", "account": "a", "files": [], "software": null, "n": 1.5,
+        } }))
+        .unwrap();
+        let device = Value::Object(device.device.unwrap());
+        assert_eq!(
+            device.to_string(),
+            r#"{"imei":"1","status":"ok","account":"a","files":[],"software":null,"n":1.5}"#
+        );
+        let missing: DeviceData = data(json!({ "device": null })).unwrap();
+        assert!(missing.device.is_none());
+    }
+
+    #[test]
+    fn batch_keeps_the_order_asked_and_lists_the_rest_as_not_found() {
+        let imeis: Vec<Imei> = ["490154203237518", "356938035643809", "353918058380284"]
+            .iter()
+            .map(|i| Imei::from_str(i).unwrap())
+            .collect();
+        let listed: DevicesData =
+            data(json!({ "devices": [{ "imei": "490154203237518" }, null] })).unwrap();
+        let answer = serde_json::to_value(BatchAnswer::new(&imeis, listed)).unwrap();
+        assert_eq!(
+            answer,
+            json!({
+                "devices": [{ "imei": "490154203237518" }],
+                "notFound": ["356938035643809", "353918058380284"],
+            })
+        );
+    }
+
+    #[test]
+    fn campaign_page_has_a_next_cursor_only_when_a_page_follows() {
+        let page = |has_next_page: bool| {
+            let data: CampaignData = data(json!({ "campaign": { "devices": {
+                "totalCount": 7,
+                "pageInfo": { "hasNextPage": has_next_page, "endCursor": "c2" },
+                "edges": [{ "node": { "imei": "1" } }, { "node": { "imei": "2" } }],
+            } } }))
+            .unwrap();
+            serde_json::to_value(CampaignPage::from(data)).unwrap()
         };
-        let body = json!({
-            "items": items,
-            "nextCursor": next_cursor,
-            "totalCount": connection["totalCount"].clone(),
-        });
-        Ok(json_response(body, cache))
-    };
-    answer
-        .await
-        .unwrap_or_else(|e: ApiError| e.respond(&errors))
+        assert_eq!(
+            page(true),
+            json!({ "items": [{ "imei": "1" }, { "imei": "2" }], "nextCursor": "c2", "totalCount": 7 })
+        );
+        assert_eq!(page(false)["nextCursor"], Value::Null);
+    }
+
+    #[test]
+    fn another_shape_is_refused() {
+        assert!(data::<DevicesData>(json!({ "devices": { "imei": "1" } })).is_err());
+        assert!(data::<CampaignData>(json!({ "campaign": { "devices": {} } })).is_err());
+        assert!(data::<DeviceData>(json!(null)).is_err());
+    }
 }

@@ -202,7 +202,8 @@ pub fn codes(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Asserts an RFC 9457 problem with `code` and `status`; returns the body.
+/// Asserts an RFC 9457 problem with `code` and `status`, quoting the request id of
+/// the `X-Request-ID` response header as `requestId`; returns the body.
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");
     let content_type = response.headers()["content-type"]
@@ -210,6 +211,7 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         .unwrap()
         .to_owned();
     assert_eq!(content_type, "application/problem+json");
+    let request_id = request_id_of(&response);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status, "{body}");
@@ -217,6 +219,36 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         assert!(
             body[member].is_string(),
             "problem without `{member}`: {body}"
+        );
+    }
+    assert_eq!(body["requestId"], request_id.as_str(), "{body}");
+    body
+}
+
+/// The `X-Request-ID` response header (every answer has one).
+pub fn request_id_of(response: &reqwest::Response) -> String {
+    response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Asserts a GraphQL answer whose every error has an `extensions.code` and quotes
+/// the request id of the `X-Request-ID` response header as `extensions.requestId`;
+/// returns the body.
+pub async fn assert_graphql_errors(response: reqwest::Response) -> Value {
+    let request_id = request_id_of(&response);
+    let body: Value = response.json().await.unwrap();
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors: {body}"));
+    assert!(!errors.is_empty(), "{body}");
+    for error in errors {
+        assert!(error["extensions"]["code"].is_string(), "{body}");
+        assert_eq!(
+            error["extensions"]["requestId"],
+            request_id.as_str(),
+            "{body}"
         );
     }
     body

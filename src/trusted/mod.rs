@@ -125,7 +125,7 @@ impl Refusal {
 
     /// The GraphQL error answer, rendered by the rescue point (`http::problem`) with
     /// the status chosen here.
-    pub(crate) fn respond(self, media: GraphqlMedia, ctx: &ErrorContext) -> Response {
+    pub(crate) fn respond(self, media: GraphqlMedia) -> Response {
         let status = self.status(media);
         let uncacheable = matches!(self, Self::NotFound | Self::NotSupported);
         let mut error = ApiError::new(self.code(), self.to_string()).with_status(status);
@@ -135,11 +135,7 @@ impl Refusal {
                 HeaderValue::from_static("private, no-cache, must-revalidate"),
             );
         }
-        let ctx = ErrorContext {
-            graphql: Some(media),
-            request_id: ctx.request_id.clone(),
-        };
-        error.respond(&ctx)
+        error.respond(&ErrorContext::graphql(media))
     }
 }
 

@@ -40,7 +40,7 @@ macro_rules! asset {
         Asset {
             name: $name,
             content_type: $content_type,
-            body: include_bytes!(concat!("../../../assets/graphiql/", $name)),
+            body: include_bytes!(concat!("../../assets/graphiql/", $name)),
         }
     };
 }
