@@ -272,7 +272,9 @@ async fn rest_errors_are_problem_json() {
 #[tokio::test]
 async fn stale_answers_are_marked_when_the_upstream_fails() {
     let app = spawn_app_configured(|c| {
-        c.cache.ttl.device_details = std::time::Duration::from_millis(200);
+        c.cache
+            .ttl
+            .set("device_details", std::time::Duration::from_millis(200));
         c.cache.stale_while_revalidate = std::time::Duration::ZERO;
         c.upstream.max_attempts = 1;
     })

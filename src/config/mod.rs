@@ -3,7 +3,7 @@
 //!
 //! Loading is `file text -> TOML table -> env overlay (env.rs) -> section structs
 //! (raw.rs) -> validate (validate/) -> Config`. Every problem found on the way is
-//! collected, named by its dotted key (`cache.ttl.check_ins: invalid duration "fast"`),
+//! collected, named by its dotted key (`server.request_timeout: invalid duration "fast"`),
 //! and returned together in [`ConfigError::Invalid`], so an operator fixes a config in
 //! one round. Nothing here panics on input.
 
@@ -37,7 +37,7 @@ pub const DEFAULT_PATH: &str = "config/default.toml";
 /// One thing wrong with a configuration, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Dotted key, e.g. `cache.ttl.check_ins` or `auth.api_keys[0].sha256`.
+    /// Dotted key, e.g. `cache.max_bytes` or `auth.api_keys[0].sha256`.
     pub key: String,
     pub message: String,
 }

@@ -75,18 +75,9 @@ pub(crate) struct RawCache {
     pub(crate) unknown: Unknown,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct RawTtl {
-    pub(crate) device_details: Raw,
-    pub(crate) upgrade_history: Raw,
-    pub(crate) check_ins: Raw,
-    pub(crate) campaign_devices: Raw,
-    pub(crate) provisioning: Raw,
-    pub(crate) not_found: Raw,
-    #[serde(flatten)]
-    pub(crate) unknown: Unknown,
-}
+/// `[cache.ttl]`: one key per cached resource (its name in the cache crate) plus
+/// `not_found`; checked against the resources the cache knows.
+pub(crate) type RawTtl = BTreeMap<String, Value>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

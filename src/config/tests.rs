@@ -35,7 +35,10 @@ fn default_file_loads_as_the_builtin_defaults() {
     assert_eq!(config.server.listen, builtin.server.listen);
     assert_eq!(config.upstream.mode, UpstreamMode::Simulator);
     assert_eq!(config.cache.max_bytes, 256 << 20);
-    assert_eq!(config.cache.ttl.check_ins, Duration::from_secs(60));
+    assert_eq!(
+        config.cache.ttl.get("check_ins"),
+        Some(Duration::from_secs(60))
+    );
     assert_eq!(config.limits.max_body_bytes, 1 << 20);
     assert!(config.graphql.graphiql && config.graphql.introspection);
     assert_eq!(config.auth.mode, AuthMode::None);
@@ -102,7 +105,10 @@ fn env_overrides_file_case_insensitively() {
     )
     .unwrap();
     assert_eq!(config.server.listen.port(), 9999);
-    assert_eq!(config.cache.ttl.check_ins, Duration::from_secs(120));
+    assert_eq!(
+        config.cache.ttl.get("check_ins"),
+        Some(Duration::from_secs(120))
+    );
     assert_eq!(config.upstream.max_concurrency, 8);
     assert!(!config.graphql.graphiql);
     assert_eq!(config.limits.per_client_rps, 7);

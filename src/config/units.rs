@@ -2,7 +2,7 @@
 //! humantime) and byte sizes (`1048576`, `"512KiB"`, `"256MiB"`, `"1GB"`).
 //!
 //! Both parsers return a message fit to follow the key name in a problem report, so
-//! `validate` can say `cache.ttl.check_ins: invalid duration "fast" (...)`.
+//! `validate` can say `server.request_timeout: invalid duration "fast" (...)`.
 
 use std::time::Duration;
 

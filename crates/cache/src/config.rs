@@ -1,35 +1,9 @@
-//! The store's configuration (`[cache]` plus the outbound limits of `[upstream]`) and
-//! the scope of an invalidation. Plain data: the root crate parses and validates the
-//! TOML and fills these in.
+//! The store's configuration (`[cache]` plus the outbound limits of `[upstream]`).
+//! Plain data: the root crate parses and validates the TOML and fills it in.
 
 use std::time::Duration;
 
-use devicegraph_upstream::{AccountName, CampaignId, Imei};
-
-/// Time-to-live per resource (`[cache.ttl]`).
-#[derive(Debug, Clone, Copy)]
-pub struct Ttls {
-    pub device_details: Duration,
-    pub upgrade_history: Duration,
-    pub check_ins: Duration,
-    pub campaign_devices: Duration,
-    pub provisioning: Duration,
-    /// How long "no such device" is remembered.
-    pub not_found: Duration,
-}
-
-impl Default for Ttls {
-    fn default() -> Self {
-        Self {
-            device_details: Duration::from_secs(300),
-            upgrade_history: Duration::from_secs(600),
-            check_ins: Duration::from_secs(60),
-            campaign_devices: Duration::from_secs(30),
-            provisioning: Duration::from_secs(3600),
-            not_found: Duration::from_secs(30),
-        }
-    }
-}
+use crate::resources::Ttls;
 
 /// `[cache]` plus the outbound limits of `[upstream]`.
 #[derive(Debug, Clone)]
@@ -76,13 +50,4 @@ impl StoreConfig {
             .map(str::trim)
             .filter(|u| !u.is_empty())
     }
-}
-
-/// What an invalidation drops: every entry of `account`, or, when `imei` and/or
-/// `campaign` are given, only that device's entries and/or that campaign's pages.
-#[derive(Debug, Clone)]
-pub struct InvalidateScope {
-    pub account: AccountName,
-    pub imei: Option<Imei>,
-    pub campaign: Option<CampaignId>,
 }

@@ -32,7 +32,6 @@ use tracing::debug;
 
 use crate::clock::Clock;
 use crate::coalesce::{Flight, FlightGuard, FlightSender, Inflight, KeyOutcome, Published};
-use crate::config::InvalidateScope;
 use crate::epoch::{Epochs, FlightEpoch};
 use crate::error::CacheError;
 use crate::fetched::{Fetched, Freshness, KeyResult};
@@ -42,6 +41,7 @@ use crate::l2::L2;
 use crate::metrics;
 use crate::pacer::Pacer;
 use crate::resource::Resource;
+use crate::scope::InvalidateScope;
 use crate::value::{Answer, Entry, Slot};
 
 /// What a fetch of resource `R` answered, per key.

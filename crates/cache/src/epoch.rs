@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::config::InvalidateScope;
 use crate::key::AnyKey;
+use crate::scope::InvalidateScope;
 
 #[derive(Debug, Default)]
 pub(crate) struct Epochs {

@@ -37,10 +37,10 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tracing::{debug, warn};
 
-use crate::config::InvalidateScope;
 use crate::engine::Engine;
 use crate::metrics;
 use crate::redis_conn::{OP_TIMEOUT, RedisConn};
+use crate::scope::InvalidateScope;
 
 /// Version of the message format; a message of another version is ignored.
 const VERSION: u32 = 1;

@@ -11,11 +11,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use chrono::SecondsFormat;
-use devicegraph_upstream::DeviceIdKind;
 
-use crate::config::InvalidateScope;
-use crate::resource::{OwnedBy, Owner, Resource};
-use crate::resources;
+use crate::resource::{Owner, Resource};
+use crate::scope::InvalidateScope;
 
 /// Bump when the L2 value format changes; old entries are then simply never read.
 /// (v2: values are stored per resource type, not as one enum of all of them.)
@@ -147,31 +145,4 @@ fn redis_key<R: Resource>(key: &R::Key, prefix: &str) -> String {
 /// A timestamp as it appears in keys: fixed precision, UTC.
 pub(crate) fn key_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// `SCAN MATCH` patterns (and exact keys) covering `scope` in Redis.
-pub(crate) fn redis_scope_patterns(prefix: &str, scope: &InvalidateScope) -> Vec<String> {
-    let account = &scope.account;
-    let base = format!("{prefix}:{L2_FORMAT}:a:{account}");
-    if scope.imei.is_none() && scope.campaign.is_none() {
-        return vec![format!("{base}:*")];
-    }
-    let tags = |owned_by: OwnedBy| {
-        resources::ALL
-            .iter()
-            .filter(move |r| r.owned_by == owned_by)
-            .map(|r| r.tag)
-    };
-    let mut patterns = Vec::new();
-    if let Some(imei) = &scope.imei {
-        patterns.extend(tags(OwnedBy::Device).map(|tag| format!("{base}:{tag}:{imei}")));
-        if tags(OwnedBy::Identifier).next().is_some() {
-            let kind = DeviceIdKind::Imei.wire_name();
-            patterns.push(format!("{prefix}:{L2_FORMAT}:d:{kind}:{imei}:*"));
-        }
-    }
-    if let Some(campaign) = &scope.campaign {
-        patterns.extend(tags(OwnedBy::Campaign).map(|tag| format!("{base}:{tag}:{campaign}:*")));
-    }
-    patterns
 }

@@ -14,10 +14,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout};
 
-use crate::config::InvalidateScope;
-use crate::key::{AnyKey, redis_scope_patterns};
+use crate::key::AnyKey;
 use crate::redis_conn::{OP_TIMEOUT, RedisConn};
 use crate::resource::{Cached, Resource};
+use crate::resources::redis_scope_patterns;
+use crate::scope::InvalidateScope;
 use crate::value::{Answer, Entry};
 
 /// Invalidation scans, then deletes: give it longer than a single operation.

@@ -34,14 +34,17 @@ pub mod pacer;
 mod redis_conn;
 mod resource;
 pub mod resources;
+mod scope;
 mod store;
 mod value;
 mod weigh;
 
 pub use clock::{Clock, ManualClock, TokioClock};
-pub use config::{InvalidateScope, StoreConfig, Ttls};
+pub use config::StoreConfig;
 pub use error::CacheError;
 pub use fetched::{Fetched, Freshness};
 pub use pacer::Pacer;
 pub use resource::{Fetches, OwnedBy, Owner, Resource};
+pub use resources::Ttls;
+pub use scope::InvalidateScope;
 pub use store::Store;

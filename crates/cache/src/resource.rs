@@ -20,7 +20,8 @@ use futures::future::{BoxFuture, join_all};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::config::{InvalidateScope, Ttls};
+use crate::resources::Ttls;
+use crate::scope::InvalidateScope;
 
 /// One upstream answer per key, as fetched (before "not found" handling and TTLs).
 pub type Fetches<R> = Vec<(
@@ -59,8 +60,13 @@ pub trait Resource: Send + Sync + 'static {
         0
     }
 
-    /// How long a fetched value stays fresh.
-    fn ttl(value: &Self::Value, ttls: &Ttls) -> Duration;
+    /// Its TTL unless `[cache.ttl]` sets one (under the key `NAME`).
+    const DEFAULT_TTL: Duration;
+
+    /// How long a fetched value stays fresh: the configured TTL of the resource.
+    fn ttl(_value: &Self::Value, ttls: &Ttls) -> Duration {
+        ttls.of::<Self>()
+    }
 
     /// Heap bytes the value owns (see `weigh`), for the byte-bounded L1.
     fn weigh(value: &Self::Value) -> usize;

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use tracing::warn;
 
 use crate::clock::{Clock, TokioClock};
-use crate::config::{InvalidateScope, StoreConfig, Ttls};
+use crate::config::StoreConfig;
 use crate::engine::{Engine, FetchAnswers};
 use crate::error::CacheError;
 use crate::fanout::Fanout;
@@ -24,6 +24,8 @@ use crate::l2::L2;
 use crate::pacer::Pacer;
 use crate::redis_conn::RedisConn;
 use crate::resource::{Cached, NotFound, Resource};
+use crate::resources::Ttls;
+use crate::scope::InvalidateScope;
 use crate::value::Answer;
 
 /// How often moka's housekeeping runs (evictions by size and time) and the bytes
@@ -186,14 +188,14 @@ impl Store {
         if keys.is_empty() {
             return HashMap::new();
         }
-        let client = self.inner.client.clone();
-        let ttls = self.inner.config.ttl;
+        let inner = Arc::clone(&self.inner);
         let fetch = move |keys: Vec<R::Key>| -> BoxFuture<'static, FetchAnswers<R>> {
             Box::pin(async move {
-                let fetched = R::fetch(&client, keys).await;
+                let fetched = R::fetch(&inner.client, keys).await;
+                let ttls = &inner.config.ttl;
                 fetched
                     .into_iter()
-                    .map(|(key, result)| (key, settle::<R>(result, &ttls)))
+                    .map(|(key, result)| (key, settle::<R>(result, ttls)))
                     .collect()
             })
         };

@@ -73,8 +73,8 @@ async fn a_thousand_identical_cold_requests_cost_one_call_per_resource() {
             let provisioning = s
                 .get::<Provisioning>(ProvisioningKey {
                     device: d.clone(),
-                    earliest: earliest,
-                    latest: latest,
+                    earliest,
+                    latest,
                 })
                 .await
                 .map(|f| f.freshness);

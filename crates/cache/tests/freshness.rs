@@ -21,7 +21,7 @@ const SIE: Duration = Duration::from_secs(3600);
 
 fn config() -> StoreConfig {
     let mut config = store_config();
-    config.ttl.check_ins = CHECK_INS_TTL;
+    config.ttl.set("check_ins", CHECK_INS_TTL);
     config.stale_while_revalidate = SWR;
     config.stale_if_error = SIE;
     config

@@ -257,7 +257,7 @@ async fn until_details_go_upstream(
     let started = tokio::time::Instant::now();
     while started.elapsed() < Duration::from_secs(2) {
         let before = calls(&stats(sim).await, "device_details");
-        let got = details_of(&store, &account, std::slice::from_ref(imei)).await;
+        let got = details_of(store, &account, std::slice::from_ref(imei)).await;
         assert!(got[imei].is_ok());
         if calls(&stats(sim).await, "device_details") > before {
             return Some(started.elapsed());
@@ -291,7 +291,7 @@ async fn an_invalidation_reaches_the_other_stores_l1() {
     details_of(&other, &account, one).await;
     let warm = calls(&stats(&sim).await, "device_details");
     for s in [&a, &b, &other] {
-        let got = details_of(&s, &account, one).await;
+        let got = details_of(s, &account, one).await;
         assert_eq!(got[&imei].as_ref().unwrap().freshness, Freshness::Hit);
     }
     assert_eq!(

@@ -160,32 +160,20 @@ impl Validator {
         if let Some(ttl) = raw.ttl
             && let Some(raw_ttl) = self.section::<RawTtl>("cache.ttl", ttl)
         {
-            let t = &mut c.ttl;
-            t.device_details = self.positive_duration(
-                "cache.ttl.device_details",
-                raw_ttl.device_details,
-                t.device_details,
-            );
-            t.upgrade_history = self.positive_duration(
-                "cache.ttl.upgrade_history",
-                raw_ttl.upgrade_history,
-                t.upgrade_history,
-            );
-            t.check_ins =
-                self.positive_duration("cache.ttl.check_ins", raw_ttl.check_ins, t.check_ins);
-            t.campaign_devices = self.positive_duration(
-                "cache.ttl.campaign_devices",
-                raw_ttl.campaign_devices,
-                t.campaign_devices,
-            );
-            t.provisioning = self.positive_duration(
-                "cache.ttl.provisioning",
-                raw_ttl.provisioning,
-                t.provisioning,
-            );
-            t.not_found =
-                self.positive_duration("cache.ttl.not_found", raw_ttl.not_found, t.not_found);
-            self.unknown("cache.ttl", raw_ttl.unknown);
+            for (name, value) in raw_ttl {
+                let key = format!("cache.ttl.{name}");
+                if name == "not_found" {
+                    c.ttl.not_found = self.positive_duration(&key, Some(value), c.ttl.not_found);
+                    continue;
+                }
+                match c.ttl.get(&name) {
+                    Some(current) => {
+                        let ttl = self.positive_duration(&key, Some(value), current);
+                        c.ttl.set(&name, ttl);
+                    }
+                    None => self.problem(&key, "unknown key"),
+                }
+            }
         }
         self.unknown("cache", raw.unknown);
     }

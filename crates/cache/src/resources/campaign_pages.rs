@@ -10,7 +10,6 @@ use devicegraph_upstream::model::{CampaignDevice, CampaignPage};
 use devicegraph_upstream::{AccountName, CampaignId, Client, Endpoint};
 use futures::future::BoxFuture;
 
-use crate::config::Ttls;
 use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
 use crate::weigh::HeapSize;
 
@@ -53,6 +52,7 @@ impl Resource for CampaignPages {
     const TAG: &'static str = "cp";
     const ENDPOINT: Endpoint = Endpoint::CampaignDevices;
     const OWNED_BY: OwnedBy = OwnedBy::Campaign;
+    const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
     fn owner(key: &Self::Key) -> Owner<'_> {
         Owner::Campaign {
@@ -67,10 +67,6 @@ impl Resource for CampaignPages {
 
     fn part_heap(key: &Self::Key) -> usize {
         key.cursor.heap_size()
-    }
-
-    fn ttl(_: &Self::Value, ttls: &Ttls) -> Duration {
-        ttls.campaign_devices
     }
 
     fn weigh(value: &Self::Value) -> usize {

@@ -8,7 +8,6 @@ use devicegraph_upstream::model::{CheckIn, CheckInResult, ClientType, FailureTyp
 use devicegraph_upstream::{AccountName, Client, Endpoint, Imei};
 use futures::future::BoxFuture;
 
-use crate::config::Ttls;
 use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
 use crate::weigh::HeapSize;
 
@@ -23,13 +22,10 @@ impl Resource for CheckIns {
     const TAG: &'static str = "ci";
     const ENDPOINT: Endpoint = Endpoint::CheckInHistory;
     const OWNED_BY: OwnedBy = OwnedBy::Device;
+    const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
     fn owner((account, imei): &Self::Key) -> Owner<'_> {
         Owner::Device { account, imei }
-    }
-
-    fn ttl(_: &Self::Value, ttls: &Ttls) -> Duration {
-        ttls.check_ins
     }
 
     fn weigh(value: &Self::Value) -> usize {

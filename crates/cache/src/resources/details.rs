@@ -11,8 +11,8 @@ use devicegraph_upstream::model::{DetailsChunk, DeviceDetails, Software};
 use devicegraph_upstream::{AccountName, Client, Endpoint, Imei};
 use futures::future::{BoxFuture, join_all};
 
-use crate::config::Ttls;
 use crate::resource::{Fetches, OwnedBy, Owner, Resource};
+use crate::resources::Ttls;
 use crate::weigh::HeapSize;
 
 /// Device details, keyed by account and IMEI; `None` = no such device.
@@ -26,14 +26,16 @@ impl Resource for Details {
     const TAG: &'static str = "dd";
     const ENDPOINT: Endpoint = Endpoint::DeviceDetails;
     const OWNED_BY: OwnedBy = OwnedBy::Device;
+    const DEFAULT_TTL: Duration = Duration::from_secs(300);
 
     fn owner((account, imei): &Self::Key) -> Owner<'_> {
         Owner::Device { account, imei }
     }
 
+    /// An absent device is remembered for `not_found`, like any "not found".
     fn ttl(value: &Self::Value, ttls: &Ttls) -> Duration {
         if value.is_some() {
-            ttls.device_details
+            ttls.of::<Self>()
         } else {
             ttls.not_found
         }

@@ -1,8 +1,8 @@
 //! The cached resources, one file each: key, value, TTL choice, weight and fetch of
 //! one ThingSpace read (the request itself lives in `devicegraph_upstream::endpoints`).
 //!
-//! Adding a resource: a file here implementing [`Resource`], a line in [`ALL`], a
-//! TTL in `Ttls`.
+//! Adding a resource: a file here implementing [`Resource`] and a line in `ALL`; its
+//! TTL is then configurable as `[cache.ttl] <NAME>`.
 
 mod campaign_pages;
 mod check_ins;
@@ -16,19 +16,31 @@ pub use details::Details;
 pub use provisioning::{Provisioning, ProvisioningKey};
 pub use upgrade_history::UpgradeHistory;
 
-use crate::resource::{OwnedBy, Resource};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-/// What invalidation needs to know of every resource without its type.
+use devicegraph_upstream::DeviceIdKind;
+
+use crate::key::L2_FORMAT;
+use crate::resource::{OwnedBy, Resource};
+use crate::scope::InvalidateScope;
+
+/// What the configuration and invalidation need to know of every resource without
+/// its type.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Info {
+    pub(crate) name: &'static str,
     pub(crate) tag: &'static str,
     pub(crate) owned_by: OwnedBy,
+    pub(crate) default_ttl: Duration,
 }
 
 const fn info<R: Resource>() -> Info {
     Info {
+        name: R::NAME,
         tag: R::TAG,
         owned_by: R::OWNED_BY,
+        default_ttl: R::DEFAULT_TTL,
     }
 }
 
@@ -40,6 +52,78 @@ pub(crate) const ALL: &[Info] = &[
     info::<CampaignPages>(),
     info::<Provisioning>(),
 ];
+
+/// Time-to-live per resource (`[cache.ttl]`, one key per resource's `NAME`), and how
+/// long a "not found" answer is remembered.
+#[derive(Debug, Clone)]
+pub struct Ttls {
+    by_resource: BTreeMap<&'static str, Duration>,
+    /// How long "no such device" (or any `*.NotFound` answer) is remembered.
+    pub not_found: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            by_resource: ALL.iter().map(|r| (r.name, r.default_ttl)).collect(),
+            not_found: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Ttls {
+    /// The TTL of resource `R`.
+    pub fn of<R: Resource + ?Sized>(&self) -> Duration {
+        self.get(R::NAME).unwrap_or(R::DEFAULT_TTL)
+    }
+
+    /// The TTL of the resource named `name` (`None`: no such resource).
+    pub fn get(&self, name: &str) -> Option<Duration> {
+        self.by_resource.get(name).copied()
+    }
+
+    /// Sets the TTL of the resource named `name`; `false` if there is no such resource.
+    pub fn set(&mut self, name: &str, ttl: Duration) -> bool {
+        match self.by_resource.get_mut(name) {
+            Some(slot) => {
+                *slot = ttl;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The resource names, as `[cache.ttl]` keys.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.by_resource.keys().copied()
+    }
+}
+
+/// `SCAN MATCH` patterns (and exact keys) covering `scope` in Redis.
+pub(crate) fn redis_scope_patterns(prefix: &str, scope: &InvalidateScope) -> Vec<String> {
+    let account = &scope.account;
+    let base = format!("{prefix}:{L2_FORMAT}:a:{account}");
+    if scope.imei.is_none() && scope.campaign.is_none() {
+        return vec![format!("{base}:*")];
+    }
+    let tags = |owned_by: OwnedBy| {
+        ALL.iter()
+            .filter(move |r| r.owned_by == owned_by)
+            .map(|r| r.tag)
+    };
+    let mut patterns = Vec::new();
+    if let Some(imei) = &scope.imei {
+        patterns.extend(tags(OwnedBy::Device).map(|tag| format!("{base}:{tag}:{imei}")));
+        if tags(OwnedBy::Identifier).next().is_some() {
+            let kind = DeviceIdKind::Imei.wire_name();
+            patterns.push(format!("{prefix}:{L2_FORMAT}:d:{kind}:{imei}:*"));
+        }
+    }
+    if let Some(campaign) = &scope.campaign {
+        patterns.extend(tags(OwnedBy::Campaign).map(|tag| format!("{base}:{tag}:{campaign}:*")));
+    }
+    patterns
+}
 
 #[cfg(test)]
 mod tests;

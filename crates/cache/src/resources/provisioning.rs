@@ -13,7 +13,6 @@ use devicegraph_upstream::{Client, DeviceIdentifier, Endpoint};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 
-use crate::config::Ttls;
 use crate::key::key_time;
 use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
 use crate::weigh::HeapSize;
@@ -37,6 +36,7 @@ impl Resource for Provisioning {
     const TAG: &'static str = "pv";
     const ENDPOINT: Endpoint = Endpoint::ProvisioningHistory;
     const OWNED_BY: OwnedBy = OwnedBy::Identifier;
+    const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
     fn owner(key: &Self::Key) -> Owner<'_> {
         Owner::Identifier {
@@ -50,10 +50,6 @@ impl Resource for Provisioning {
             key_time(key.earliest),
             key_time(key.latest)
         )))
-    }
-
-    fn ttl(_: &Self::Value, ttls: &Ttls) -> Duration {
-        ttls.provisioning
     }
 
     fn weigh(value: &Self::Value) -> usize {

@@ -6,8 +6,8 @@ use chrono::DateTime;
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
 
 use super::*;
-use crate::config::InvalidateScope;
-use crate::key::{AnyKey, redis_scope_patterns};
+use crate::key::AnyKey;
+use crate::scope::InvalidateScope;
 
 fn account(s: &str) -> AccountName {
     s.parse().unwrap()

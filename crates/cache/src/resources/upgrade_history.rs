@@ -8,7 +8,6 @@ use devicegraph_upstream::model::FirmwareUpgrade;
 use devicegraph_upstream::{AccountName, Client, Endpoint, Imei};
 use futures::future::BoxFuture;
 
-use crate::config::Ttls;
 use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
 use crate::weigh::HeapSize;
 
@@ -23,13 +22,10 @@ impl Resource for UpgradeHistory {
     const TAG: &'static str = "uh";
     const ENDPOINT: Endpoint = Endpoint::UpgradeHistory;
     const OWNED_BY: OwnedBy = OwnedBy::Device;
+    const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
     fn owner((account, imei): &Self::Key) -> Owner<'_> {
         Owner::Device { account, imei }
-    }
-
-    fn ttl(_: &Self::Value, ttls: &Ttls) -> Duration {
-        ttls.upgrade_history
     }
 
     fn weigh(value: &Self::Value) -> usize {

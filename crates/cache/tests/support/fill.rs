@@ -39,7 +39,7 @@ pub async fn fill(store: &Store, campaign: &CampaignId, pages: usize) -> usize {
             .map(|d| d.device_id.parse().unwrap())
             .collect();
         devices += imeis.len();
-        let details = details_of(&store, &account, &imeis).await;
+        let details = details_of(store, &account, &imeis).await;
         assert!(details.values().all(Result::is_ok));
         cursor = page.value.last_seen_device_id.clone();
         if !page.value.has_more_data || cursor.is_none() {
