@@ -204,7 +204,7 @@ fn path_error(rejection: &PathRejection) -> ApiError {
     ApiError::bad_input(format!("invalid path: {}", rejection.body_text()))
 }
 
-/// `GET /v1/accounts/{account}/devices/{imei}?include=upgradeHistory,checkIns`
+/// `GET /v1/accounts/{account}/devices/{imei}?include=...` (histories to embed)
 pub(crate) async fn device(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,

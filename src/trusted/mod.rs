@@ -7,7 +7,7 @@
 //! - **Apollo's automatic persisted queries** (APQ), `extensions.persistedQuery =
 //!   {"version": 1, "sha256Hash": "<hex>"}`, on POST or GET (`?extensions=<JSON>`):
 //!   hash only looks the text up (manifest first, then the APQ store); hash and query
-//!   registers the text after checking the hash, then runs it;
+//!   registers the text after verifying the hash, then runs it;
 //! - **`documentId`** (GraphQL-over-HTTP persisted documents, `sha256:<hex>` or a
 //!   custom id), on POST or GET, looked up like a hash.
 //!

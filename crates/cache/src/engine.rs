@@ -1,5 +1,11 @@
-//! The read-through engine every `Store` read goes through, resource-agnostic: it
-//! gets keys and a fetch function and answers each key with a value and its freshness.
+//! The read-through engine every `Store` read goes through, generic over the
+//! [`Resource`]: it gets keys and a fetch function and answers each key with a value
+//! and its freshness.
+//!
+//! Longer than 500 lines on purpose: `read`, `fly` and the invalidation functions
+//! share one in-flight map, one epoch guard and one ordering argument (store, then
+//! publish, then unregister; register the invalidation before removing), which is
+//! easier to check in one file read top to bottom than spread over several.
 //!
 //! Per key: L1 (moka, bounded by estimated heap bytes) -> freshness decision ->
 //! coalescing (join the flight already fetching the key, or claim it) -> in the

@@ -3,8 +3,8 @@
 //!
 //! Everything else (L1, freshness, coalescing, the L2 copy, invalidation across
 //! replicas, metrics) is written once, in the engine, generic over `R: Resource`, so
-//! a read's value type is known at compile time: `Store::get::<CheckIns>` answers
-//! `Arc<Vec<CheckIn>>`, and asking for a resource with another resource's key does
+//! a read's value type is known at compile time: `Store::get::<Details>` answers
+//! `Option<Arc<DeviceDetails>>`, and asking for a resource with another resource's key does
 //! not compile.
 
 use std::borrow::Cow;
@@ -36,7 +36,7 @@ pub trait Resource: Send + Sync + 'static {
     /// The answer, cheap to clone (shared behind `Arc`), serialisable for the L2.
     type Value: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 'static;
 
-    /// Metrics and logs label, e.g. `check_ins`.
+    /// Metrics and logs label, e.g. `device_details`; also its `[cache.ttl]` key.
     const NAME: &'static str;
     /// Two characters, unique among resources: the entry's tag in Redis keys.
     const TAG: &'static str;

@@ -1,5 +1,10 @@
 //! What an operation will cost ThingSpace, estimated before anything runs.
 //!
+//! Longer than 500 lines on purpose: it is one walk of the operation that mirrors
+//! what every resolver will fetch (devices, histories, campaign pages followed from
+//! the cache, provisioning windows), so that a change to a resolver and to its cost
+//! are made side by side.
+//!
 //! Complexity counts fields; what hurts the shared upstream budget is calls. This walks
 //! the selected operation with its variables and asks the store which entries are
 //! already cached, so the estimate is what executing now would send upstream:

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
+use devicegraph_cache::resources::{CheckIns, Provisioning, ProvisioningKey, UpgradeHistory};
 use devicegraph_upstream::model::{self, DeviceDetails};
 use devicegraph_upstream::{AccountName, DeviceIdKind, DeviceIdentifier, Imei};
 
-use crate::error::{bad_input, from_cache};
+use crate::error::bad_input;
 use crate::history::{CheckIn, FirmwareUpgrade, ProvisioningEvent};
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::RequestState;
@@ -38,13 +39,9 @@ impl Device {
     /// The device's check-ins, newest first (shared by `checkIns` and `lastCheckIn`,
     /// which the per-request memo serves from one upstream call).
     async fn newest_check_ins(&self, ctx: &Context<'_>) -> Result<Vec<model::CheckIn>> {
-        let state = RequestState::of(ctx)?;
-        let fetched = state
-            .check_ins(&self.account, &self.imei)
-            .await
-            .map_err(|e| from_cache(&e))?;
-        state.note(ctx, fetched.freshness);
-        let mut list: Vec<model::CheckIn> = fetched.value.as_ref().clone();
+        let key = (self.account.clone(), self.imei.clone());
+        let fetched = RequestState::of(ctx)?.history::<CheckIns>(ctx, key).await?;
+        let mut list: Vec<model::CheckIn> = fetched.as_ref().clone();
         sort_check_ins(&mut list);
         Ok(list)
     }
@@ -92,18 +89,15 @@ pub(crate) async fn provisioning_events(
     earliest: &GqlDateTime,
     latest: &GqlDateTime,
 ) -> Result<Vec<ProvisioningEvent>> {
-    let state = RequestState::of(ctx)?;
-    let fetched = state
-        .provisioning(id, earliest.0, latest.0)
-        .await
-        .map_err(|e| from_cache(&e))?;
-    state.note(ctx, fetched.freshness);
-    Ok(fetched
-        .value
-        .iter()
-        .cloned()
-        .map(ProvisioningEvent)
-        .collect())
+    let key = ProvisioningKey {
+        device: id.clone(),
+        earliest: earliest.0,
+        latest: latest.0,
+    };
+    let fetched = RequestState::of(ctx)?
+        .history::<Provisioning>(ctx, key)
+        .await?;
+    Ok(fetched.iter().cloned().map(ProvisioningEvent).collect())
 }
 
 /// One device, merged from its details, firmware upgrade history and check-in
@@ -203,13 +197,11 @@ impl Device {
 
     /// Firmware upgrade history. Newest first.
     async fn upgrade_history(&self, ctx: &Context<'_>) -> Result<Vec<FirmwareUpgrade>> {
-        let state = RequestState::of(ctx)?;
-        let fetched = state
-            .upgrade_history(&self.account, &self.imei)
-            .await
-            .map_err(|e| from_cache(&e))?;
-        state.note(ctx, fetched.freshness);
-        let mut list: Vec<model::FirmwareUpgrade> = fetched.value.as_ref().clone();
+        let key = (self.account.clone(), self.imei.clone());
+        let fetched = RequestState::of(ctx)?
+            .history::<UpgradeHistory>(ctx, key)
+            .await?;
+        let mut list: Vec<model::FirmwareUpgrade> = fetched.as_ref().clone();
         sort_upgrades(&mut list);
         Ok(list.into_iter().map(FirmwareUpgrade).collect())
     }

@@ -1,4 +1,4 @@
-//! The request-checking extension: depth and complexity limits with the contract's
+//! The request-validation extension: depth and complexity limits with the contract's
 //! `QUERY_TOO_COMPLEX` code, and `BAD_USER_INPUT` on parse and validation errors.
 //!
 //! async-graphql's own `limit_depth`/`limit_complexity` answer with an uncoded error,

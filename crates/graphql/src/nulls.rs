@@ -126,7 +126,7 @@ impl Extension for NullsExtension {
             return self.resolve_item(ctx, info, next).await;
         }
         let nullable = !info.return_type.ends_with('!');
-        // For lists, whether an element may be null: "[Device]!" yes, "[CheckIn!]!" no.
+        // For lists, whether an element may be null: "[Device]!" yes, "[CampaignDeviceEdge!]!" no.
         let element_nullable = info
             .return_type
             .trim_end_matches('!')

@@ -6,6 +6,7 @@
 //! the request's data; resolvers reach the store only through it, so batching,
 //! bounding and freshness accounting live in one place.
 
+use std::any::{Any, TypeId};
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,21 +14,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use chrono::{DateTime, Utc};
-use devicegraph_cache::resources::{
-    CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning, ProvisioningKey,
-    UpgradeHistory,
-};
-use devicegraph_cache::{CacheError, Fetched, Freshness, Store};
-use devicegraph_upstream::model::{CampaignPage, CheckIn, FirmwareUpgrade, ProvisioningEvent};
-use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
+use devicegraph_cache::resources::{CampaignPageKey, CampaignPages, Details};
+use devicegraph_cache::{CacheError, Fetched, Freshness, Resource, Store};
+use devicegraph_upstream::model::CampaignPage;
+use devicegraph_upstream::{AccountName, CampaignId};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::{forbidden_account, from_cache, internal};
 use crate::loader::{DetailsLoader, DetailsResult, DeviceKey};
 use crate::{AccountScope, CacheStatus};
 
-type Shared<T> = Result<Fetched<Arc<T>>, CacheError>;
+/// One store read of resource `R`, as a memo keeps it.
+type Read<R> = Result<Fetched<<R as Resource>::Value>, CacheError>;
 
 /// Memoises one async computation per key for the life of a request, so two fields
 /// (or two aliases) that need the same upstream resource share one fetch.
@@ -65,9 +63,8 @@ pub(crate) struct RequestState {
     /// Bounds per-device history fetches (upgrade history, check-ins, provisioning)
     /// so one big campaign page cannot open hundreds of upstream calls at once.
     history_permits: Semaphore,
-    upgrades: Memo<DeviceKey, Shared<Vec<FirmwareUpgrade>>>,
-    check_ins: Memo<DeviceKey, Shared<Vec<CheckIn>>>,
-    pages: Memo<CampaignPageKey, Shared<CampaignPage>>,
+    /// One memo per resource type read by this operation (`Memo<R::Key, Read<R>>`).
+    memos: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     stale: Mutex<BTreeSet<String>>,
     fetched_upstream: AtomicBool,
     /// Set by the plan extension when the operation has exactly one field that loads
@@ -93,9 +90,7 @@ impl RequestState {
             max_page_size,
             details,
             history_permits: Semaphore::new(history_concurrency.max(1)),
-            upgrades: Memo::new(),
-            check_ins: Memo::new(),
-            pages: Memo::new(),
+            memos: Mutex::new(HashMap::new()),
             stale: Mutex::new(BTreeSet::new()),
             fetched_upstream: AtomicBool::new(false),
             single_detail_field: AtomicBool::new(false),
@@ -205,50 +200,28 @@ impl RequestState {
         }
     }
 
-    pub(crate) async fn upgrade_history(
+    /// One per-device read (upgrade history, check-ins, provisioning events) for the
+    /// field being resolved: shared by every field of this operation that asks for
+    /// the same key (one store read per key and operation), at most
+    /// `history_concurrency` at a time, its freshness noted at the field's path.
+    pub(crate) async fn history<R: Resource>(
         &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Shared<Vec<FirmwareUpgrade>> {
-        self.upgrades
-            .get_or_init((account.clone(), imei.clone()), || async {
+        ctx: &Context<'_>,
+        key: R::Key,
+    ) -> async_graphql::Result<R::Value> {
+        let fetched = self
+            .memo::<R>()
+            .get_or_init(key.clone(), || async {
                 let _permit = self.history_permits.acquire().await;
-                let key = (account.clone(), imei.clone());
-                self.store.get::<UpgradeHistory>(key).await
+                self.store.get::<R>(key).await
             })
             .await
+            .map_err(|e| from_cache(&e))?;
+        self.note(ctx, fetched.freshness);
+        Ok(fetched.value)
     }
 
-    pub(crate) async fn check_ins(
-        &self,
-        account: &AccountName,
-        imei: &Imei,
-    ) -> Shared<Vec<CheckIn>> {
-        self.check_ins
-            .get_or_init((account.clone(), imei.clone()), || async {
-                let _permit = self.history_permits.acquire().await;
-                let key = (account.clone(), imei.clone());
-                self.store.get::<CheckIns>(key).await
-            })
-            .await
-    }
-
-    pub(crate) async fn provisioning(
-        &self,
-        device: &DeviceIdentifier,
-        earliest: DateTime<Utc>,
-        latest: DateTime<Utc>,
-    ) -> Shared<Vec<ProvisioningEvent>> {
-        let _permit = self.history_permits.acquire().await;
-        let key = ProvisioningKey {
-            device: device.clone(),
-            earliest,
-            latest,
-        };
-        self.store.get::<Provisioning>(key).await
-    }
-
-    /// One upstream campaign page (`None` = the first).
+    /// One upstream campaign page (`None` = the first), shared by the operation.
     pub(crate) async fn campaign_page(
         &self,
         account: &AccountName,
@@ -256,10 +229,22 @@ impl RequestState {
         last_seen: Option<&str>,
     ) -> async_graphql::Result<Fetched<Arc<CampaignPage>>> {
         let key = CampaignPageKey::new(account, campaign, last_seen);
-        self.pages
+        self.memo::<CampaignPages>()
             .get_or_init(key.clone(), || self.store.get::<CampaignPages>(key))
             .await
             .map_err(|e| from_cache(&e))
+    }
+
+    /// This operation's memo of resource `R`.
+    fn memo<R: Resource>(&self) -> Arc<Memo<R::Key, Read<R>>> {
+        let mut memos = self.memos.lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = memos
+            .entry(TypeId::of::<R>())
+            .or_insert_with(|| Arc::new(Memo::<R::Key, Read<R>>::new()));
+        // The slot of `TypeId::of::<R>()` only ever holds a memo of `R`.
+        Arc::clone(slot)
+            .downcast::<Memo<R::Key, Read<R>>>()
+            .unwrap_or_else(|_| Arc::new(Memo::new()))
     }
 }
 

@@ -91,7 +91,7 @@ impl RemotePauses {
     }
 
     /// The remaining remote pause of `endpoint`, when it is due a check and Redis
-    /// knows one; `None` otherwise (including while another caller is checking).
+    /// knows one; `None` otherwise (including while another caller is asking).
     pub(crate) async fn check(&self, endpoint: Endpoint) -> Option<Duration> {
         {
             let now = Instant::now();
