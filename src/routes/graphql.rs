@@ -23,9 +23,10 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use devicegraph_graphql::{AccountScope, Code, RequestContext};
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::graphiql;
@@ -40,8 +41,7 @@ use crate::trusted::Incoming;
 /// `GET /graphql`
 pub(crate) async fn get(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
-    client: Option<Extension<ClientKey>>,
+    caller: Caller,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -60,15 +60,13 @@ pub(crate) async fn get(
                 .respond(&errors);
         }
     };
-    let caller = Caller { principal, client };
     run(&state, caller, &headers, media, incoming).await
 }
 
 /// `POST /graphql`
 pub(crate) async fn post(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
-    client: Option<Extension<ClientKey>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -110,7 +108,6 @@ pub(crate) async fn post(
             .respond(&errors);
         }
     };
-    let caller = Caller { principal, client };
     run(&state, caller, &headers, media, incoming).await
 }
 
@@ -126,10 +123,21 @@ pub(crate) fn scope_of(principal: Option<Extension<Principal>>) -> AccountScope 
         .unwrap_or_else(|| AccountScope::Only(HashSet::new()))
 }
 
-/// Who sent a GraphQL request, as the middleware identified them.
+/// Who sent a request, as the identity middleware recorded them (an extractor: a
+/// request the middleware did not identify has no principal, so no account scope).
 pub(crate) struct Caller {
     pub(crate) principal: Option<Extension<Principal>>,
     pub(crate) client: Option<Extension<ClientKey>>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Option::<Extension<Principal>>::from_request_parts(parts, state).await?;
+        let client = Option::<Extension<ClientKey>>::from_request_parts(parts, state).await?;
+        Ok(Self { principal, client })
+    }
 }
 
 impl Caller {

@@ -11,7 +11,6 @@
 
 use std::str::FromStr;
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
@@ -26,9 +25,7 @@ use serde_json::{Value, json};
 use super::documents::{self, Include};
 use super::graphql::Caller;
 use crate::http::body_limit::body_rejection;
-use crate::http::identity::Principal;
 use crate::http::problem::ApiError;
-use crate::http::rate_limit::ClientKey;
 use crate::state::AppState;
 
 /// The route templates, in the order of the handlers below (`crate::router` routes
@@ -207,12 +204,10 @@ fn path_error(rejection: &PathRejection) -> ApiError {
 /// `GET /v1/accounts/{account}/devices/{imei}?include=...` (histories to embed)
 pub(crate) async fn device(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
-    client: Option<Extension<ClientKey>>,
+    caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let caller = Caller { principal, client };
     let Path((account_raw, imei_raw)) = path.map_err(|r| path_error(&r))?;
     let account = account(&account_raw)?;
     let imei = Imei::from_str(&imei_raw)
@@ -238,13 +233,11 @@ struct BatchBody {
 /// `POST /v1/accounts/{account}/devices:batch` with `{"imeis": [...]}`
 pub(crate) async fn devices_batch(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
-    client: Option<Extension<ClientKey>>,
+    caller: Caller,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let caller = Caller { principal, client };
     let max_body = state.config.limits.max_body_bytes;
     let Path(account_raw) = path.map_err(|r| path_error(&r))?;
     let account = account(&account_raw)?;
@@ -281,12 +274,10 @@ pub(crate) async fn devices_batch(
 /// `GET /v1/accounts/{account}/campaigns/{id}/devices?limit=&cursor=&status=`
 pub(crate) async fn campaign_devices(
     State(state): State<AppState>,
-    principal: Option<Extension<Principal>>,
-    client: Option<Extension<ClientKey>>,
+    caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let caller = Caller { principal, client };
     let max_page = state.config.graphql.max_page_size;
     let Path((account_raw, id_raw)) = path.map_err(|r| path_error(&r))?;
     let account = account(&account_raw)?;

@@ -188,7 +188,7 @@ impl Engine {
             *paused_cache.get_or_insert_with(|| {
                 self.pacer
                     .as_ref()
-                    .is_some_and(|p| p.is_paused(R::ENDPOINT))
+                    .is_some_and(|p| p.is_paused(R::INFO.endpoint))
             })
         };
 
@@ -262,10 +262,10 @@ impl Engine {
                 }
             }
             if coalesced > 0 {
-                metrics::coalesced(R::NAME, coalesced);
+                metrics::coalesced(R::INFO.name, coalesced);
             }
             if !background.is_empty() {
-                metrics::refresh(R::NAME);
+                metrics::refresh(R::INFO.name);
             }
             if !claimed.is_empty() || !background.is_empty() {
                 let mut flight_keys: Vec<(R::Key, AnyKey)> = claimed
@@ -305,7 +305,7 @@ impl Engine {
             }
         }
 
-        metrics::record_read(R::NAME, &out);
+        metrics::record_read(R::INFO.name, &out);
         out
     }
 
@@ -378,7 +378,7 @@ impl Engine {
                     }
                     Some(Err(error)) => {
                         debug!(
-                            resource = R::NAME,
+                            resource = R::INFO.name,
                             kind = error.kind(),
                             "upstream fetch failed"
                         );
@@ -389,7 +389,7 @@ impl Engine {
                     }
                     None => KeyOutcome::Failed {
                         error: UpstreamError::Unavailable {
-                            endpoint: R::ENDPOINT,
+                            endpoint: R::INFO.endpoint,
                             reason: "the upstream answer did not cover this key".to_owned(),
                         },
                         stale: l2_stale.remove(&key),
@@ -564,7 +564,9 @@ fn resolve<R: Resource>(need: &Need<R>, published: Option<&Published<R>>) -> Key
             }
             Err(CacheError::Upstream(error.clone()))
         }
-        None => Err(CacheError::FetchAborted { resource: R::NAME }),
+        None => Err(CacheError::FetchAborted {
+            resource: R::INFO.name,
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::SecondsFormat;
 
-use crate::resource::{Owner, Resource};
+use crate::resource::{Owner, Resource, ResourceKey};
 use crate::scope::InvalidateScope;
 
 /// Bump when the L2 value format changes; old entries are then simply never read.
@@ -102,11 +102,11 @@ impl<R: Resource> DynKey for Keyed<R> {
     }
 
     fn dyn_fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{:?}", R::NAME, self.0)
+        write!(f, "{}:{:?}", R::INFO.name, self.0)
     }
 
     fn in_scope(&self, scope: &InvalidateScope) -> bool {
-        R::owner(&self.0).in_scope(scope)
+        self.0.owner().in_scope(scope)
     }
 
     fn redis_key(&self, prefix: &str) -> String {
@@ -114,7 +114,7 @@ impl<R: Resource> DynKey for Keyed<R> {
     }
 
     fn heap(&self) -> usize {
-        R::owner(&self.0).heap() + R::part_heap(&self.0)
+        self.0.owner().heap() + self.0.part_heap()
     }
 }
 
@@ -123,8 +123,8 @@ impl<R: Resource> DynKey for Keyed<R> {
 /// pattern each (identifiers are restricted to `[A-Za-z0-9_-]`, so they never contain
 /// glob characters).
 fn redis_key<R: Resource>(key: &R::Key, prefix: &str) -> String {
-    let tag = R::TAG;
-    let mut out = match R::owner(key) {
+    let tag = R::INFO.tag;
+    let mut out = match key.owner() {
         Owner::Device { account, imei } => format!("{prefix}:{L2_FORMAT}:a:{account}:{tag}:{imei}"),
         Owner::Campaign { account, campaign } => {
             format!("{prefix}:{L2_FORMAT}:a:{account}:{tag}:{campaign}")
@@ -135,7 +135,7 @@ fn redis_key<R: Resource>(key: &R::Key, prefix: &str) -> String {
             device.id()
         ),
     };
-    if let Some(part) = R::part(key) {
+    if let Some(part) = key.part() {
         out.push(':');
         out.push_str(&part);
     }

@@ -1,5 +1,5 @@
 //! What the engine needs to know about one kind of upstream answer: the [`Resource`]
-//! trait, implemented once per ThingSpace read in `resources/` (one small file each).
+//! trait (and [`ResourceKey`], what its keys say about who owns them), implemented once per ThingSpace read in `resources/` (one small file each).
 //!
 //! Everything else (L1, freshness, coalescing, the L2 copy, invalidation across
 //! replicas, metrics) is written once, in the engine, generic over `R: Resource`, so
@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::resources::Ttls;
 use crate::scope::InvalidateScope;
+use crate::weigh::HeapSize;
 
 /// One upstream answer per key, as fetched (before "not found" handling and TTLs).
 pub type Fetches<R> = Vec<(
@@ -32,48 +33,83 @@ pub type Fetches<R> = Vec<(
 /// One kind of cached upstream answer.
 pub trait Resource: Send + Sync + 'static {
     /// What names one answer (an account's device, a campaign page, a window).
-    type Key: Clone + Eq + Hash + Debug + Send + Sync + 'static;
-    /// The answer, cheap to clone (shared behind `Arc`), serialisable for the L2.
-    type Value: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + 'static;
+    type Key: ResourceKey;
+    /// The answer, cheap to clone (shared behind `Arc`), serialisable for the L2,
+    /// weighed for the byte-bounded L1.
+    type Value: Clone + Debug + Send + Sync + Serialize + DeserializeOwned + HeapSize + 'static;
 
-    /// Metrics and logs label, e.g. `device_details`; also its `[cache.ttl]` key.
-    const NAME: &'static str;
-    /// Two characters, unique among resources: the entry's tag in Redis keys.
-    const TAG: &'static str;
-    /// The upstream endpoint that answers it (for pauses and error messages).
-    const ENDPOINT: Endpoint;
-    /// The kind of [`Owner`] its keys have (to list its Redis keys for a scope).
-    const OWNED_BY: OwnedBy;
-
-    /// Who the entry belongs to: what invalidation scopes reach it, and where its L2
-    /// copy lives.
-    fn owner(key: &Self::Key) -> Owner<'_>;
-
-    /// What tells entries of one owner apart (a page cursor, a window), as it
-    /// appears at the end of the Redis key; `None` when the owner is enough.
-    fn part(_key: &Self::Key) -> Option<Cow<'_, str>> {
-        None
-    }
-
-    /// Heap bytes the key owns beyond its owner's identifiers (the part).
-    fn part_heap(_key: &Self::Key) -> usize {
-        0
-    }
-
-    /// Its TTL unless `[cache.ttl]` sets one (under the key `NAME`).
-    const DEFAULT_TTL: Duration;
+    /// Its names, endpoint and default TTL.
+    const INFO: Info;
 
     /// How long a fetched value stays fresh: the configured TTL of the resource.
     fn ttl(_value: &Self::Value, ttls: &Ttls) -> Duration {
         ttls.of::<Self>()
     }
 
-    /// Heap bytes the value owns (see `weigh`), for the byte-bounded L1.
-    fn weigh(value: &Self::Value) -> usize;
-
     /// Asks the upstream for `keys` (all of this resource, possibly of several
     /// accounts). Should answer every key; one it leaves out is reported unavailable.
     fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>>;
+}
+
+/// What the engine, the configuration and metrics know of a resource by name.
+#[derive(Debug, Clone, Copy)]
+pub struct Info {
+    /// Metrics and logs label, e.g. `device_details`; also its `[cache.ttl]` key.
+    pub name: &'static str,
+    /// Two characters, unique among resources: the entry's tag in Redis keys.
+    pub tag: &'static str,
+    /// The upstream endpoint that answers it (for pauses and error messages).
+    pub endpoint: Endpoint,
+    /// Its TTL unless `[cache.ttl]` sets one.
+    pub default_ttl: Duration,
+}
+
+impl Info {
+    pub const fn new(
+        name: &'static str,
+        tag: &'static str,
+        endpoint: Endpoint,
+        ttl_secs: u64,
+    ) -> Self {
+        Self {
+            name,
+            tag,
+            endpoint,
+            default_ttl: Duration::from_secs(ttl_secs),
+        }
+    }
+}
+
+/// A resource's key: who owns the entry (what invalidation scopes reach it, where
+/// its L2 copy lives) and what tells the entries of one owner apart.
+pub trait ResourceKey: Clone + Eq + Hash + Debug + Send + Sync + 'static {
+    /// The kind of [`Owner`] these keys have (to list Redis keys for a scope).
+    const OWNED_BY: OwnedBy;
+
+    fn owner(&self) -> Owner<'_>;
+
+    /// What tells entries of one owner apart (a page cursor, a window), as it appears
+    /// at the end of the Redis key; `None` when the owner is enough.
+    fn part(&self) -> Option<Cow<'_, str>> {
+        None
+    }
+
+    /// Heap bytes the key owns beyond its owner's identifiers (the part).
+    fn part_heap(&self) -> usize {
+        0
+    }
+}
+
+/// The key of per-device resources: an account's device.
+impl ResourceKey for (AccountName, Imei) {
+    const OWNED_BY: OwnedBy = OwnedBy::Device;
+
+    fn owner(&self) -> Owner<'_> {
+        Owner::Device {
+            account: &self.0,
+            imei: &self.1,
+        }
+    }
 }
 
 /// Who an entry belongs to: what invalidation scopes reach it, and where in Redis

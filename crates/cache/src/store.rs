@@ -277,6 +277,6 @@ fn found<R: Resource>(result: KeyResult<R::Value>) -> Result<Fetched<R::Value>, 
             value,
             freshness: fetched.freshness,
         }),
-        Cached::Absent(nf) => Err(CacheError::Upstream(nf.to_error(R::ENDPOINT))),
+        Cached::Absent(nf) => Err(CacheError::Upstream(nf.to_error(R::INFO.endpoint))),
     }
 }

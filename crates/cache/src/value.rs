@@ -78,7 +78,7 @@ impl HeapSize for crate::resource::NotFound {
 /// The weight moka charges for `key` -> `entry`: everything the entry keeps alive.
 fn entry_weight<R: Resource>(key: &AnyKey, entry: &Entry<R::Value>) -> u32 {
     let value = match &entry.value {
-        Cached::Found(v) => R::weigh(v),
+        Cached::Found(v) => v.heap_size(),
         Cached::Absent(nf) => nf.heap_size(),
     };
     let bytes = MOKA_ENTRY_OVERHEAD

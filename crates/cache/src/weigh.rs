@@ -26,9 +26,22 @@ pub(crate) fn alloc(n: usize) -> usize {
 }
 
 /// Heap bytes owned by a value (not counting the value's own inline size).
-pub(crate) trait HeapSize {
+pub trait HeapSize {
     fn heap_size(&self) -> usize;
 }
+
+/// `impl HeapSize` for a struct as the sum of the named fields' heap bytes (the
+/// fields that own heap memory; the others own none).
+macro_rules! heap_size_of_fields {
+    ($ty:ty: $($field:ident),+ $(,)?) => {
+        impl $crate::weigh::HeapSize for $ty {
+            fn heap_size(&self) -> usize {
+                0 $(+ $crate::weigh::HeapSize::heap_size(&self.$field))+
+            }
+        }
+    };
+}
+pub(crate) use heap_size_of_fields;
 
 impl HeapSize for String {
     fn heap_size(&self) -> usize {

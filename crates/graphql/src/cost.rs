@@ -29,13 +29,13 @@ use std::collections::{HashMap, HashSet};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
 };
-use async_graphql::{Name, Positioned, Value, Variables};
+use async_graphql::{Positioned, Value, Variables};
 use chrono::{DateTime, Utc};
-use devicegraph_cache::Store;
 use devicegraph_cache::resources::{
     CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning, ProvisioningKey,
     UpgradeHistory,
 };
+use devicegraph_cache::{Resource, Store};
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
 
 use crate::AccountScope;
@@ -70,15 +70,15 @@ impl Estimate {
 
     /// As reported in `extensions.cost.estimate`.
     pub(crate) fn to_value(self) -> Value {
-        let mut map = async_graphql::indexmap::IndexMap::new();
         let n = |v: u64| Value::Number(v.into());
-        map.insert(Name::new("upstreamCalls"), n(self.total()));
-        map.insert(Name::new("deviceDetails"), n(self.device_details));
-        map.insert(Name::new("upgradeHistory"), n(self.upgrade_history));
-        map.insert(Name::new("checkIns"), n(self.check_ins));
-        map.insert(Name::new("campaignPages"), n(self.campaign_pages));
-        map.insert(Name::new("provisioning"), n(self.provisioning));
-        Value::Object(map)
+        crate::error::object([
+            ("upstreamCalls", n(self.total())),
+            ("deviceDetails", n(self.device_details)),
+            ("upgradeHistory", n(self.upgrade_history)),
+            ("checkIns", n(self.check_ins)),
+            ("campaignPages", n(self.campaign_pages)),
+            ("provisioning", n(self.provisioning)),
+        ])
     }
 }
 
@@ -236,22 +236,12 @@ impl<'a> Estimator<'a> {
                 .details
                 .insert(imei.clone());
         }
-        if parts.upgrades
-            && !self.upgrades.contains(&(account.clone(), imei.clone()))
-            && !self
-                .store
-                .is_cached::<UpgradeHistory>(&(account.clone(), imei.clone()))
+        let key = (account.clone(), imei.clone());
+        if parts.upgrades && first_uncached::<UpgradeHistory>(self.store, &mut self.upgrades, &key)
         {
-            self.upgrades.insert((account.clone(), imei.clone()));
             self.out.upgrade_history += 1;
         }
-        if parts.check_ins
-            && !self.check_ins.contains(&(account.clone(), imei.clone()))
-            && !self
-                .store
-                .is_cached::<CheckIns>(&(account.clone(), imei.clone()))
-        {
-            self.check_ins.insert((account.clone(), imei.clone()));
+        if parts.check_ins && first_uncached::<CheckIns>(self.store, &mut self.check_ins, &key) {
             self.out.check_ins += 1;
         }
         for (earliest, latest) in &parts.provisioning {
@@ -555,6 +545,16 @@ fn select_operation<'a>(
         }
         (DocumentOperations::Multiple(_), None) => None,
     }
+}
+
+/// Whether `key` is neither counted yet in this operation (`seen`) nor cached: it
+/// will cost one upstream call. Counts it as seen.
+fn first_uncached<R: Resource<Key = (AccountName, Imei)>>(
+    store: &Store,
+    seen: &mut HashSet<(AccountName, Imei)>,
+    key: &(AccountName, Imei),
+) -> bool {
+    !seen.contains(key) && !store.is_cached::<R>(key) && seen.insert(key.clone())
 }
 
 #[cfg(test)]

@@ -202,6 +202,16 @@ pub(crate) fn from_cache(err: &CacheError) -> Error {
 }
 
 /// Maps an upstream failure to the contract's codes.
+/// A GraphQL object value (for error extensions) from its members, in order.
+pub(crate) fn object<'a>(members: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    Value::Object(
+        members
+            .into_iter()
+            .map(|(name, value)| (async_graphql::Name::new(name), value))
+            .collect(),
+    )
+}
+
 pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
     let endpoint = err.endpoint().map(|e| e.name()).unwrap_or("auth");
     match err {
@@ -217,16 +227,13 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
             Error::new(format!("the upstream answered with error {error_code}")).extend_with(
                 move |_, e| {
                     e.set("code", Code::UpstreamError.as_str());
-                    let mut upstream = async_graphql::indexmap::IndexMap::new();
-                    upstream.insert(
-                        async_graphql::Name::new("errorCode"),
-                        Value::String(code.clone()),
+                    e.set(
+                        "upstream",
+                        object([
+                            ("errorCode", Value::String(code.clone())),
+                            ("errorMessage", Value::String(message.clone())),
+                        ]),
                     );
-                    upstream.insert(
-                        async_graphql::Name::new("errorMessage"),
-                        Value::String(message.clone()),
-                    );
-                    e.set("upstream", Value::Object(upstream));
                 },
             )
         }

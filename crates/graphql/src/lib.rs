@@ -288,19 +288,12 @@ fn refused(mut err: ServerError, cost: Option<Value>) -> Executed {
 
 /// `extensions.cost`: the estimate, the calls actually made (once run) and the limit.
 fn cost_value(estimate: Estimate, actual: Option<u64>, max: u64) -> Value {
-    let mut map = async_graphql::indexmap::IndexMap::new();
-    map.insert(async_graphql::Name::new("estimate"), estimate.to_value());
+    let mut members = vec![("estimate", estimate.to_value())];
     if let Some(actual) = actual {
-        map.insert(
-            async_graphql::Name::new("upstreamCalls"),
-            Value::Number(actual.into()),
-        );
+        members.push(("upstreamCalls", Value::Number(actual.into())));
     }
-    map.insert(
-        async_graphql::Name::new("maxUpstreamCalls"),
-        Value::Number(max.into()),
-    );
-    Value::Object(map)
+    members.push(("maxUpstreamCalls", Value::Number(max.into())));
+    error::object(members)
 }
 
 /// Runs one operation for a caller.

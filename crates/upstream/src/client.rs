@@ -157,6 +157,21 @@ impl Client {
 
     /// One logical data call inside its span: tokens, the request with its retries,
     /// one renewal and retry if the tokens were refused. Returns a 2xx answer.
+    /// One `GET` of `segments` (relative to the base URL) for `account`, decoded by
+    /// `parse`.
+    pub(crate) async fn get_json<T>(
+        &self,
+        endpoint: Endpoint,
+        account: &AccountName,
+        segments: &[&str],
+        parse: fn(&[u8]) -> Result<T, crate::decode::DecodeError>,
+    ) -> Result<T, UpstreamError> {
+        let response = self
+            .call(endpoint, Some(account), get(self.url(segments)))
+            .await?;
+        decode(endpoint, &response, parse)
+    }
+
     pub(crate) async fn call(
         &self,
         endpoint: Endpoint,

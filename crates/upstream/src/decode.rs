@@ -21,7 +21,7 @@ pub(crate) mod walk;
 
 use serde_json::Value;
 
-use walk::kind;
+use walk::{Field, kind};
 
 /// A body that does not have the documented shape: `field` is a path such as
 /// `deviceList[3].createTime` (empty for the top level).
@@ -78,4 +78,17 @@ pub(crate) fn list_body(value: &Value, what: &str) -> Result<(), DecodeError> {
             kind(other)
         ))),
     }
+}
+
+/// Parses `body` with `read` once `shape` (`object_body` or `list_body`) accepted
+/// its top level (named by `what` in the message).
+pub(crate) fn body_with<T>(
+    body: &[u8],
+    shape: fn(&Value, &str) -> Result<(), DecodeError>,
+    what: &str,
+    read: impl FnOnce(Field<'_, '_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let v = json(body)?;
+    shape(&v, what)?;
+    read(Field::root(&v))
 }

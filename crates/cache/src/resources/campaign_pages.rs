@@ -4,14 +4,13 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use devicegraph_upstream::model::{CampaignDevice, CampaignPage};
 use devicegraph_upstream::{AccountName, CampaignId, Client, Endpoint};
 use futures::future::BoxFuture;
 
-use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
-use crate::weigh::HeapSize;
+use crate::resource::{Fetches, Info, OwnedBy, Owner, Resource, ResourceKey, per_key};
+use crate::weigh::{HeapSize, heap_size_of_fields};
 
 /// One upstream page of a campaign report.
 #[derive(Debug)]
@@ -45,33 +44,29 @@ impl CampaignPageKey {
     }
 }
 
-impl Resource for CampaignPages {
-    type Key = CampaignPageKey;
-    type Value = Arc<CampaignPage>;
-    const NAME: &'static str = "campaign_devices";
-    const TAG: &'static str = "cp";
-    const ENDPOINT: Endpoint = Endpoint::CampaignDevices;
+impl ResourceKey for CampaignPageKey {
     const OWNED_BY: OwnedBy = OwnedBy::Campaign;
-    const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
-    fn owner(key: &Self::Key) -> Owner<'_> {
+    fn owner(&self) -> Owner<'_> {
         Owner::Campaign {
-            account: &key.account,
-            campaign: &key.campaign,
+            account: &self.account,
+            campaign: &self.campaign,
         }
     }
 
-    fn part(key: &Self::Key) -> Option<Cow<'_, str>> {
-        Some(Cow::Borrowed(key.cursor.as_deref().unwrap_or("0")))
+    fn part(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self.cursor.as_deref().unwrap_or("0")))
     }
 
-    fn part_heap(key: &Self::Key) -> usize {
-        key.cursor.heap_size()
+    fn part_heap(&self) -> usize {
+        self.cursor.heap_size()
     }
+}
 
-    fn weigh(value: &Self::Value) -> usize {
-        value.heap_size()
-    }
+impl Resource for CampaignPages {
+    type Key = CampaignPageKey;
+    type Value = Arc<CampaignPage>;
+    const INFO: Info = Info::new("campaign_devices", "cp", Endpoint::CampaignDevices, 30);
 
     fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>> {
         per_key::<Self, _, _>(client, keys, |client, key| async move {
@@ -83,14 +78,6 @@ impl Resource for CampaignPages {
     }
 }
 
-impl HeapSize for CampaignDevice {
-    fn heap_size(&self) -> usize {
-        self.device_id.heap_size() + self.status.heap_size() + self.result_reason.heap_size()
-    }
-}
+heap_size_of_fields!(CampaignDevice: device_id, status, result_reason);
 
-impl HeapSize for CampaignPage {
-    fn heap_size(&self) -> usize {
-        self.last_seen_device_id.heap_size() + self.devices.heap_size()
-    }
-}
+heap_size_of_fields!(CampaignPage: last_seen_device_id, devices);

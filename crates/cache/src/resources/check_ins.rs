@@ -2,13 +2,12 @@
 //! one request per device, newest order as the upstream sends it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use devicegraph_upstream::model::{CheckIn, CheckInResult, ClientType, FailureType};
 use devicegraph_upstream::{AccountName, Client, Endpoint, Imei};
 use futures::future::BoxFuture;
 
-use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
+use crate::resource::{Fetches, Info, Resource, per_key};
 use crate::weigh::HeapSize;
 
 /// Check-in history, keyed by account and IMEI.
@@ -18,19 +17,7 @@ pub struct CheckIns;
 impl Resource for CheckIns {
     type Key = (AccountName, Imei);
     type Value = Arc<Vec<CheckIn>>;
-    const NAME: &'static str = "check_ins";
-    const TAG: &'static str = "ci";
-    const ENDPOINT: Endpoint = Endpoint::CheckInHistory;
-    const OWNED_BY: OwnedBy = OwnedBy::Device;
-    const DEFAULT_TTL: Duration = Duration::from_secs(60);
-
-    fn owner((account, imei): &Self::Key) -> Owner<'_> {
-        Owner::Device { account, imei }
-    }
-
-    fn weigh(value: &Self::Value) -> usize {
-        value.heap_size()
-    }
+    const INFO: Info = Info::new("check_ins", "ci", Endpoint::CheckInHistory, 60);
 
     fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>> {
         per_key::<Self, _, _>(client, keys, |client, (account, imei)| async move {

@@ -11,9 +11,9 @@ use devicegraph_upstream::model::{DetailsChunk, DeviceDetails, Software};
 use devicegraph_upstream::{AccountName, Client, Endpoint, Imei};
 use futures::future::{BoxFuture, join_all};
 
-use crate::resource::{Fetches, OwnedBy, Owner, Resource};
+use crate::resource::{Fetches, Info, Resource};
 use crate::resources::Ttls;
-use crate::weigh::HeapSize;
+use crate::weigh::heap_size_of_fields;
 
 /// Device details, keyed by account and IMEI; `None` = no such device.
 #[derive(Debug)]
@@ -22,15 +22,7 @@ pub struct Details;
 impl Resource for Details {
     type Key = (AccountName, Imei);
     type Value = Option<Arc<DeviceDetails>>;
-    const NAME: &'static str = "device_details";
-    const TAG: &'static str = "dd";
-    const ENDPOINT: Endpoint = Endpoint::DeviceDetails;
-    const OWNED_BY: OwnedBy = OwnedBy::Device;
-    const DEFAULT_TTL: Duration = Duration::from_secs(300);
-
-    fn owner((account, imei): &Self::Key) -> Owner<'_> {
-        Owner::Device { account, imei }
-    }
+    const INFO: Info = Info::new("device_details", "dd", Endpoint::DeviceDetails, 300);
 
     /// An absent device is remembered for `not_found`, like any "not found".
     fn ttl(value: &Self::Value, ttls: &Ttls) -> Duration {
@@ -39,10 +31,6 @@ impl Resource for Details {
         } else {
             ttls.not_found
         }
-    }
-
-    fn weigh(value: &Self::Value) -> usize {
-        value.heap_size()
     }
 
     fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>> {
@@ -89,23 +77,18 @@ fn split(account: &AccountName, chunks: Vec<DetailsChunk>) -> Fetches<Details> {
     out
 }
 
-impl HeapSize for Software {
-    fn heap_size(&self) -> usize {
-        self.name.heap_size() + self.version.heap_size()
-    }
-}
+heap_size_of_fields!(Software: name, version);
 
-impl HeapSize for DeviceDetails {
-    fn heap_size(&self) -> usize {
-        self.device_id.heap_size()
-            + self.account_name.heap_size()
-            + self.mdn.heap_size()
-            + self.model.heap_size()
-            + self.make.heap_size()
-            + self.firmware.heap_size()
-            + self.status.heap_size()
-            + self.protocol.heap_size()
-            + self.software.heap_size()
-            + self.files.heap_size()
-    }
-}
+heap_size_of_fields!(
+    DeviceDetails:
+    device_id,
+    account_name,
+    mdn,
+    model,
+    make,
+    firmware,
+    status,
+    protocol,
+    software,
+    files,
+);

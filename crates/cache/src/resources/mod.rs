@@ -22,35 +22,31 @@ use std::time::Duration;
 use devicegraph_upstream::DeviceIdKind;
 
 use crate::key::L2_FORMAT;
-use crate::resource::{OwnedBy, Resource};
+use crate::resource::{Info, OwnedBy, Resource, ResourceKey};
 use crate::scope::InvalidateScope;
 
 /// What the configuration and invalidation need to know of every resource without
 /// its type.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Info {
-    pub(crate) name: &'static str,
-    pub(crate) tag: &'static str,
+pub(crate) struct Listed {
+    pub(crate) info: Info,
     pub(crate) owned_by: OwnedBy,
-    pub(crate) default_ttl: Duration,
 }
 
-const fn info<R: Resource>() -> Info {
-    Info {
-        name: R::NAME,
-        tag: R::TAG,
-        owned_by: R::OWNED_BY,
-        default_ttl: R::DEFAULT_TTL,
+const fn listed<R: Resource>() -> Listed {
+    Listed {
+        info: R::INFO,
+        owned_by: <R::Key as ResourceKey>::OWNED_BY,
     }
 }
 
 /// Every resource (to list the Redis keys an invalidation scope covers).
-pub(crate) const ALL: &[Info] = &[
-    info::<Details>(),
-    info::<UpgradeHistory>(),
-    info::<CheckIns>(),
-    info::<CampaignPages>(),
-    info::<Provisioning>(),
+pub(crate) const ALL: &[Listed] = &[
+    listed::<Details>(),
+    listed::<UpgradeHistory>(),
+    listed::<CheckIns>(),
+    listed::<CampaignPages>(),
+    listed::<Provisioning>(),
 ];
 
 /// Time-to-live per resource (`[cache.ttl]`, one key per resource's `NAME`), and how
@@ -65,7 +61,10 @@ pub struct Ttls {
 impl Default for Ttls {
     fn default() -> Self {
         Self {
-            by_resource: ALL.iter().map(|r| (r.name, r.default_ttl)).collect(),
+            by_resource: ALL
+                .iter()
+                .map(|r| (r.info.name, r.info.default_ttl))
+                .collect(),
             not_found: Duration::from_secs(30),
         }
     }
@@ -74,7 +73,7 @@ impl Default for Ttls {
 impl Ttls {
     /// The TTL of resource `R`.
     pub fn of<R: Resource + ?Sized>(&self) -> Duration {
-        self.get(R::NAME).unwrap_or(R::DEFAULT_TTL)
+        self.get(R::INFO.name).unwrap_or(R::INFO.default_ttl)
     }
 
     /// The TTL of the resource named `name` (`None`: no such resource).
@@ -109,7 +108,7 @@ pub(crate) fn redis_scope_patterns(prefix: &str, scope: &InvalidateScope) -> Vec
     let tags = |owned_by: OwnedBy| {
         ALL.iter()
             .filter(move |r| r.owned_by == owned_by)
-            .map(|r| r.tag)
+            .map(|r| r.info.tag)
     };
     let mut patterns = Vec::new();
     if let Some(imei) = &scope.imei {

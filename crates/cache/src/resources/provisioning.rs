@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use devicegraph_upstream::model::{KeyValue, ProvisioningEvent};
@@ -14,8 +13,8 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 
 use crate::key::key_time;
-use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
-use crate::weigh::HeapSize;
+use crate::resource::{Fetches, Info, OwnedBy, Owner, Resource, ResourceKey, per_key};
+use crate::weigh::heap_size_of_fields;
 
 /// Every provisioning event of a device in a window, oldest first.
 #[derive(Debug)]
@@ -29,32 +28,28 @@ pub struct ProvisioningKey {
     pub latest: DateTime<Utc>,
 }
 
-impl Resource for Provisioning {
-    type Key = ProvisioningKey;
-    type Value = Arc<Vec<ProvisioningEvent>>;
-    const NAME: &'static str = "provisioning";
-    const TAG: &'static str = "pv";
-    const ENDPOINT: Endpoint = Endpoint::ProvisioningHistory;
+impl ResourceKey for ProvisioningKey {
     const OWNED_BY: OwnedBy = OwnedBy::Identifier;
-    const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
-    fn owner(key: &Self::Key) -> Owner<'_> {
+    fn owner(&self) -> Owner<'_> {
         Owner::Identifier {
-            device: &key.device,
+            device: &self.device,
         }
     }
 
-    fn part(key: &Self::Key) -> Option<Cow<'_, str>> {
+    fn part(&self) -> Option<Cow<'_, str>> {
         Some(Cow::Owned(format!(
             "{}:{}",
-            key_time(key.earliest),
-            key_time(key.latest)
+            key_time(self.earliest),
+            key_time(self.latest)
         )))
     }
+}
 
-    fn weigh(value: &Self::Value) -> usize {
-        value.heap_size()
-    }
+impl Resource for Provisioning {
+    type Key = ProvisioningKey;
+    type Value = Arc<Vec<ProvisioningEvent>>;
+    const INFO: Info = Info::new("provisioning", "pv", Endpoint::ProvisioningHistory, 3600);
 
     fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>> {
         per_key::<Self, _, _>(client, keys, |client, key| async move {
@@ -67,20 +62,15 @@ impl Resource for Provisioning {
     }
 }
 
-impl HeapSize for KeyValue {
-    fn heap_size(&self) -> usize {
-        self.key.heap_size() + self.value.heap_size()
-    }
-}
+heap_size_of_fields!(KeyValue: key, value);
 
-impl HeapSize for ProvisioningEvent {
-    fn heap_size(&self) -> usize {
-        self.event_type.heap_size()
-            + self.status.heap_size()
-            + self.event_by.heap_size()
-            + self.mdn.heap_size()
-            + self.msisdn.heap_size()
-            + self.service_plan.heap_size()
-            + self.extended_attributes.heap_size()
-    }
-}
+heap_size_of_fields!(
+    ProvisioningEvent:
+    event_type,
+    status,
+    event_by,
+    mdn,
+    msisdn,
+    service_plan,
+    extended_attributes,
+);

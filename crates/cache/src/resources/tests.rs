@@ -22,7 +22,7 @@ fn valid_imei(body: &str) -> String {
 
 #[test]
 fn tags_are_two_characters_and_unique() {
-    let mut tags: Vec<&str> = ALL.iter().map(|r| r.tag).collect();
+    let mut tags: Vec<&str> = ALL.iter().map(|r| r.info.tag).collect();
     assert!(tags.iter().all(|t| t.len() == 2), "{tags:?}");
     tags.sort_unstable();
     tags.dedup();

@@ -2,14 +2,13 @@
 //! one request per device.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use devicegraph_upstream::model::FirmwareUpgrade;
 use devicegraph_upstream::{AccountName, Client, Endpoint, Imei};
 use futures::future::BoxFuture;
 
-use crate::resource::{Fetches, OwnedBy, Owner, Resource, per_key};
-use crate::weigh::HeapSize;
+use crate::resource::{Fetches, Info, Resource, per_key};
+use crate::weigh::heap_size_of_fields;
 
 /// Upgrade history, keyed by account and IMEI.
 #[derive(Debug)]
@@ -18,19 +17,7 @@ pub struct UpgradeHistory;
 impl Resource for UpgradeHistory {
     type Key = (AccountName, Imei);
     type Value = Arc<Vec<FirmwareUpgrade>>;
-    const NAME: &'static str = "upgrade_history";
-    const TAG: &'static str = "uh";
-    const ENDPOINT: Endpoint = Endpoint::UpgradeHistory;
-    const OWNED_BY: OwnedBy = OwnedBy::Device;
-    const DEFAULT_TTL: Duration = Duration::from_secs(600);
-
-    fn owner((account, imei): &Self::Key) -> Owner<'_> {
-        Owner::Device { account, imei }
-    }
-
-    fn weigh(value: &Self::Value) -> usize {
-        value.heap_size()
-    }
+    const INFO: Info = Info::new("upgrade_history", "uh", Endpoint::UpgradeHistory, 600);
 
     fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>> {
         per_key::<Self, _, _>(client, keys, |client, (account, imei)| async move {
@@ -39,15 +26,14 @@ impl Resource for UpgradeHistory {
     }
 }
 
-impl HeapSize for FirmwareUpgrade {
-    fn heap_size(&self) -> usize {
-        self.device_id.heap_size()
-            + self.campaign_id.heap_size()
-            + self.account_name.heap_size()
-            + self.firmware_name.heap_size()
-            + self.firmware_from.heap_size()
-            + self.firmware_to.heap_size()
-            + self.status.heap_size()
-            + self.reason.heap_size()
-    }
-}
+heap_size_of_fields!(
+    FirmwareUpgrade:
+    device_id,
+    campaign_id,
+    account_name,
+    firmware_name,
+    firmware_from,
+    firmware_to,
+    status,
+    reason,
+);

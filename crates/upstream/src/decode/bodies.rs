@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::walk::Field;
-use super::{DecodeError, json, object_body};
+use super::{DecodeError, body_with, json, object_body};
 
 /// Longest `errorCode` kept (`REQUEST_FAILED.SessionToken.Expired` is 35).
 const MAX_CODE_CHARS: usize = 200;
@@ -57,16 +57,12 @@ pub struct UpstreamErrorBody {
 
 /// `POST /ts/v1/oauth2/token`. Errors never contain the token.
 pub fn parse_oauth_token(body: &[u8]) -> Result<OAuthToken, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "an OAuth token response")?;
-    oauth_token(Field::root(&v))
+    body_with(body, object_body, "an OAuth token response", oauth_token)
 }
 
 /// `POST /m2m/v1/session/login`. Errors never contain the token.
 pub fn parse_session_token(body: &[u8]) -> Result<SessionToken, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "a session login response")?;
-    session_token(Field::root(&v))
+    body_with(body, object_body, "a session login response", session_token)
 }
 
 /// The documented `{"errorCode","errorMessage"}` body, if that is what `body` is.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, decode, get};
 use crate::decode::walk::Field;
-use crate::decode::{DecodeError, json, object_body};
+use crate::decode::{DecodeError, body_with, object_body};
 use crate::error::{Endpoint, UpstreamError};
 use crate::ids::{AccountName, CampaignId};
 use crate::paging::{CursorPage, follow_cursor};
@@ -99,9 +99,7 @@ impl Client {
 
 /// `GET /fota/v3/reports/{acc}/campaigns/{id}/devices`.
 pub fn parse_campaign_page(body: &[u8]) -> Result<CampaignPage, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "a campaign report page")?;
-    campaign_page(Field::root(&v))
+    body_with(body, object_body, "a campaign report page", campaign_page)
 }
 
 fn campaign_page(root: Field<'_, '_>) -> Result<CampaignPage, DecodeError> {

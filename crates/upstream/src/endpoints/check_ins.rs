@@ -10,9 +10,9 @@ mod codes;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, decode, get};
+use crate::client::Client;
 use crate::decode::walk::Field;
-use crate::decode::{DecodeError, json, list_body};
+use crate::decode::{DecodeError, body_with, list_body};
 use crate::error::{Endpoint, UpstreamError};
 use crate::ids::{AccountName, Imei};
 use crate::time::Timestamp;
@@ -69,8 +69,7 @@ impl Client {
         account: &AccountName,
         imei: &Imei,
     ) -> Result<Vec<CheckIn>, UpstreamError> {
-        const EP: Endpoint = Endpoint::CheckInHistory;
-        let url = self.url(&[
+        let path = [
             "fota",
             "v2",
             "logging",
@@ -78,17 +77,20 @@ impl Client {
             "devices",
             imei.as_str(),
             "checkInHistory",
-        ]);
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, parse_check_in_history)
+        ];
+        self.get_json(
+            Endpoint::CheckInHistory,
+            account,
+            &path,
+            parse_check_in_history,
+        )
+        .await
     }
 }
 
 /// `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory`: a JSON list.
 pub fn parse_check_in_history(body: &[u8]) -> Result<Vec<CheckIn>, DecodeError> {
-    let v = json(body)?;
-    list_body(&v, "a check-in history")?;
-    check_in_history(Field::root(&v))
+    body_with(body, list_body, "a check-in history", check_in_history)
 }
 
 fn check_in_history(root: Field<'_, '_>) -> Result<Vec<CheckIn>, DecodeError> {

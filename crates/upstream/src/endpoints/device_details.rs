@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::client::{Client, decode, json_body, post};
 use crate::decode::walk::Field;
-use crate::decode::{DecodeError, json, object_body};
+use crate::decode::{DecodeError, body_with, object_body};
 use crate::error::{Endpoint, UpstreamError};
 use crate::ids::{AccountName, Imei};
 use crate::paging::{CursorPage, follow_cursor};
@@ -192,9 +192,12 @@ fn chunks(mut imeis: Vec<Imei>) -> Vec<Vec<Imei>> {
 
 /// `POST /fota/v3/devices/{acc}`. A device's `accountName` falls back to the page's.
 pub fn parse_device_details_page(body: &[u8]) -> Result<DeviceDetailsPage, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "a device details page")?;
-    device_details_page(Field::root(&v))
+    body_with(
+        body,
+        object_body,
+        "a device details page",
+        device_details_page,
+    )
 }
 
 /// Both spellings of the upgrade timestamp (`upgradeTime` documented, `updateTime` SDK).

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::client::{Client, decode, json_body, post};
 use crate::decode::walk::Field;
-use crate::decode::{DecodeError, json, object_body};
+use crate::decode::{DecodeError, body_with, object_body};
 use crate::error::{Endpoint, UpstreamError};
 use crate::ids::DeviceIdentifier;
 use crate::paging::{MAX_PAGES, pagination};
@@ -215,9 +215,12 @@ impl ProvisioningPager {
 /// `POST /m2m/v1/devices/history/actions/list` (status 200 or 202; missing
 /// `hasMoreData` is `false`).
 pub fn parse_provisioning_page(body: &[u8]) -> Result<ProvisioningPage, DecodeError> {
-    let v = json(body)?;
-    object_body(&v, "a provisioning history page")?;
-    provisioning_page(Field::root(&v))
+    body_with(
+        body,
+        object_body,
+        "a provisioning history page",
+        provisioning_page,
+    )
 }
 
 /// One 200/202 body; the status code itself is the client's business.

@@ -8,9 +8,9 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, decode, get};
+use crate::client::Client;
 use crate::decode::walk::Field;
-use crate::decode::{DecodeError, json, list_body};
+use crate::decode::{DecodeError, body_with, list_body};
 use crate::error::{Endpoint, UpstreamError};
 use crate::ids::{AccountName, Imei};
 use crate::time::Timestamp;
@@ -39,25 +39,27 @@ impl Client {
         account: &AccountName,
         imei: &Imei,
     ) -> Result<Vec<FirmwareUpgrade>, UpstreamError> {
-        const EP: Endpoint = Endpoint::UpgradeHistory;
-        let url = self.url(&[
+        let path = [
             "fota",
             "v3",
             "reports",
             account.as_str(),
             "devices",
             imei.as_str(),
-        ]);
-        let response = self.call(EP, Some(account), get(url)).await?;
-        decode(EP, &response, parse_upgrade_history)
+        ];
+        self.get_json(
+            Endpoint::UpgradeHistory,
+            account,
+            &path,
+            parse_upgrade_history,
+        )
+        .await
     }
 }
 
 /// `GET /fota/v3/reports/{acc}/devices/{imei}`: a JSON list.
 pub fn parse_upgrade_history(body: &[u8]) -> Result<Vec<FirmwareUpgrade>, DecodeError> {
-    let v = json(body)?;
-    list_body(&v, "an upgrade history")?;
-    upgrade_history(Field::root(&v))
+    body_with(body, list_body, "an upgrade history", upgrade_history)
 }
 
 fn upgrade_history(root: Field<'_, '_>) -> Result<Vec<FirmwareUpgrade>, DecodeError> {
