@@ -165,12 +165,6 @@ pub fn graphql_config(config: &Config) -> GraphqlConfig {
         history_concurrency: config.graphql.history_concurrency,
         introspection: config.graphql.introspection,
         reuse_validation: config.graphql.reuse_validation,
-        max_tokens: config.limits.max_tokens,
-        max_fields: config.limits.max_fields,
-        max_aliases: config.limits.max_aliases,
-        max_root_fields: config.limits.max_root_fields,
-        max_directives_per_field: config.limits.max_directives_per_field,
-        max_list_length: config.limits.max_list_length,
-        max_upstream_calls: config.limits.max_upstream_calls,
+        documents: config.limits.documents,
     }
 }

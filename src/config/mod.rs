@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use devicegraph_graphql::GraphqlConfig;
+use devicegraph_graphql::{DocumentLimits, GraphqlConfig};
 use devicegraph_upstream::{AccountName, ClientConfig};
 use secrecy::SecretString;
 use url::Url;
@@ -362,29 +362,18 @@ pub struct LimitsConfig {
     /// Requests a client may send at once above the steady rate; defaults to
     /// `per_client_rps`.
     pub per_client_burst: u32,
-    pub max_depth: usize,
-    pub max_complexity: usize,
+    /// Largest request body.
     pub max_body_bytes: u64,
-    /// Lexical tokens a GraphQL document may have (checked before parsing).
-    pub max_tokens: usize,
-    /// Fields an operation may select once every fragment is spread (checked
-    /// before validation, with an early exit).
-    pub max_fields: usize,
-    /// Aliased fields in an operation, fragments spread.
-    pub max_aliases: usize,
-    /// Top-level fields of an operation, fragments spread.
-    pub max_root_fields: usize,
-    /// Directives on one field, fragment spread or inline fragment.
-    pub max_directives_per_field: usize,
-    /// Longest list argument (`imeis`, `ids`) and largest `first`.
-    pub max_list_length: usize,
     /// Largest serialized response body.
     pub max_response_bytes: u64,
-    /// Upstream calls one operation may be estimated to make (0 = no limit).
-    pub max_upstream_calls: u64,
     /// Upstream calls per minute one client (API key, or IP without auth) may cause
     /// (0 = no limit).
     pub upstream_calls_per_minute: u64,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    /// The limits on one operation's document (`max_tokens`, `max_fields`, ...,
+    /// `max_upstream_calls`), as the GraphQL crate applies them.
+    pub documents: DocumentLimits,
 }
 
 impl Default for LimitsConfig {
@@ -396,14 +385,8 @@ impl Default for LimitsConfig {
             max_depth: schema.max_depth,
             max_complexity: schema.max_complexity,
             max_body_bytes: 1 << 20,
-            max_tokens: schema.max_tokens,
-            max_fields: schema.max_fields,
-            max_aliases: schema.max_aliases,
-            max_root_fields: schema.max_root_fields,
-            max_directives_per_field: schema.max_directives_per_field,
-            max_list_length: schema.max_list_length,
+            documents: schema.documents,
             max_response_bytes: 32 << 20,
-            max_upstream_calls: schema.max_upstream_calls,
             upstream_calls_per_minute: 1200,
         }
     }

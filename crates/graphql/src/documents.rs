@@ -16,7 +16,7 @@ use async_graphql::ServerError;
 use async_graphql::parser::types::ExecutableDocument;
 
 use crate::error::{Code, set_code};
-use crate::guard::{self, GuardError, GuardLimits};
+use crate::guard::{self, DocumentLimits, GuardError};
 
 /// Largest query text that is cached.
 pub(crate) const MAX_CACHED_QUERY_BYTES: usize = 16 * 1024;
@@ -30,11 +30,11 @@ const MAX_PARSE_MESSAGE: usize = 300;
 #[derive(Clone)]
 pub(crate) struct DocumentCache {
     cache: moka::sync::Cache<Arc<str>, Arc<ExecutableDocument>>,
-    limits: GuardLimits,
+    limits: DocumentLimits,
 }
 
 impl DocumentCache {
-    pub(crate) fn new(limits: GuardLimits) -> Self {
+    pub(crate) fn new(limits: DocumentLimits) -> Self {
         Self {
             cache: moka::sync::Cache::new(CAPACITY),
             limits,

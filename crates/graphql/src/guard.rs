@@ -23,14 +23,41 @@ use std::collections::HashMap;
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
-/// The bounds a document must stay within.
+/// The bounds an operation's document must stay within: checked before validation
+/// (`guard`: tokens, fields, aliases, root fields, directives) and before anything
+/// runs (`cost`: list lengths, upstream calls). `[limits]` in the server's
+/// configuration, which explains each to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct GuardLimits {
-    pub(crate) max_tokens: usize,
-    pub(crate) max_fields: usize,
-    pub(crate) max_aliases: usize,
-    pub(crate) max_root_fields: usize,
-    pub(crate) max_directives_per_field: usize,
+pub struct DocumentLimits {
+    /// Lexical tokens a document may have; counted before parsing.
+    pub max_tokens: usize,
+    /// Fields an operation selects with every fragment spread; counted before
+    /// validation, with an early exit.
+    pub max_fields: usize,
+    /// Aliased fields per operation, fragments spread.
+    pub max_aliases: usize,
+    /// Top-level fields per operation, fragments spread.
+    pub max_root_fields: usize,
+    /// Directives on one selection.
+    pub max_directives_per_field: usize,
+    /// Longest list argument (`imeis`, `ids`) and largest `first`.
+    pub max_list_length: usize,
+    /// Upstream calls one operation may be estimated to make (0 = no limit).
+    pub max_upstream_calls: u64,
+}
+
+impl Default for DocumentLimits {
+    fn default() -> Self {
+        Self {
+            max_tokens: 20_000,
+            max_fields: 5_000,
+            max_aliases: 300,
+            max_root_fields: 100,
+            max_directives_per_field: 8,
+            max_list_length: 1_000,
+            max_upstream_calls: 500,
+        }
+    }
 }
 
 /// Deepest nesting of `{`, `[` and `(` in a document's text. Bounds the parser's
@@ -154,14 +181,14 @@ struct Summary {
 
 struct Walker<'a> {
     doc: &'a ExecutableDocument,
-    limits: GuardLimits,
+    limits: DocumentLimits,
     /// Fragment summaries; `None` while a fragment is being summarised (a cycle).
     fragments: HashMap<&'a str, Option<Summary>>,
 }
 
 /// Checks `doc` against `limits` (see the module doc). Unknown fragments are skipped:
 /// validation reports them.
-pub(crate) fn check(doc: &ExecutableDocument, limits: GuardLimits) -> Result<(), GuardError> {
+pub(crate) fn check(doc: &ExecutableDocument, limits: DocumentLimits) -> Result<(), GuardError> {
     let mut walker = Walker {
         doc,
         limits,
@@ -303,19 +330,21 @@ mod tests {
     use super::*;
     use async_graphql::parser::parse_query;
 
-    const LIMITS: GuardLimits = GuardLimits {
+    const LIMITS: DocumentLimits = DocumentLimits {
         max_tokens: 1_000,
         max_fields: 100,
         max_aliases: 10,
         max_root_fields: 5,
         max_directives_per_field: 2,
+        max_list_length: 1_000,
+        max_upstream_calls: 500,
     };
 
     fn checked(q: &str) -> Result<(), GuardError> {
         checked_with(q, LIMITS)
     }
 
-    fn checked_with(q: &str, limits: GuardLimits) -> Result<(), GuardError> {
+    fn checked_with(q: &str, limits: DocumentLimits) -> Result<(), GuardError> {
         scan(q, limits.max_tokens)?;
         let doc = parse_query(q).unwrap_or_else(|e| panic!("{e}"));
         check(&doc, limits)
@@ -357,7 +386,7 @@ mod tests {
 
     #[test]
     fn fragment_bombs_are_refused_by_count_not_by_walking() {
-        let limits = GuardLimits {
+        let limits = DocumentLimits {
             max_tokens: usize::MAX,
             max_root_fields: usize::MAX,
             ..LIMITS
@@ -418,7 +447,7 @@ mod tests {
             " fragment C{} on Query {{ __typename }}",
             MAX_RECURSION + 1
         ));
-        let limits = GuardLimits {
+        let limits = DocumentLimits {
             max_tokens: usize::MAX,
             ..LIMITS
         };

@@ -42,6 +42,7 @@ use devicegraph_upstream::AccountName;
 
 pub use cost::Estimate;
 pub use error::{Code, UnknownCode, code_of};
+pub use guard::DocumentLimits;
 pub use query::Query;
 
 use state::RequestState;
@@ -71,21 +72,8 @@ pub struct GraphqlConfig {
     /// Whether `__schema`/`__type` introspection is served (and, with it, "did
     /// you mean" suggestions in validation errors).
     pub introspection: bool,
-    /// Lexical tokens a document may have; counted before parsing.
-    pub max_tokens: usize,
-    /// Fields an operation selects with every fragment spread; counted before
-    /// validation, with an early exit.
-    pub max_fields: usize,
-    /// Aliased fields per operation, fragments spread.
-    pub max_aliases: usize,
-    /// Top-level fields per operation, fragments spread.
-    pub max_root_fields: usize,
-    /// Directives on one selection.
-    pub max_directives_per_field: usize,
-    /// Longest list argument (`imeis`, `ids`) and largest `first`.
-    pub max_list_length: usize,
-    /// Upstream calls one operation may be estimated to make (0 = no limit).
-    pub max_upstream_calls: u64,
+    /// Limits on the document and on what it may ask for.
+    pub documents: DocumentLimits,
 }
 
 impl Default for GraphqlConfig {
@@ -97,13 +85,7 @@ impl Default for GraphqlConfig {
             history_concurrency: 16,
             reuse_validation: true,
             introspection: true,
-            max_tokens: 20_000,
-            max_fields: 5_000,
-            max_aliases: 300,
-            max_root_fields: 100,
-            max_directives_per_field: 8,
-            max_list_length: 1_000,
-            max_upstream_calls: 500,
+            documents: DocumentLimits::default(),
         }
     }
 }
@@ -118,13 +100,7 @@ struct Shared {
 
 /// Builds the schema over `store`.
 pub fn build_schema(store: Store, config: GraphqlConfig) -> DeviceSchema {
-    let documents = documents::DocumentCache::new(guard::GuardLimits {
-        max_tokens: config.max_tokens,
-        max_fields: config.max_fields,
-        max_aliases: config.max_aliases,
-        max_root_fields: config.max_root_fields,
-        max_directives_per_field: config.max_directives_per_field,
-    });
+    let documents = documents::DocumentCache::new(config.documents);
     let shared = Arc::new(Shared {
         store,
         config,
@@ -150,12 +126,11 @@ fn schema_with(
     };
     let mut builder = async_graphql::Schema::build(Query, EmptyMutation, EmptySubscription)
         .extension(limits)
-        .extension(plan::Plan)
         .extension(nulls::Nulls)
         .validation_mode(mode)
         // Parsing happens in `execute` (guarded, cached); async-graphql's own
         // directive check then walks a document the guard has already bounded.
-        .limit_directives(shared.config.max_directives_per_field)
+        .limit_directives(shared.config.documents.max_directives_per_field)
         .data(Arc::clone(shared));
     if !shared.config.introspection {
         // "Did you mean ...?" would list the schema's names that introspection hides.
@@ -331,7 +306,7 @@ pub async fn execute(
         &request.variables,
         &shared.store,
         &ctx.scope,
-        shared.config.max_list_length,
+        shared.config.documents.max_list_length,
     )
     .run(request.operation_name.as_deref());
     let estimate = match estimate {
@@ -342,7 +317,7 @@ pub async fn execute(
             return refused(err, None);
         }
     };
-    let max = shared.config.max_upstream_calls;
+    let max = shared.config.documents.max_upstream_calls;
     if max > 0 && estimate.total() > max {
         let mut err = ServerError::new(
             format!(

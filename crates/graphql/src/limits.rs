@@ -1,4 +1,5 @@
-//! The request-validation extension: depth and complexity limits with the contract's
+//! The request-validation extension: tells the resolvers what the parsed operation
+//! needs (`plan`), then depth and complexity limits with the contract's
 //! `QUERY_TOO_COMPLEX` code, and `BAD_USER_INPUT` on parse and validation errors.
 //!
 //! async-graphql's own `limit_depth`/`limit_complexity` answer with an uncoded error,
@@ -18,6 +19,7 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Variables};
 
 use crate::error::{Code, set_code};
+use crate::state::RequestState;
 
 /// Builds one [`LimitsExtension`] per request.
 pub(crate) struct Limits {
@@ -72,6 +74,9 @@ impl Extension for LimitsExtension {
         let doc = next.run(ctx, query, variables).await.map_err(bad_input)?;
         self.introspection_only
             .store(is_introspection_only(&doc), Ordering::Relaxed);
+        if let Some(state) = ctx.data_opt::<Arc<RequestState>>() {
+            state.set_single_detail_field(crate::plan::detail_fields(&doc) == 1);
+        }
         Ok(doc)
     }
 

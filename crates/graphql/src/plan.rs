@@ -5,27 +5,10 @@
 //! store. That is what batches aliases of `device`, but for the most common operation,
 //! one `device` and nothing else that loads details, it is pure latency on the warm
 //! (cached) path. When the document holds exactly one field that can load device
-//! details, that load goes straight to the store.
+//! details, that load goes straight to the store. The limits extension
+//! (`limits.rs`) asks this once per request, on the parsed document it checks.
 
-use std::sync::Arc;
-
-use async_graphql::ServerResult;
-use async_graphql::Variables;
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-
-use crate::state::RequestState;
-
-/// Builds one [`PlanExtension`] per request.
-pub(crate) struct Plan;
-
-impl ExtensionFactory for Plan {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PlanExtension)
-    }
-}
-
-pub(crate) struct PlanExtension;
 
 /// Fields that load device details: `Query.device`, `Query.devices`,
 /// `Campaign.devices` (whose nodes' `device`) and `CampaignDevice.device`. Matching
@@ -64,23 +47,6 @@ pub(crate) fn detail_fields(doc: &ExecutableDocument) -> usize {
         .map(|fr| 2 * count(&fr.node.selection_set.node))
         .sum();
     in_operations + in_fragments
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for PlanExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        if let Some(state) = ctx.data_opt::<Arc<RequestState>>() {
-            state.set_single_detail_field(detail_fields(&doc) == 1);
-        }
-        Ok(doc)
-    }
 }
 
 #[cfg(test)]

@@ -377,7 +377,10 @@ async fn with_reuse_validation_off_every_operation_is_fully_validated() {
 #[tokio::test]
 async fn devices_of_2500_imeis_cost_three_details_calls() {
     let config = devicegraph_graphql::GraphqlConfig {
-        max_list_length: 2_500,
+        documents: devicegraph_graphql::DocumentLimits {
+            max_list_length: 2_500,
+            ..devicegraph_graphql::DocumentLimits::default()
+        },
         ..devicegraph_graphql::GraphqlConfig::default()
     };
     let env = SimEnv::start(

@@ -204,29 +204,31 @@ impl Validator {
         if l.max_body_bytes == 0 {
             self.problem("limits.max_body_bytes", "must be more than 0 bytes");
         }
-        l.max_tokens = self.positive("limits.max_tokens", raw.max_tokens, l.max_tokens);
-        l.max_fields = self.positive("limits.max_fields", raw.max_fields, l.max_fields);
-        l.max_aliases = self.get(
+        l.documents.max_tokens =
+            self.positive("limits.max_tokens", raw.max_tokens, l.documents.max_tokens);
+        l.documents.max_fields =
+            self.positive("limits.max_fields", raw.max_fields, l.documents.max_fields);
+        l.documents.max_aliases = self.get(
             "limits.max_aliases",
             raw.max_aliases,
-            l.max_aliases,
+            l.documents.max_aliases,
             integer::<usize>,
         );
-        l.max_root_fields = self.positive(
+        l.documents.max_root_fields = self.positive(
             "limits.max_root_fields",
             raw.max_root_fields,
-            l.max_root_fields,
+            l.documents.max_root_fields,
         );
-        l.max_directives_per_field = self.get(
+        l.documents.max_directives_per_field = self.get(
             "limits.max_directives_per_field",
             raw.max_directives_per_field,
-            l.max_directives_per_field,
+            l.documents.max_directives_per_field,
             integer::<usize>,
         );
-        l.max_list_length = self.positive(
+        l.documents.max_list_length = self.positive(
             "limits.max_list_length",
             raw.max_list_length,
-            l.max_list_length,
+            l.documents.max_list_length,
         );
         l.max_response_bytes = self.get(
             "limits.max_response_bytes",
@@ -240,10 +242,10 @@ impl Validator {
                 format!("must be at least {MIN_RESPONSE_BYTES} bytes"),
             );
         }
-        l.max_upstream_calls = self.get(
+        l.documents.max_upstream_calls = self.get(
             "limits.max_upstream_calls",
             raw.max_upstream_calls,
-            l.max_upstream_calls,
+            l.documents.max_upstream_calls,
             integer::<u64>,
         );
         l.upstream_calls_per_minute = self.get(
