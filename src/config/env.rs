@@ -1,6 +1,6 @@
 //! Environment overrides: `DEVICEGRAPH_SECTION__KEY=value` sets `section.key`.
 //!
-//! `__` separates levels (`DEVICEGRAPH_CACHE__TTL__CHECK_INS` is `cache.ttl.check_ins`)
+//! `__` separates levels (`DEVICEGRAPH_CACHE__TTL__NOT_FOUND` is `cache.ttl.not_found`)
 //! and key names are matched case-insensitively (they are lower-cased), so the usual
 //! upper-case shell spelling works. Values stay strings (`"64"`), which the typed
 //! conversion in `validate` accepts for numbers and booleans too; a value starting
