@@ -76,7 +76,7 @@ async fn run() {
     })
     .await;
     println!(
-        "warm Store::device_details, 1 IMEI, one task: {n} lookups in 2 s = {:.0} lookups/s ({per_call:?} each)",
+        "warm Store::get_many::<Details>, 1 IMEI, one task: {n} lookups in 2 s = {:.0} lookups/s ({per_call:?} each)",
         n as f64 / 2.0
     );
 
@@ -85,7 +85,7 @@ async fn run() {
     })
     .await;
     println!(
-        "warm Store::device_details, {}-IMEI batch, one task: {:.0} batches/s ({per_call:?} each)",
+        "warm Store::get_many::<Details>, {}-IMEI batch, one task: {:.0} batches/s ({per_call:?} each)",
         batch.len(),
         n as f64 / 2.0
     );
@@ -112,7 +112,7 @@ async fn run() {
         total += t.await.unwrap();
     }
     println!(
-        "warm Store::device_details, 1 IMEI, two tasks: {:.0} lookups/s",
+        "warm Store::get_many::<Details>, 1 IMEI, two tasks: {:.0} lookups/s",
         total as f64 / 2.0
     );
     println!(

@@ -42,11 +42,11 @@ use crate::epoch::{Epochs, FlightEpoch};
 use crate::error::CacheError;
 use crate::fetched::{Fetched, Freshness, KeyResult};
 use crate::freshness::{State, Windows, state_of};
-use crate::key::AnyKey;
+use crate::key::{AnyKey, KeyRef};
 use crate::l2::L2;
-use crate::metrics;
+use crate::metrics::{self, Tally};
 use crate::pacer::Pacer;
-use crate::resource::Resource;
+use crate::resource::{Cached, Resource};
 use crate::scope::InvalidateScope;
 use crate::value::{Answer, Entry, Slot};
 
@@ -89,6 +89,43 @@ pub(crate) struct Engine {
     epochs: Arc<Epochs>,
     /// The bytes last reported on the gauge.
     reported_bytes: AtomicU64,
+}
+
+/// What a read answers per key: the value and its freshness, or why there is none
+/// (a remembered "not found" is the upstream's error again).
+pub(crate) type Answers<R> =
+    HashMap<<R as Resource>::Key, Result<Fetched<<R as Resource>::Value>, CacheError>>;
+
+/// A read's answers as they are made, counted for the metrics.
+struct Out<R: Resource> {
+    answers: Answers<R>,
+    tally: Tally,
+}
+
+impl<R: Resource> Out<R> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            answers: HashMap::with_capacity(n),
+            tally: Tally::default(),
+        }
+    }
+
+    fn put(&mut self, key: R::Key, result: KeyResult<R::Value>) {
+        self.tally.count(&result);
+        self.answers.insert(key, found::<R>(result));
+    }
+}
+
+/// The value, or the upstream's "not found" error it remembers.
+fn found<R: Resource>(result: KeyResult<R::Value>) -> Result<Fetched<R::Value>, CacheError> {
+    let fetched = result?;
+    match fetched.value {
+        Cached::Found(value) => Ok(Fetched {
+            value,
+            freshness: fetched.freshness,
+        }),
+        Cached::Absent(nf) => Err(CacheError::Upstream(nf.to_error(R::INFO.endpoint))),
+    }
 }
 
 /// A key the L1 could not answer fresh, with the expired entry it may fall back on.
@@ -160,27 +197,28 @@ impl Engine {
         self.l1.get(key)?.entry::<R>()
     }
 
+    /// [`Engine::get`] by the resource's own key, without building an `AnyKey`.
+    fn lookup<R: Resource>(&self, key: &R::Key) -> Option<Arc<Entry<R::Value>>> {
+        self.l1.get(&KeyRef::<R>(key))?.entry::<R>()
+    }
+
     fn put<R: Resource>(&self, key: &AnyKey, entry: &Arc<Entry<R::Value>>) {
         let slot = Slot::new::<R>(key, Arc::clone(entry));
         self.l1.insert(key.clone(), slot);
     }
 
-    /// Answers every key (duplicates are answered once). `fetch` is called, on the
-    /// flight's own task, only if some key must come from the upstream.
-    pub(crate) async fn read<R, F>(
-        self: &Arc<Self>,
-        keys: Vec<R::Key>,
-        fetch: F,
-    ) -> HashMap<R::Key, KeyResult<R::Value>>
+    /// Answers every key (duplicates are answered once), a remembered "not found" as
+    /// the upstream's error. `fetch` is called, on the flight's own task, only if
+    /// some key must come from the upstream.
+    pub(crate) async fn read<R, F>(self: &Arc<Self>, keys: Vec<R::Key>, fetch: F) -> Answers<R>
     where
         R: Resource,
         F: FnOnce(Vec<R::Key>) -> BoxFuture<'static, FetchAnswers<R>> + Send + 'static,
     {
         let now = self.clock.now();
-        let mut out: HashMap<R::Key, KeyResult<R::Value>> = HashMap::with_capacity(keys.len());
+        let mut out = Out::<R>::with_capacity(keys.len());
         let mut need: Vec<Need<R>> = Vec::new();
         let mut revalidate: Vec<(R::Key, AnyKey)> = Vec::new();
-        let mut seen: HashSet<&R::Key> = HashSet::with_capacity(keys.len());
         // Asked only when an entry could be served stale (keeps the pause lock off the
         // hit path).
         let mut paused_cache: Option<bool> = None;
@@ -192,32 +230,29 @@ impl Engine {
             })
         };
 
-        for key in &keys {
-            if !seen.insert(key) {
-                continue;
-            }
-            let any = AnyKey::new::<R>(key.clone());
-            let entry = self.get::<R>(&any);
+        // Owned and deduplicated; a hit clones no key (looked up as `Keyed`), a miss
+        // clones it once, into the `AnyKey` its flight is registered under.
+        let unique: HashSet<R::Key> = keys.into_iter().collect();
+        for key in unique {
+            let entry = self.lookup::<R>(&key);
             match entry.as_ref().map(|e| state_of(e, now, self.windows)) {
-                Some(State::Fresh) => {
-                    out.insert(key.clone(), hit(entry, Freshness::Hit));
-                }
+                Some(State::Fresh) => out.put(key, hit(entry, Freshness::Hit)),
                 Some(State::Revalidate) => {
-                    out.insert(key.clone(), hit(entry, Freshness::Hit));
-                    revalidate.push((key.clone(), any));
+                    revalidate.push((key.clone(), AnyKey::new::<R>(key.clone())));
+                    out.put(key, hit(entry, Freshness::Hit));
                 }
                 // The upstream asked us to back off: trying would only wait or fail.
                 Some(State::StaleIfError) if paused() => {
-                    out.insert(key.clone(), hit(entry, Freshness::Stale));
+                    out.put(key, hit(entry, Freshness::Stale));
                 }
                 Some(State::StaleIfError) => need.push(Need {
-                    key: key.clone(),
-                    any,
+                    any: AnyKey::new::<R>(key.clone()),
+                    key,
                     stale: entry,
                 }),
                 Some(State::Expired) | None => need.push(Need {
-                    key: key.clone(),
-                    any,
+                    any: AnyKey::new::<R>(key.clone()),
+                    key,
                     stale: None,
                 }),
             }
@@ -248,7 +283,7 @@ impl Engine {
                             State::Fresh | State::Revalidate
                         )
                     {
-                        out.insert(n.key, hit(Some(e), Freshness::Hit));
+                        out.put(n.key, hit(Some(e), Freshness::Hit));
                         continue;
                     }
                     map.insert(n.any.clone(), flight.clone());
@@ -301,12 +336,12 @@ impl Engine {
         for (result, needs) in published {
             for n in needs {
                 let answer = resolve::<R>(&n, result.as_deref());
-                out.insert(n.key, answer);
+                out.put(n.key, answer);
             }
         }
 
-        metrics::record_read(R::INFO.name, &out);
-        out
+        out.tally.record(R::INFO.name);
+        out.answers
     }
 
     /// One flight: L2 first, then the upstream for what the L2 did not have fresh;
@@ -439,7 +474,7 @@ impl Engine {
     /// operation will cost upstream before running it (the read it precedes would
     /// count towards the entry's popularity anyway).
     pub(crate) fn servable<R: Resource>(&self, key: &R::Key) -> Option<Arc<Entry<R::Value>>> {
-        let entry = self.get::<R>(&AnyKey::new::<R>(key.clone()))?;
+        let entry = self.lookup::<R>(key)?;
         matches!(
             state_of(&entry, self.clock.now(), self.windows),
             State::Fresh | State::Revalidate

@@ -18,7 +18,7 @@ async fn read_in_flight(
     engine: &Arc<Engine>,
     fake: &Arc<Fake>,
     n: u64,
-) -> tokio::task::JoinHandle<KeyResult<Value>> {
+) -> tokio::task::JoinHandle<Result<Fetched<Value>, CacheError>> {
     let calls = fake.calls().len();
     let task = tokio::spawn({
         let (engine, fake) = (Arc::clone(engine), Arc::clone(fake));

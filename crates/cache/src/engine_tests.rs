@@ -153,24 +153,24 @@ fn engine() -> Arc<Engine> {
 }
 
 /// The firmware version and freshness of one answered key.
-fn version(result: &KeyResult<Value>) -> (String, Freshness) {
+fn version(result: &Result<Fetched<Value>, CacheError>) -> (String, Freshness) {
     let fetched = result.as_ref().unwrap();
     match &fetched.value {
-        Cached::Found(Some(d)) => (d.firmware.clone().unwrap(), fetched.freshness),
+        Some(d) => (d.firmware.clone().unwrap(), fetched.freshness),
         other => panic!("unexpected {other:?}"),
     }
 }
 
-async fn read(
-    engine: &Arc<Engine>,
-    fake: &Arc<Fake>,
-    ns: &[u64],
-) -> HashMap<Key, KeyResult<Value>> {
+async fn read(engine: &Arc<Engine>, fake: &Arc<Fake>, ns: &[u64]) -> Answers<Details> {
     let keys = ns.iter().map(|n| key(*n)).collect();
     engine.read::<Details, _>(keys, fake.fetch_fn()).await
 }
 
-async fn read1(engine: &Arc<Engine>, fake: &Arc<Fake>, n: u64) -> KeyResult<Value> {
+async fn read1(
+    engine: &Arc<Engine>,
+    fake: &Arc<Fake>,
+    n: u64,
+) -> Result<Fetched<Value>, CacheError> {
     read(engine, fake, &[n]).await.remove(&key(n)).unwrap()
 }
 
@@ -370,7 +370,7 @@ async fn unknown_devices_are_remembered_for_the_not_found_ttl() {
     assert!(matches!(
         &answers[&key(9)],
         Ok(Fetched {
-            value: Cached::Found(None),
+            value: None,
             freshness: Freshness::Miss
         })
     ));
@@ -378,7 +378,7 @@ async fn unknown_devices_are_remembered_for_the_not_found_ttl() {
     assert!(matches!(
         &again[&key(9)],
         Ok(Fetched {
-            value: Cached::Found(None),
+            value: None,
             freshness: Freshness::Hit
         })
     ));

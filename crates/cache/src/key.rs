@@ -10,6 +10,8 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use equivalent::Equivalent;
+
 use chrono::SecondsFormat;
 
 use crate::resource::{Owner, Resource, ResourceKey};
@@ -29,7 +31,6 @@ impl AnyKey {
     }
 
     /// The resource's own key, when this key is one of `R`'s.
-    #[cfg(test)]
     pub(crate) fn get<R: Resource>(&self) -> Option<&R::Key> {
         self.0
             .as_any()
@@ -83,7 +84,27 @@ trait DynKey: Send + Sync + 'static {
     fn heap(&self) -> usize;
 }
 
+/// A resource's own key, as stored in an [`AnyKey`].
 struct Keyed<R: Resource>(R::Key);
+
+/// A borrowed resource key as an L1 lookup: it hashes like the `AnyKey` holding an
+/// equal key and is [`Equivalent`] to it, so the L1 can be asked without building an
+/// `AnyKey` (no clone, no allocation on the hit path).
+pub(crate) struct KeyRef<'a, R: Resource>(pub(crate) &'a R::Key);
+
+impl<R: Resource> Hash for KeyRef<'_, R> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The same writes as `DynKey::dyn_hash`, so the same hash.
+        TypeId::of::<R>().hash(state);
+        self.0.hash(state);
+    }
+}
+
+impl<R: Resource> Equivalent<AnyKey> for KeyRef<'_, R> {
+    fn equivalent(&self, key: &AnyKey) -> bool {
+        key.get::<R>() == Some(self.0)
+    }
+}
 
 impl<R: Resource> DynKey for Keyed<R> {
     fn as_any(&self) -> &dyn Any {

@@ -5,8 +5,6 @@
 //! that record (`engine`, `pacer`, `redis_conn`, `fanout`). Resources are named by
 //! their `Resource::NAME`.
 
-use std::collections::HashMap;
-
 use tracing::debug;
 
 use crate::fetched::{Freshness, KeyResult};
@@ -44,39 +42,57 @@ pub(crate) fn redis_error(op: &'static str) {
     metrics::counter!(REDIS_ERRORS, "op" => op).increment(1);
 }
 
-/// Metrics (one counter update per outcome, not per key) and one log event per read.
-pub(crate) fn record_read<K, V>(resource: &'static str, out: &HashMap<K, KeyResult<V>>) {
-    let (mut hits, mut misses, mut stale, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    for result in out.values() {
+/// How the keys of one read were answered, counted as they are (the read then
+/// records them with one counter update per outcome, not per key).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    hits: u64,
+    misses: u64,
+    stale: u64,
+    errors: u64,
+}
+
+impl Tally {
+    pub(crate) fn count<V>(&mut self, result: &KeyResult<V>) {
         match result {
-            Ok(f) if f.freshness == Freshness::Hit => hits += 1,
-            Ok(f) if f.freshness == Freshness::Miss => misses += 1,
-            Ok(_) => stale += 1,
-            Err(_) => errors += 1,
+            Ok(f) if f.freshness == Freshness::Hit => self.hits += 1,
+            Ok(f) if f.freshness == Freshness::Miss => self.misses += 1,
+            Ok(_) => self.stale += 1,
+            Err(_) => self.errors += 1,
         }
     }
-    for (outcome, n) in [
-        ("hit", hits),
-        ("miss", misses),
-        ("stale", stale),
-        ("error", errors),
-    ] {
-        if n > 0 {
-            requests(resource, outcome, n);
+
+    /// Metrics and one log event for the read.
+    pub(crate) fn record(&self, resource: &'static str) {
+        let Self {
+            hits,
+            misses,
+            stale,
+            errors,
+        } = *self;
+        for (outcome, n) in [
+            ("hit", hits),
+            ("miss", misses),
+            ("stale", stale),
+            ("error", errors),
+        ] {
+            if n > 0 {
+                requests(resource, outcome, n);
+            }
         }
-    }
-    if out.len() == 1 {
-        let cache = if hits > 0 {
-            "hit"
-        } else if misses > 0 {
-            "miss"
-        } else if stale > 0 {
-            "stale"
+        if hits + misses + stale + errors == 1 {
+            let cache = if hits > 0 {
+                "hit"
+            } else if misses > 0 {
+                "miss"
+            } else if stale > 0 {
+                "stale"
+            } else {
+                "error"
+            };
+            debug!(resource, cache, "cache lookup");
         } else {
-            "error"
-        };
-        debug!(resource, cache, "cache lookup");
-    } else {
-        debug!(resource, hits, misses, stale, errors, "cache lookup");
+            debug!(resource, hits, misses, stale, errors, "cache lookup");
+        }
     }
 }

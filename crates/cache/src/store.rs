@@ -18,7 +18,7 @@ use crate::config::StoreConfig;
 use crate::engine::{Engine, FetchAnswers};
 use crate::error::CacheError;
 use crate::fanout::Fanout;
-use crate::fetched::{Fetched, KeyResult};
+use crate::fetched::Fetched;
 use crate::freshness::Windows;
 use crate::l2::L2;
 use crate::pacer::Pacer;
@@ -199,11 +199,7 @@ impl Store {
                     .collect()
             })
         };
-        let answers = self.inner.engine.read::<R, _>(keys, fetch).await;
-        answers
-            .into_iter()
-            .map(|(key, result)| (key, found::<R>(result)))
-            .collect()
+        self.inner.engine.read::<R, _>(keys, fetch).await
     }
 
     /// Whether reading `key` now would be answered from this replica's memory,
@@ -266,17 +262,5 @@ fn settle<R: Resource>(
             }),
             None => Err(e),
         },
-    }
-}
-
-/// The value, or the upstream's "not found" error it remembers.
-fn found<R: Resource>(result: KeyResult<R::Value>) -> Result<Fetched<R::Value>, CacheError> {
-    let fetched = result?;
-    match fetched.value {
-        Cached::Found(value) => Ok(Fetched {
-            value,
-            freshness: fetched.freshness,
-        }),
-        Cached::Absent(nf) => Err(CacheError::Upstream(nf.to_error(R::INFO.endpoint))),
     }
 }

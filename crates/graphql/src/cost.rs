@@ -226,17 +226,14 @@ impl<'a> Estimator<'a> {
 
     /// One device with the parts its selection reads.
     fn device(&mut self, account: &AccountName, imei: &Imei, parts: &DeviceParts) {
-        if !self
-            .store
-            .is_cached::<Details>(&(account.clone(), imei.clone()))
-        {
+        let key = (account.clone(), imei.clone());
+        if !self.store.is_cached::<Details>(&key) {
             self.accounts
                 .entry(account.clone())
                 .or_default()
                 .details
                 .insert(imei.clone());
         }
-        let key = (account.clone(), imei.clone());
         if parts.upgrades && first_uncached::<UpgradeHistory>(self.store, &mut self.upgrades, &key)
         {
             self.out.upgrade_history += 1;

@@ -114,3 +114,23 @@ fn redis_keys_fall_under_their_scope_patterns() {
     );
     assert!(redis_scope_patterns("p", &scope).contains(&format!("p:v2:d:imei:{a}:*")));
 }
+
+#[test]
+fn a_resource_key_finds_its_any_key_and_no_other() {
+    use std::hash::BuildHasher;
+
+    use equivalent::Equivalent;
+
+    use crate::key::KeyRef;
+
+    let acc = account("0000123456-00001");
+    let a: Imei = valid_imei("99001390783557").parse().unwrap();
+    let stored = AnyKey::new::<Details>((acc.clone(), a.clone()));
+    let own = (acc.clone(), a.clone());
+    let lookup = KeyRef::<Details>(&own);
+    let hasher = std::collections::hash_map::RandomState::new();
+    assert_eq!(hasher.hash_one(&stored), hasher.hash_one(&lookup));
+    assert!(lookup.equivalent(&stored));
+    let other = KeyRef::<CheckIns>(&own);
+    assert!(!other.equivalent(&stored), "same key, another resource");
+}
