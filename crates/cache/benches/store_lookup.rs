@@ -1,19 +1,19 @@
-//! Warm-path cost of the store alone (no HTTP, no GraphQL): `Store::device_details`
+//! Warm-path cost of the store alone (no HTTP, no GraphQL): `Store::get_many::<Details>`
 //! for one cached IMEI, and a 100-IMEI batch, served from L1. Not a test; run with
 //! `cargo bench -p devicegraph-cache --bench store_lookup`. The HTTP-level warm-path
 //! benchmark lives at the workspace root.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use devicegraph_cache::resources::{CampaignPageKey, CampaignPages, Details};
-use devicegraph_cache::{CacheError, Fetched, Freshness, Store, StoreConfig};
+use devicegraph_cache::resources::{CampaignPageKey, CampaignPages};
+use devicegraph_cache::{Freshness, Store, StoreConfig};
 use devicegraph_sim::SimConfig;
-use devicegraph_upstream::model::DeviceDetails;
 use devicegraph_upstream::{AccountName, ClientConfig, Credentials, Imei};
+use support::details_of;
 
 const ACCOUNT: &str = "0000123456-00001";
 
@@ -137,22 +137,4 @@ where
     }
     let per_call = start.elapsed() / u32::try_from(n).unwrap_or(u32::MAX);
     (n, per_call)
-}
-
-/// Device details for `imeis` of `account`, by IMEI (`Store::get_many::<Details>`).
-async fn details_of(
-    store: &Store,
-    account: &AccountName,
-    imeis: &[Imei],
-) -> HashMap<Imei, Result<Fetched<Option<Arc<DeviceDetails>>>, CacheError>> {
-    let keys = imeis
-        .iter()
-        .map(|imei| (account.clone(), imei.clone()))
-        .collect();
-    store
-        .get_many::<Details>(keys)
-        .await
-        .into_iter()
-        .map(|((_, imei), answer)| (imei, answer))
-        .collect()
 }
