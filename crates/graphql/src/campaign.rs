@@ -13,7 +13,7 @@ use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, UpstreamErro
 
 use crate::cost::FILTER_SCAN_PAGES;
 use crate::cursor::{Cursor, Owner, id_cmp};
-use crate::device::Device;
+use crate::device::{Device, Wants, prefetch_histories};
 use crate::error::{bad_input, from_cache, from_upstream};
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::RequestState;
@@ -225,19 +225,23 @@ impl Walk<'_> {
         // query selects them, rather than relying on the DataLoader's timing window
         // to gather hundreds of nested `device` resolvers: the nodes then find their
         // details in the loader's per-request cache.
-        let selects_device = ctx
+        let device = ctx
             .look_ahead()
             .field("edges")
             .field("node")
-            .field("device")
-            .exists();
-        if selects_device {
-            let keys = edges
+            .field("device");
+        if device.exists() {
+            let keys: Vec<_> = edges
                 .iter()
                 .filter_map(|e| e.node.device.device_id.parse::<Imei>().ok())
                 .map(|imei| (self.account.clone(), imei))
                 .collect();
-            self.state.device_details_many(keys).await;
+            // Histories the nodes select are read alongside the details.
+            futures::future::join(
+                self.state.device_details_many(keys.clone()),
+                prefetch_histories(self.state, Wants::of(device), &keys),
+            )
+            .await;
         }
         let page_info = PageInfo {
             has_next_page,

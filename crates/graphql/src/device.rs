@@ -5,11 +5,12 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Result};
+use async_graphql::{Context, Lookahead, Object, Result};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{CheckIns, Provisioning, ProvisioningKey, UpgradeHistory};
 use devicegraph_upstream::model::{self, DeviceDetails};
 use devicegraph_upstream::{AccountName, DeviceIdKind, DeviceIdentifier, Imei};
+use futures::future::join_all;
 
 use crate::error::bad_input;
 use crate::history::{CheckIn, FirmwareUpgrade, ProvisioningEvent};
@@ -79,6 +80,77 @@ pub(crate) fn check_window(earliest: &GqlDateTime, latest: &GqlDateTime) -> Resu
         )));
     }
     Ok(())
+}
+
+/// The per-device histories a `Device` selection reads, so that they can be read
+/// alongside the device's details rather than after them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Wants {
+    upgrades: bool,
+    check_ins: bool,
+}
+
+impl Wants {
+    /// What the selection `device` (a `Device` field's look-ahead) reads. A field
+    /// whose arguments it will refuse reads nothing: reading ahead must never make a
+    /// call the operation would not make.
+    pub(crate) fn of(device: Lookahead<'_>) -> Self {
+        let check_ins = device.field("checkIns");
+        let check_ins_valid = check_ins.selection_fields().iter().all(|field| {
+            let last = field.arguments().ok().and_then(|args| {
+                args.into_iter()
+                    .find(|(name, _)| name.as_str() == "last")
+                    .map(|(_, value)| value)
+            });
+            match last {
+                None | Some(async_graphql::Value::Null) => true,
+                Some(async_graphql::Value::Number(n)) => n
+                    .as_i64()
+                    .and_then(|n| i32::try_from(n).ok())
+                    .is_some_and(|n| keep_last(Some(n)).is_ok()),
+                Some(_) => false,
+            }
+        });
+        Self {
+            upgrades: device.field("upgradeHistory").exists(),
+            check_ins: (check_ins.exists() && check_ins_valid)
+                || device.field("lastCheckIn").exists(),
+        }
+    }
+}
+
+/// `checkIns(last:)`: how many of the newest to keep (`None` = all).
+fn keep_last(last: Option<i32>) -> Result<Option<usize>> {
+    match last {
+        None => Ok(None),
+        Some(n) => usize::try_from(n)
+            .map(Some)
+            .map_err(|_| bad_input(format!("last must be 0 or more, got {n}"))),
+    }
+}
+
+/// Reads the histories `wants` names for every device of `keys` at once (all of
+/// them concurrently: the shared budget and `upstream.max_concurrency` pace them),
+/// except devices the cache already knows do not exist. The fields that need them
+/// find them in the operation's memo.
+pub(crate) async fn prefetch_histories(
+    state: &RequestState,
+    wants: Wants,
+    keys: &[(AccountName, Imei)],
+) {
+    if !wants.upgrades && !wants.check_ins {
+        return;
+    }
+    let keys: Vec<&(AccountName, Imei)> = keys.iter().filter(|k| !state.known_absent(k)).collect();
+    let upgrades = keys
+        .iter()
+        .filter(|_| wants.upgrades)
+        .map(|k| state.prefetch::<UpgradeHistory>((*k).clone()));
+    let check_ins = keys
+        .iter()
+        .filter(|_| wants.check_ins)
+        .map(|k| state.prefetch::<CheckIns>((*k).clone()));
+    futures::future::join(join_all(upgrades), join_all(check_ins)).await;
 }
 
 /// Provisioning events of `id` in a window already checked, oldest first (shared by
@@ -213,13 +285,7 @@ impl Device {
         #[graphql(desc = "Keep only the newest N check-ins (N >= 0); all when omitted.")]
         last: Option<i32>,
     ) -> Result<Vec<CheckIn>> {
-        let keep = match last {
-            None => None,
-            Some(n) => Some(
-                usize::try_from(n)
-                    .map_err(|_| bad_input(format!("last must be 0 or more, got {n}")))?,
-            ),
-        };
+        let keep = keep_last(last)?;
         let mut list = self.newest_check_ins(ctx).await?;
         if let Some(n) = keep {
             list.truncate(n);

@@ -64,7 +64,9 @@ pub struct GraphqlConfig {
     /// Largest `first` of `Campaign.devices`.
     pub max_page_size: usize,
     /// Per-device history fetches (upgrade history, check-ins, provisioning) one
-    /// operation may have in flight at once.
+    /// operation may have in flight at once; 0 = no per-operation bound (the shared
+    /// budget, `max_concurrency` and per-tenant queues pace them, the cost estimate
+    /// bounds their number).
     pub history_concurrency: usize,
     /// Whether an exact repeat of an operation that passed full validation (same
     /// text, name and variables) runs with only the cheap checks (`validated.rs`).
@@ -82,7 +84,7 @@ impl Default for GraphqlConfig {
             max_depth: 12,
             max_complexity: 20_000,
             max_page_size: 1000,
-            history_concurrency: 16,
+            history_concurrency: 0,
             reuse_validation: true,
             introspection: true,
             documents: DocumentLimits::default(),

@@ -7,7 +7,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
 
 use crate::campaign::Campaign;
-use crate::device::{Device, check_window, provisioning_events};
+use crate::device::{Device, Wants, check_window, prefetch_histories, provisioning_events};
 use crate::error::{bad_input, from_cache};
 use crate::history::ProvisioningEvent;
 use crate::scalars::{GqlDateTime, GqlImei};
@@ -77,10 +77,14 @@ impl Query {
         let imei = imei.to_imei()?;
         let state = RequestState::of(ctx)?;
         state.check_account(&account)?;
-        let fetched = state
-            .device_details((account.clone(), imei.clone()))
-            .await
-            .map_err(|e| from_cache(&e))?;
+        let key = (account.clone(), imei.clone());
+        let wants = Wants::of(ctx.look_ahead());
+        let (fetched, ()) = futures::future::join(
+            state.device_details(key.clone()),
+            prefetch_histories(state, wants, std::slice::from_ref(&key)),
+        )
+        .await;
+        let fetched = fetched.map_err(|e| from_cache(&e))?;
         state.note(ctx, fetched.freshness);
         Ok(fetched.value.map(|d| Device::new(account, imei, d)))
     }
@@ -105,7 +109,12 @@ impl Query {
         let state = RequestState::of(ctx)?;
         state.check_account(&account)?;
         let keys: Vec<_> = imeis.iter().map(|i| (account.clone(), i.clone())).collect();
-        let found = state.device_details_many(keys).await;
+        let wants = Wants::of(ctx.look_ahead());
+        let (found, ()) = futures::future::join(
+            state.device_details_many(keys.clone()),
+            prefetch_histories(state, wants, &keys),
+        )
+        .await;
         let base = path_of(ctx);
         let out = imeis
             .into_iter()

@@ -60,9 +60,11 @@ pub(crate) struct RequestState {
     scope: AccountScope,
     max_page_size: usize,
     details: DataLoader<DetailsLoader, HashMapCache>,
-    /// Bounds per-device history fetches (upgrade history, check-ins, provisioning)
-    /// so one big campaign page cannot open hundreds of upstream calls at once.
-    history_permits: Semaphore,
+    /// An optional per-operation bound on per-device history fetches (upgrade
+    /// history, check-ins, provisioning); `None` (the default): the shared budget,
+    /// `upstream.max_concurrency` and the pacer's per-tenant queues bound them, and
+    /// the cost estimate bounds how many one operation may make.
+    history_permits: Option<Semaphore>,
     /// One memo per resource type read by this operation (`Memo<R::Key, Read<R>>`).
     memos: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     stale: Mutex<BTreeSet<String>>,
@@ -89,7 +91,7 @@ impl RequestState {
             scope,
             max_page_size,
             details,
-            history_permits: Semaphore::new(history_concurrency.max(1)),
+            history_permits: (history_concurrency > 0).then(|| Semaphore::new(history_concurrency)),
             memos: Mutex::new(HashMap::new()),
             stale: Mutex::new(BTreeSet::new()),
             fetched_upstream: AtomicBool::new(false),
@@ -202,23 +204,44 @@ impl RequestState {
 
     /// One per-device read (upgrade history, check-ins, provisioning events) for the
     /// field being resolved: shared by every field of this operation that asks for
-    /// the same key (one store read per key and operation), at most
-    /// `history_concurrency` at a time, its freshness noted at the field's path.
+    /// the same key (one store read per key and operation), its freshness noted at
+    /// the field's path.
     pub(crate) async fn history<R: Resource>(
         &self,
         ctx: &Context<'_>,
         key: R::Key,
     ) -> async_graphql::Result<R::Value> {
-        let fetched = self
-            .memo::<R>()
+        let fetched = self.read::<R>(key).await.map_err(|e| from_cache(&e))?;
+        self.note(ctx, fetched.freshness);
+        Ok(fetched.value)
+    }
+
+    /// Starts (and waits for) the read of `key` that a field below will ask for, so
+    /// it runs alongside the read the current field needs instead of after it; the
+    /// field's own [`RequestState::history`] then finds it in the memo. Its
+    /// freshness is noted there, at the field's path, not here.
+    pub(crate) async fn prefetch<R: Resource>(&self, key: R::Key) {
+        let _ = self.read::<R>(key).await;
+    }
+
+    /// One store read of `key` per operation (the memo), within the optional
+    /// per-operation bound.
+    async fn read<R: Resource>(&self, key: R::Key) -> Read<R> {
+        self.memo::<R>()
             .get_or_init(key.clone(), || async {
-                let _permit = self.history_permits.acquire().await;
+                let _permit = match &self.history_permits {
+                    Some(permits) => permits.acquire().await.ok(),
+                    None => None,
+                };
                 self.store.get::<R>(key).await
             })
             .await
-            .map_err(|e| from_cache(&e))?;
-        self.note(ctx, fetched.freshness);
-        Ok(fetched.value)
+    }
+
+    /// Whether the cache already says the account has no such device (then nothing
+    /// about it is worth reading ahead).
+    pub(crate) fn known_absent(&self, key: &DeviceKey) -> bool {
+        matches!(self.store.peek::<Details>(key), Some(None))
     }
 
     /// One upstream campaign page (`None` = the first), shared by the operation.

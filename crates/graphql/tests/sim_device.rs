@@ -413,3 +413,57 @@ async fn devices_of_2500_imeis_cost_three_details_calls() {
     assert!(devices[0]["firmware"].is_string(), "{:#}", devices[0]);
     assert_eq!(env.calls("device_details").await, 3);
 }
+
+/// A cold dashboard fires every upstream call as soon as its keys are known: the
+/// histories its cards select are read alongside the details batch, not after it,
+/// and not in waves. With the simulator holding each answer for 300 ms, all 11 calls
+/// of five cards (1 details batch, 5 upgrade histories, 5 check-in histories) are in
+/// flight together, and there are exactly 11.
+#[tokio::test]
+async fn a_cold_dashboard_reads_details_and_histories_at_once() {
+    let env = SimEnv::default().await;
+    let imeis: Vec<String> = env.sample_imeis(ACCOUNT).into_iter().take(5).collect();
+    assert_eq!(imeis.len(), 5);
+    env.reset().await;
+    env.faults(json!({"latencyMs": 300})).await;
+    let cards: String = imeis
+        .iter()
+        .enumerate()
+        .map(|(i, imei)| {
+            format!(
+                r#"d{i}: device(account: "{ACCOUNT}", imei: "{imei}") {{ firmware upgradeHistory {{ status }} lastCheckIn {{ result }} }} "#
+            )
+        })
+        .collect();
+    let r = env.run(&format!("{{ {cards} }}"), json!({})).await;
+    assert!(r.get("errors").is_none(), "{r:#}");
+    assert!(r["data"]["d4"]["firmware"].is_string(), "{r:#}");
+    let stats = env.stats().await;
+    let data_calls = env.calls("device_details").await
+        + env.calls("upgrade_history").await
+        + env.calls("check_in_history").await;
+    assert_eq!(data_calls, 11, "{stats:#}");
+    assert_eq!(env.calls("device_details").await, 1, "one batch: {stats:#}");
+    assert_eq!(
+        stats["peakConcurrency"].as_u64(),
+        Some(11),
+        "details and histories overlap: {stats:#}"
+    );
+}
+
+/// Reading ahead never reads a device the cache knows does not exist: a repeated
+/// card for an unknown IMEI makes no call once its absence is cached.
+#[tokio::test]
+async fn reading_ahead_skips_devices_known_to_be_absent() {
+    let env = SimEnv::default().await;
+    let unknown = "356938035643809";
+    let query = format!(
+        r#"{{ device(account: "{ACCOUNT}", imei: "{unknown}") {{ firmware upgradeHistory {{ status }} }} }}"#
+    );
+    let r = env.run(&query, json!({})).await;
+    assert!(r["data"]["device"].is_null(), "{r:#}");
+    env.reset().await;
+    let r = env.run(&query, json!({})).await;
+    assert!(r["data"]["device"].is_null(), "{r:#}");
+    assert_eq!(env.stats().await["totalCalls"].as_u64(), Some(0));
+}

@@ -274,10 +274,11 @@ impl Validator {
         );
         g.max_page_size =
             self.positive("graphql.max_page_size", raw.max_page_size, g.max_page_size);
-        g.history_concurrency = self.positive(
+        g.history_concurrency = self.get(
             "graphql.history_concurrency",
             raw.history_concurrency,
             g.history_concurrency,
+            integer::<usize>,
         );
         g.persisted_queries = self.get(
             "graphql.persisted_queries",
