@@ -117,6 +117,9 @@ listen = "127.0.0.1:{self.port}"
 [upstream]
 mode = "thingspace"
 base_url = "{sim.base_url}"
+# The gateway's own scheduling, not ThingSpace's budget (50/s by default), is measured.
+rate_per_second = 10000
+burst = 10000
 
 [limits]
 # The bench measures the gateway, not its inbound rate limit.
@@ -199,6 +202,30 @@ def economy(sim: Sim, gw: Gateway, campaign: str, ops: dict, batch: list[str]) -
     return out
 
 
+def cold_dashboards(sim: Sim, gw: Gateway, imeis: list[str], rounds: int) -> dict:
+    """`rounds` 50-card dashboards over IMEIs nobody read yet, the simulator answering
+    every call after 50 ms: median latency and upstream calls per dashboard."""
+    latencies, calls = [], []
+    try:
+        for r in range(rounds):
+            chunk = imeis[r * 50:(r + 1) * 50]
+            cards = " ".join(f'd{i}: device(account: "{ACCOUNT}", imei: "{imei}") {{ {CARD} }}'
+                             for i, imei in enumerate(chunk))
+            sim.reset()  # (also clears faults)
+            http(f"{sim.root}/_sim/faults", {"latencyMs": 50})
+            started = time.monotonic()
+            gw.query(f"{{ {cards} }}")
+            latencies.append((time.monotonic() - started) * 1000)
+            round_calls = sim.calls()
+            calls.append(sum(round_calls.values()))
+            if calls[-1] == max(calls):
+                by_endpoint = round_calls
+    finally:
+        http(f"{sim.root}/_sim/faults", {"clear": True})
+    return {"p50_ms": statistics.median(latencies), "calls": statistics.median(calls),
+            "last": by_endpoint}  # the breakdown of the round with the most calls
+
+
 def wrk(url: str, body: dict, seconds: int, connections: int, workdir: Path) -> dict:
     script = workdir / "post.lua"
     payload = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
@@ -274,6 +301,28 @@ def main() -> int:
         for name, by in rows.items():
             cells = [f"{sum(by[g.label].values())} {by[g.label]}" for g in gateways]
             print(f"| {name} | " + " | ".join(cells) + " |")
+
+        # Cold dashboards: fresh IMEIs (the campaign's devices after the first 2,000)
+        # for every dashboard and gateway.
+        rounds = 5
+        page = gateways[0].query(
+            f'{{ campaign(account: "{ACCOUNT}", id: "{campaign}") '
+            f'{{ devices(first: 1000, after: "{cursor}") {{ pageInfo {{ endCursor }} }} }} }}')
+        third = gateways[0].query(
+            f'{{ campaign(account: "{ACCOUNT}", id: "{campaign}") {{ devices(first: 1000, '
+            f'after: "{page["campaign"]["devices"]["pageInfo"]["endCursor"]}") '
+            f'{{ edges {{ node {{ imei }} }} }} }} }}')
+        fresh = [e["node"]["imei"] for e in third["campaign"]["devices"]["edges"]]
+        print(f"\n# cold 50-card dashboard, upstream at 50 ms, fresh IMEIs ({rounds} each)\n")
+        print("| gateway | median latency ms | upstream calls per dashboard |")
+        print("| --- | ---: | ---: |")
+        for i, g in enumerate(gateways):
+            own = fresh[i * 50 * rounds:(i + 1) * 50 * rounds]
+            if len(own) < 50 * rounds:
+                print(f"| {g.label} | (not enough fresh devices: {len(own)}) | |")
+                continue
+            cold = cold_dashboards(sim, g, own, rounds)
+            print(f"| {g.label} | {cold['p50_ms']:.0f} | {cold['calls']:.0f} {cold['last']} |")
 
         print(f"\n# warm path (wrk, {args.connections} connections, {args.slices} x "
               f"{args.seconds}s slices per gateway, alternating)\n")

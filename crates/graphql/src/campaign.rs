@@ -239,7 +239,7 @@ impl Walk<'_> {
             // Histories the nodes select are read alongside the details.
             futures::future::join(
                 self.state.device_details_many(keys.clone()),
-                prefetch_histories(self.state, Wants::of(device), &keys),
+                prefetch_histories(ctx, Wants::of(device), &keys),
             )
             .await;
         }

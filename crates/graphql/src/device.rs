@@ -133,24 +133,45 @@ fn keep_last(last: Option<i32>) -> Result<Option<usize>> {
 /// them concurrently: the shared budget and `upstream.max_concurrency` pace them),
 /// except devices the cache already knows do not exist. The fields that need them
 /// find them in the operation's memo.
+///
+/// The reads run on a task of their own, so that starting them costs the calling
+/// resolver almost nothing: the other `device` resolvers of the operation keep
+/// enqueueing their details in the same DataLoader batch instead of missing its
+/// window and making a second upstream request.
 pub(crate) async fn prefetch_histories(
-    state: &RequestState,
+    ctx: &Context<'_>,
     wants: Wants,
     keys: &[(AccountName, Imei)],
 ) {
     if !wants.upgrades && !wants.check_ins {
         return;
     }
-    let keys: Vec<&(AccountName, Imei)> = keys.iter().filter(|k| !state.known_absent(k)).collect();
-    let upgrades = keys
+    let Ok(state) = ctx.data::<Arc<RequestState>>() else {
+        return;
+    };
+    let keys: Vec<(AccountName, Imei)> = keys
         .iter()
-        .filter(|_| wants.upgrades)
-        .map(|k| state.prefetch::<UpgradeHistory>((*k).clone()));
-    let check_ins = keys
-        .iter()
-        .filter(|_| wants.check_ins)
-        .map(|k| state.prefetch::<CheckIns>((*k).clone()));
-    futures::future::join(join_all(upgrades), join_all(check_ins)).await;
+        .filter(|k| !state.known_absent(k))
+        .cloned()
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    let state = Arc::clone(state);
+    let reads = async move {
+        let upgrades = keys
+            .iter()
+            .filter(|_| wants.upgrades)
+            .map(|k| state.prefetch::<UpgradeHistory>(k.clone()));
+        let check_ins = keys
+            .iter()
+            .filter(|_| wants.check_ins)
+            .map(|k| state.prefetch::<CheckIns>(k.clone()));
+        futures::future::join(join_all(upgrades), join_all(check_ins)).await;
+    };
+    // Carries the request's scope (request id, call meter, tenant) to the task. A
+    // failed or cancelled task only means the fields read for themselves.
+    let _ = tokio::spawn(devicegraph_upstream::in_current_scope(reads)).await;
 }
 
 /// Provisioning events of `id` in a window already checked, oldest first (shared by

@@ -81,7 +81,7 @@ impl Query {
         let wants = Wants::of(ctx.look_ahead());
         let (fetched, ()) = futures::future::join(
             state.device_details(key.clone()),
-            prefetch_histories(state, wants, std::slice::from_ref(&key)),
+            prefetch_histories(ctx, wants, std::slice::from_ref(&key)),
         )
         .await;
         let fetched = fetched.map_err(|e| from_cache(&e))?;
@@ -112,7 +112,7 @@ impl Query {
         let wants = Wants::of(ctx.look_ahead());
         let (found, ()) = futures::future::join(
             state.device_details_many(keys.clone()),
-            prefetch_histories(state, wants, &keys),
+            prefetch_histories(ctx, wants, &keys),
         )
         .await;
         let base = path_of(ctx);
