@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 mod graphiql;
 mod http;
+pub mod response_cache;
 mod router;
 mod routes;
 mod startup;

@@ -18,6 +18,7 @@ use crate::http::identity::KeyRing;
 use crate::http::metrics::prometheus;
 use crate::http::rate_limit::{InboundConfig, InboundLimiter};
 use crate::http::upstream_budget::UpstreamBudgets;
+use crate::response_cache::ResponseCache;
 pub use crate::trusted::{Manifest, ManifestError, TrustedDocuments};
 
 /// Where the upstream is and how to log in to it.
@@ -66,6 +67,8 @@ pub struct AppState {
     pub(crate) graphiql_page: Arc<str>,
     /// Persisted queries and the trusted-documents manifest (`trusted`).
     pub(crate) trusted: Arc<TrustedDocuments>,
+    /// Serialized answers in front of execution (`response_cache`).
+    pub(crate) responses: ResponseCache,
 }
 
 impl AppState {
@@ -82,6 +85,7 @@ impl AppState {
         // No manifest yet (`connect` loads it): an allow-list refuses everything.
         let trusted = Arc::new(TrustedDocuments::new(&config, Manifest::default()));
         Self {
+            responses: ResponseCache::new(config.cache.response_cache_max_bytes),
             trusted,
             keys: Arc::new(keys),
             graphiql_page,

@@ -303,6 +303,9 @@ pub struct CacheConfig {
     pub stale_if_error: Duration,
     /// `None` when `redis_url` is empty.
     pub redis_url: Option<String>,
+    /// Upper bound of the response cache (serialized answers in front of
+    /// execution); 0 = no response cache.
+    pub response_cache_max_bytes: u64,
     pub ttl: TtlConfig,
 }
 
@@ -315,6 +318,7 @@ impl Default for CacheConfig {
             stale_while_revalidate: store.stale_while_revalidate,
             stale_if_error: store.stale_if_error,
             redis_url: None,
+            response_cache_max_bytes: 64 << 20,
             ttl: store.ttl,
         }
     }

@@ -69,6 +69,7 @@ pub(crate) struct RawCache {
     pub(crate) stale_while_revalidate: Raw,
     pub(crate) stale_if_error: Raw,
     pub(crate) redis_url: Raw,
+    pub(crate) response_cache_max_bytes: Raw,
     /// `[cache.ttl]`, read as its own section by `validate`.
     pub(crate) ttl: Raw,
     #[serde(flatten)]

@@ -19,13 +19,14 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use devicegraph_graphql::{AccountScope, Code, RequestContext};
+use devicegraph_graphql::{AccountScope, CacheStatus, Code, RequestContext};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
@@ -35,6 +36,7 @@ use crate::http::identity::Principal;
 use crate::http::negotiate::{GraphqlMedia, wants_html};
 use crate::http::problem::{ApiError, ErrorContext};
 use crate::http::rate_limit::ClientKey;
+use crate::response_cache::{self, Hit};
 use crate::state::AppState;
 use crate::trusted::Incoming;
 
@@ -165,12 +167,22 @@ async fn run(
     media: GraphqlMedia,
     incoming: Incoming,
 ) -> Response {
+    let request_headers = headers;
     let request = match state.trusted.resolve(incoming) {
         Ok(request) => request,
         Err(refusal) => return refusal.respond(media),
     };
     let mut ctx = caller.context(state);
     ctx.report_cost = headers.contains_key(COST_HEADER);
+    // An answer stored for this caller's scope, operation and variables, still
+    // current: served (or 304) without executing anything.
+    let cache_key = (state.responses.enabled() && !ctx.report_cost)
+        .then(|| response_key(&ctx.scope, media, &request));
+    if let Some(key) = &cache_key
+        && let Some(hit) = state.responses.get(key, &state.store)
+    {
+        return stored_answer(&hit, media, headers);
+    }
     let mut executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
     let request_id = devicegraph_upstream::current_request_id();
     if let Some(id) = &request_id {
@@ -241,6 +253,27 @@ async fn run(
             (StatusCode::OK, body.to_string().into_bytes())
         }
     };
+    let body = Bytes::from(body);
+    // A complete answer built only from current cache entries is stored, and says
+    // how long it stays current.
+    let validators = match (cache_key, executed.dependencies.take()) {
+        (Some(key), Some(deps)) if status == StatusCode::OK => {
+            let stored = as_stored(&body, executed.cache_status);
+            state.responses.put(key, stored, deps, &state.store)
+        }
+        _ => None,
+    };
+    if let Some((etag, _)) = &validators
+        && request_headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|tags| response_cache::matches(tags, etag))
+    {
+        let mut answer = StatusCode::NOT_MODIFIED.into_response();
+        if let Some((etag, fresh_for)) = validators {
+            set_validators(answer.headers_mut(), etag, fresh_for, 0);
+        }
+        return answer;
+    }
     let mut answer = (status, body).into_response();
     let headers = answer.headers_mut();
     headers.insert(
@@ -254,7 +287,96 @@ async fn run(
     if let Some(secs) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    if let Some((etag, fresh_for)) = validators {
+        headers.insert(RESPONSE_CACHE_HEADER, HeaderValue::from_static("MISS"));
+        set_validators(headers, etag, fresh_for, 0);
+    }
     answer
+}
+
+/// The response-cache key of `request` asked by a caller with `scope`.
+fn response_key(
+    scope: &devicegraph_graphql::AccountScope,
+    media: GraphqlMedia,
+    request: &async_graphql::Request,
+) -> [u8; 32] {
+    let variables = serde_json::to_value(&request.variables).unwrap_or_default();
+    response_cache::key(
+        scope,
+        &[
+            b"graphql",
+            media.content_type().as_bytes(),
+            request.query.as_bytes(),
+            request.operation_name.as_deref().unwrap_or("").as_bytes(),
+            &response_cache::canonical_json(&variables),
+        ],
+    )
+}
+
+/// A stored answer: `200` with its bytes, or `304` when the caller holds its tag.
+fn stored_answer(hit: &Hit, media: GraphqlMedia, request_headers: &HeaderMap) -> Response {
+    let stored = &hit.stored;
+    let not_modified = request_headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tags| response_cache::matches(tags, &stored.etag));
+    let mut answer = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut answer = (StatusCode::OK, stored.body.clone()).into_response();
+        answer.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(media.content_type()),
+        );
+        answer
+    };
+    let headers = answer.headers_mut();
+    headers.insert(
+        "x-cache",
+        HeaderValue::from_static(CacheStatus::Hit.as_str()),
+    );
+    headers.insert(RESPONSE_CACHE_HEADER, HeaderValue::from_static("HIT"));
+    set_validators(headers, stored.etag.clone(), hit.fresh_for, stored.age());
+    answer
+}
+
+/// Response header saying whether the answer came from the response cache (`HIT`)
+/// or was executed and stored (`MISS`); absent when it may not be stored.
+pub(crate) const RESPONSE_CACHE_HEADER: &str = "x-response-cache";
+
+/// `ETag`, `Cache-Control: private, max-age=<freshness left>` and `Age`.
+fn set_validators(headers: &mut HeaderMap, etag: HeaderValue, fresh_for: Duration, age: u64) {
+    headers.insert(header::ETAG, etag);
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&format!("private, max-age={}", fresh_for.as_secs()))
+            .unwrap_or(HeaderValue::from_static("private, no-cache")),
+    );
+    headers.insert(header::AGE, HeaderValue::from(age));
+}
+
+/// The body as later requests get it: its `extensions.cacheStatus` says `HIT`.
+/// (Bodies end with the extensions object, so the last occurrence is that member;
+/// a string inside `data` cannot hold the sequence unescaped.)
+fn as_stored(body: &Bytes, status: CacheStatus) -> Bytes {
+    let miss = format!("\"cacheStatus\":\"{}\"", status.as_str());
+    let hit = format!("\"cacheStatus\":\"{}\"", CacheStatus::Hit.as_str());
+    if status == CacheStatus::Hit {
+        return body.clone();
+    }
+    match find_last(body, miss.as_bytes()) {
+        Some(at) => {
+            let mut out = Vec::with_capacity(body.len());
+            out.extend_from_slice(&body[..at]);
+            out.extend_from_slice(hit.as_bytes());
+            out.extend_from_slice(&body[at + miss.len()..]);
+            Bytes::from(out)
+        }
+        None => body.clone(),
+    }
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
 /// The serialized body would pass `limits.max_response_bytes`.

@@ -123,6 +123,7 @@ fn found<R: Resource>(result: KeyResult<R::Value>) -> Result<Fetched<R::Value>, 
         Cached::Found(value) => Ok(Fetched {
             value,
             freshness: fetched.freshness,
+            version: fetched.version,
         }),
         Cached::Absent(nf) => Err(CacheError::Upstream(nf.to_error(R::INFO.endpoint))),
     }
@@ -473,6 +474,15 @@ impl Engine {
     /// call (fresh, or within stale-while-revalidate). Used to estimate what an
     /// operation will cost upstream before running it (the read it precedes would
     /// count towards the entry's popularity anyway).
+    /// The version of `key`'s L1 entry and how long it stays fresh, when it is fresh
+    /// now (not merely servable within stale-while-revalidate).
+    pub(crate) fn current<R: Resource>(&self, key: &R::Key) -> Option<(u64, Duration)> {
+        let entry = self.lookup::<R>(key)?;
+        let age = self.clock.now().saturating_duration_since(entry.stored_at);
+        let left = entry.ttl.checked_sub(age).filter(|left| !left.is_zero())?;
+        Some((entry.version, left))
+    }
+
     pub(crate) fn servable<R: Resource>(&self, key: &R::Key) -> Option<Arc<Entry<R::Value>>> {
         let entry = self.lookup::<R>(key)?;
         matches!(
@@ -569,6 +579,7 @@ fn hit<V: Clone>(entry: Option<Arc<Entry<V>>>, freshness: Freshness) -> KeyResul
         Some(e) => Ok(Fetched {
             value: e.value.clone(),
             freshness,
+            version: e.version,
         }),
         // Callers only pass entries they found; keep the type honest anyway.
         None => Err(CacheError::Internal {
@@ -587,6 +598,7 @@ fn resolve<R: Resource>(need: &Need<R>, published: Option<&Published<R>>) -> Key
             } else {
                 Freshness::Miss
             },
+            version: entry.version,
         }),
         Some(KeyOutcome::Failed { error, stale }) => {
             if error.is_transient()
@@ -595,6 +607,7 @@ fn resolve<R: Resource>(need: &Need<R>, published: Option<&Published<R>>) -> Key
                 return Ok(Fetched {
                     value: entry.value.clone(),
                     freshness: Freshness::Stale,
+                    version: entry.version,
                 });
             }
             Err(CacheError::Upstream(error.clone()))

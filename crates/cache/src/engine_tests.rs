@@ -371,7 +371,8 @@ async fn unknown_devices_are_remembered_for_the_not_found_ttl() {
         &answers[&key(9)],
         Ok(Fetched {
             value: None,
-            freshness: Freshness::Miss
+            freshness: Freshness::Miss,
+            ..
         })
     ));
     let again = read(&engine, &fake, &[1, 9]).await;
@@ -379,7 +380,8 @@ async fn unknown_devices_are_remembered_for_the_not_found_ttl() {
         &again[&key(9)],
         Ok(Fetched {
             value: None,
-            freshness: Freshness::Hit
+            freshness: Freshness::Hit,
+            ..
         })
     ));
     assert_eq!(fake.calls().len(), 1);

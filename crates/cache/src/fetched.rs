@@ -33,6 +33,9 @@ impl Freshness {
 pub struct Fetched<T> {
     pub value: T,
     pub freshness: Freshness,
+    /// The version of the cache entry the value is (see `Store::current`); 0 when
+    /// it is not a cache entry's.
+    pub version: u64,
 }
 
 impl<T> Fetched<T> {
@@ -40,6 +43,7 @@ impl<T> Fetched<T> {
         Fetched {
             value: f(self.value),
             freshness: self.freshness,
+            version: self.version,
         }
     }
 }

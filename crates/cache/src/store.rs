@@ -209,6 +209,14 @@ impl Store {
         self.inner.engine.servable::<R>(key).is_some()
     }
 
+    /// The version of `key`'s entry in this replica's memory and how long it stays
+    /// fresh, when it is fresh now. Whatever was built from a read of `key` (a stored
+    /// response) is still current while this answers the version that read saw: an
+    /// invalidation drops the entry, and a refresh or refetch stores a new version.
+    pub fn current<R: Resource>(&self, key: &R::Key) -> Option<(u64, Duration)> {
+        self.inner.engine.current::<R>(key)
+    }
+
     /// The value `is_cached` would find (`None` also for a remembered "not found"),
     /// e.g. to follow a cached chain of campaign pages.
     pub fn peek<R: Resource>(&self, key: &R::Key) -> Option<R::Value> {

@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::mem::size_of;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -32,7 +33,14 @@ pub(crate) struct Entry<V> {
     pub(crate) value: Cached<V>,
     pub(crate) stored_at: Instant,
     pub(crate) ttl: Duration,
+    /// Unique in this process: a new entry for the same key (a refresh, a refetch
+    /// after an invalidation) has another version, so whatever was built from the
+    /// old one (a stored response) can tell.
+    pub(crate) version: u64,
 }
+
+/// The next entry version (0 is never used: it marks "not from the cache").
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 
 impl<V> Entry<V> {
     pub(crate) fn new(answer: Answer<V>, stored_at: Instant) -> Self {
@@ -40,6 +48,7 @@ impl<V> Entry<V> {
             value: answer.value,
             stored_at,
             ttl: answer.ttl,
+            version: NEXT_VERSION.fetch_add(1, Ordering::Relaxed),
         }
     }
 }

@@ -17,6 +17,7 @@
 mod campaign;
 mod cost;
 mod cursor;
+mod deps;
 mod device;
 mod documents;
 mod error;
@@ -41,6 +42,7 @@ use devicegraph_cache::Store;
 use devicegraph_upstream::AccountName;
 
 pub use cost::Estimate;
+pub use deps::Dependencies;
 pub use error::{Code, UnknownCode, code_of};
 pub use guard::DocumentLimits;
 pub use query::Query;
@@ -234,6 +236,9 @@ impl CacheStatus {
 pub struct Executed {
     pub response: Response,
     pub cache_status: CacheStatus,
+    /// The cache entries the answer was built from, when it may be stored as it is
+    /// (no error, nothing stale, no per-request report): see [`Dependencies`].
+    pub dependencies: Option<Dependencies>,
     /// Whether this exact operation (text, name and variables) had passed full
     /// validation before, so only the cheap checks ran (see `validated.rs`).
     pub validation_reused: bool,
@@ -259,6 +264,7 @@ fn refused(mut err: ServerError, cost: Option<Value>) -> Executed {
     Executed {
         response,
         cache_status: CacheStatus::Hit,
+        dependencies: None,
         validation_reused: false,
     }
 }
@@ -290,6 +296,7 @@ pub async fn execute(
         return Executed {
             response: Response::from_errors(vec![err]),
             cache_status: CacheStatus::Hit,
+            dependencies: None,
             validation_reused: false,
         };
     };
@@ -419,9 +426,13 @@ pub async fn execute(
         "cacheStatus".to_owned(),
         Value::String(cache_status.as_str().to_owned()),
     );
+    let dependencies = state
+        .dependencies()
+        .filter(|deps| !deps.is_empty() && response.errors.is_empty() && !ctx.report_cost);
     Executed {
         response,
         cache_status,
+        dependencies,
         validation_reused: twin.is_some(),
     }
 }

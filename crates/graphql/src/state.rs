@@ -20,6 +20,7 @@ use devicegraph_upstream::model::CampaignPage;
 use devicegraph_upstream::{AccountName, CampaignId};
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::deps::Dependencies;
 use crate::error::{forbidden_account, from_cache, internal};
 use crate::loader::{DetailsLoader, DetailsResult, DeviceKey};
 use crate::{AccountScope, CacheStatus};
@@ -67,6 +68,10 @@ pub(crate) struct RequestState {
     history_permits: Option<Semaphore>,
     /// One memo per resource type read by this operation (`Memo<R::Key, Read<R>>`).
     memos: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    /// The cache entries the answer is built from (for the response cache).
+    dependencies: Mutex<Dependencies>,
+    /// Set by a stale or failed read: the answer is not one to store.
+    uncacheable: AtomicBool,
     stale: Mutex<BTreeSet<String>>,
     fetched_upstream: AtomicBool,
     /// Set by the plan extension when the operation has exactly one field that loads
@@ -93,6 +98,8 @@ impl RequestState {
             details,
             history_permits: (history_concurrency > 0).then(|| Semaphore::new(history_concurrency)),
             memos: Mutex::new(HashMap::new()),
+            dependencies: Mutex::new(Dependencies::default()),
+            uncacheable: AtomicBool::new(false),
             stale: Mutex::new(BTreeSet::new()),
             fetched_upstream: AtomicBool::new(false),
             single_detail_field: AtomicBool::new(false),
@@ -175,20 +182,24 @@ impl RequestState {
 
     /// Details of one device, batched with every other load of this operation.
     pub(crate) async fn device_details(&self, key: DeviceKey) -> DetailsResult {
-        if self.single_detail_field.load(Ordering::Relaxed) {
+        let result = if self.single_detail_field.load(Ordering::Relaxed) {
             // Nothing to batch with: ask the store now.
-            return self.store.get::<Details>(key).await;
-        }
-        match self.details.load_one(key).await {
-            Ok(Some(v)) => v,
-            // The store answers for every key it is asked; a missing key can only
-            // mean "no such device".
-            Ok(None) => Ok(Fetched {
-                value: None,
-                freshness: Freshness::Hit,
-            }),
-            Err(never) => match never {},
-        }
+            self.store.get::<Details>(key.clone()).await
+        } else {
+            match self.details.load_one(key.clone()).await {
+                Ok(Some(v)) => v,
+                // The store answers for every key it is asked; a missing key can only
+                // mean "no such device".
+                Ok(None) => Ok(Fetched {
+                    value: None,
+                    freshness: Freshness::Hit,
+                    version: 0,
+                }),
+                Err(never) => match never {},
+            }
+        };
+        self.record::<Details>(&key, &result);
+        result
     }
 
     /// Details of many devices in one batch.
@@ -196,10 +207,14 @@ impl RequestState {
         &self,
         keys: Vec<DeviceKey>,
     ) -> HashMap<DeviceKey, DetailsResult> {
-        match self.details.load_many(keys).await {
+        let found = match self.details.load_many(keys).await {
             Ok(map) => map,
             Err(never) => match never {},
+        };
+        for (key, result) in &found {
+            self.record::<Details>(key, result);
         }
+        found
     }
 
     /// One per-device read (upgrade history, check-ins, provisioning events) for the
@@ -233,9 +248,37 @@ impl RequestState {
                     Some(permits) => permits.acquire().await.ok(),
                     None => None,
                 };
-                self.store.get::<R>(key).await
+                let result = self.store.get::<R>(key.clone()).await;
+                self.record::<R>(&key, &result);
+                result
             })
             .await
+    }
+
+    /// Notes that the answer uses `key`'s cache entry as `result` read it (see
+    /// `deps`). A stale or failed read makes the answer one not to store.
+    fn record<R: Resource>(&self, key: &R::Key, result: &Read<R>) {
+        match result {
+            Ok(fetched) if fetched.freshness != Freshness::Stale && fetched.version != 0 => {
+                self.dependencies
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push::<R>(key.clone(), fetched.version);
+            }
+            _ => self.uncacheable.store(true, Ordering::Relaxed),
+        }
+    }
+
+    /// What the answer was built from, unless a read was stale or failed.
+    pub(crate) fn dependencies(&self) -> Option<Dependencies> {
+        if self.uncacheable.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut deps = self
+            .dependencies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Some(std::mem::take(&mut *deps))
     }
 
     /// Whether the cache already says the account has no such device (then nothing
@@ -253,7 +296,11 @@ impl RequestState {
     ) -> async_graphql::Result<Fetched<Arc<CampaignPage>>> {
         let key = CampaignPageKey::new(account, campaign, last_seen);
         self.memo::<CampaignPages>()
-            .get_or_init(key.clone(), || self.store.get::<CampaignPages>(key))
+            .get_or_init(key.clone(), || async {
+                let result = self.store.get::<CampaignPages>(key.clone()).await;
+                self.record::<CampaignPages>(&key, &result);
+                result
+            })
             .await
             .map_err(|e| from_cache(&e))
     }

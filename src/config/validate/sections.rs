@@ -136,6 +136,12 @@ impl Validator {
     pub(super) fn cache(&mut self, raw: RawCache, config: &mut Config) {
         let c = &mut config.cache;
         c.max_bytes = self.get("cache.max_bytes", raw.max_bytes, c.max_bytes, size);
+        c.response_cache_max_bytes = self.get(
+            "cache.response_cache_max_bytes",
+            raw.response_cache_max_bytes,
+            c.response_cache_max_bytes,
+            size,
+        );
         if c.max_bytes == 0 {
             self.problem("cache.max_bytes", "must be more than 0 bytes");
         }

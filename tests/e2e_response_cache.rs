@@ -1,0 +1,177 @@
+//! The response cache over real HTTP: a repeat is served from stored bytes (no
+//! execution, no upstream call), `If-None-Match` answers 304, and a stored answer is
+//! never served once an entry it was built from changed; callers whose account
+//! scopes differ never share an answer; stale answers are not stored.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ACCOUNT, spawn_app_configured};
+use devicegraph::config::{ApiKey, AuthMode, KeyAccounts};
+use devicegraph_upstream::AccountName;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const CARD: &str = "query($a: String!, $i: IMEI!) { device(account: $a, imei: $i) { \
+                    imei firmware upgradeHistory { status } checkIns(last: 5) { result } } }";
+
+fn sha(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+async fn post(app: &common::TestApp, body: &Value, etag: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.post(app.url("/graphql")).json(body);
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_repeat_is_served_from_stored_bytes_until_an_entry_it_used_changes() {
+    let admin = "admin-key";
+    let app = spawn_app_configured(|c| c.auth.admin_key_sha256 = Some(sha(admin))).await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let body = json!({ "query": CARD, "variables": { "a": ACCOUNT, "i": imei } });
+
+    let first = post(&app, &body, None).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    assert_eq!(first.headers()["x-response-cache"], "MISS", "stored");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let cache_control = first.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let max_age: u64 = cache_control
+        .strip_prefix("private, max-age=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&max_age),
+        "the shortest TTL among the entries (check-ins: 60 s): {cache_control}"
+    );
+    let first: Value = first.json().await.unwrap();
+    assert!(first["data"]["device"]["firmware"].is_string(), "{first}");
+
+    // The same operation, variables in another key order: stored bytes, no upstream
+    // call, no execution.
+    app.sim_reset().await;
+    let reordered = json!({ "variables": { "i": imei, "a": ACCOUNT }, "query": CARD });
+    let second = post(&app, &reordered, None).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["x-cache"], "HIT");
+    assert_eq!(second.headers()["x-response-cache"], "HIT");
+    assert_eq!(second.headers()["etag"].to_str().unwrap(), etag);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second["data"], first["data"]);
+    assert_eq!(second["extensions"]["cacheStatus"], "HIT");
+
+    // A current tag: 304, no body.
+    let not_modified = post(&app, &body, Some(&etag)).await;
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(not_modified.headers()["etag"].to_str().unwrap(), etag);
+    assert!(not_modified.bytes().await.unwrap().is_empty());
+    assert_eq!(app.sim_stats().await["totalCalls"].as_u64(), Some(0));
+
+    // Invalidate the device: the stored answer is not served again, the old tag is
+    // no longer current.
+    let response = app
+        .client
+        .post(app.url("/admin/cache/invalidate"))
+        .header("x-api-key", admin)
+        .json(&json!({ "account": ACCOUNT, "imei": imei }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let third = post(&app, &body, Some(&etag)).await;
+    assert_eq!(
+        third.status(),
+        200,
+        "the old tag names an answer that changed"
+    );
+    assert_eq!(third.headers()["x-cache"], "MISS");
+    assert_eq!(third.headers()["x-response-cache"], "MISS");
+    assert_ne!(third.headers()["etag"].to_str().unwrap(), etag);
+    assert!(app.calls("device_details").await >= 1);
+}
+
+#[tokio::test]
+async fn callers_whose_scopes_differ_never_share_an_answer() {
+    let app = spawn_app_configured(|c| {
+        c.auth.mode = AuthMode::ApiKey;
+        c.auth.api_keys = vec![
+            ApiKey {
+                name: "owner".into(),
+                sha256: sha("owner-key"),
+                accounts: KeyAccounts::Only([ACCOUNT.parse::<AccountName>().unwrap()].into()),
+            },
+            ApiKey {
+                name: "other".into(),
+                sha256: sha("other-key"),
+                accounts: KeyAccounts::Only(
+                    ["0000123456-00002".parse::<AccountName>().unwrap()].into(),
+                ),
+            },
+        ];
+    })
+    .await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let body = json!({ "query": CARD, "variables": { "a": ACCOUNT, "i": imei } });
+    let ask = |key: &'static str| {
+        app.client
+            .post(app.url("/graphql"))
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+    };
+    let owner: Value = ask("owner-key").await.unwrap().json().await.unwrap();
+    assert!(owner["data"]["device"]["firmware"].is_string(), "{owner}");
+    let again = ask("owner-key").await.unwrap();
+    assert_eq!(again.headers()["x-response-cache"], "HIT");
+
+    let other = ask("other-key").await.unwrap();
+    assert!(
+        other.headers().get("x-response-cache").is_none(),
+        "executed (and, refused, not stored): {:?}",
+        other.headers()
+    );
+    let other: Value = other.json().await.unwrap();
+    assert!(other["data"]["device"].is_null(), "{other}");
+    assert_eq!(common::codes(&other), ["FORBIDDEN"], "{other}");
+}
+
+#[tokio::test]
+async fn stale_answers_are_served_marked_and_never_stored() {
+    let app = spawn_app_configured(|c| {
+        c.cache.ttl.set("check_ins", Duration::from_secs(1));
+        c.cache.stale_while_revalidate = Duration::ZERO;
+        c.upstream.max_attempts = 1;
+    })
+    .await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let body = json!({ "query": CARD, "variables": { "a": ACCOUNT, "i": imei } });
+    assert_eq!(post(&app, &body, None).await.headers()["x-cache"], "MISS");
+    assert_eq!(post(&app, &body, None).await.headers()["x-cache"], "HIT");
+
+    // Past the check-ins' TTL, with the upstream failing: served stale, marked.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.sim_faults(json!({ "errorRate": 1.0, "endpoints": ["check_in_history"] }))
+        .await;
+    for _ in 0..2 {
+        let stale = post(&app, &body, None).await;
+        assert_eq!(stale.headers()["x-cache"], "STALE");
+        assert!(stale.headers().get("etag").is_none());
+        assert!(
+            stale.headers().get("x-response-cache").is_none(),
+            "not stored"
+        );
+        let stale: Value = stale.json().await.unwrap();
+        assert_eq!(stale["extensions"]["stale"], json!(["device.checkIns"]));
+    }
+}
