@@ -25,9 +25,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
 use devicegraph_cache::Store;
 use devicegraph_graphql::{AccountScope, Dependencies};
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use sha2::{Digest, Sha256};
 
 const HITS: &str = "devicegraph_response_cache_hits_total";
@@ -149,6 +150,60 @@ impl ResponseCache {
         }
         Some((etag, fresh_for))
     }
+}
+
+/// Response header saying whether the answer came from the response cache (`HIT`)
+/// or was executed and stored (`MISS`); absent when it may not be stored.
+pub(crate) const RESPONSE_CACHE_HEADER: &str = "x-response-cache";
+
+/// A stored answer: `200` with its bytes (as `content_type`), or `304` when the
+/// caller holds its tag.
+pub(crate) fn stored_answer(
+    hit: &Hit,
+    content_type: &'static str,
+    request: &HeaderMap,
+) -> Response {
+    let stored = &hit.stored;
+    let not_modified = request
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tags| matches(tags, &stored.etag));
+    let mut answer = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut answer = (StatusCode::OK, stored.body.clone()).into_response();
+        answer
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        answer
+    };
+    let headers = answer.headers_mut();
+    headers.insert("x-cache", HeaderValue::from_static("HIT"));
+    headers.insert(RESPONSE_CACHE_HEADER, HeaderValue::from_static("HIT"));
+    set_validators(headers, stored.etag.clone(), hit.fresh_for, stored.age());
+    answer
+}
+
+/// `ETag`, `Cache-Control: private, max-age=<freshness left>` and `Age`.
+pub(crate) fn set_validators(
+    headers: &mut HeaderMap,
+    etag: HeaderValue,
+    fresh_for: Duration,
+    age: u64,
+) {
+    headers.insert(header::ETAG, etag);
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&format!("private, max-age={}", fresh_for.as_secs()))
+            .unwrap_or(HeaderValue::from_static("private, no-cache")),
+    );
+    headers.insert(header::AGE, HeaderValue::from(age));
+}
+
+/// Whether the request holds `etag` in its `If-None-Match`.
+pub(crate) fn holds(request: &HeaderMap, etag: &HeaderValue) -> bool {
+    request
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tags| matches(tags, etag))
 }
 
 /// A strong entity tag: the answer's key and the versions of the entries it used.

@@ -175,3 +175,39 @@ async fn stale_answers_are_served_marked_and_never_stored() {
         assert_eq!(stale["extensions"]["stale"], json!(["device.checkIns"]));
     }
 }
+
+#[tokio::test]
+async fn v1_get_routes_are_stored_and_answer_304_for_a_current_tag() {
+    let app = spawn_app_configured(|_| {}).await;
+    let imei = app.sample_imei(ACCOUNT, 1);
+    let path = format!("/v1/accounts/{ACCOUNT}/devices/{imei}?include=upgradeHistory,checkIns");
+    let first = app.get(&path).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-response-cache"], "MISS");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let first: Value = first.json().await.unwrap();
+
+    app.sim_reset().await;
+    let second = app.get(&path).await;
+    assert_eq!(second.headers()["x-response-cache"], "HIT");
+    assert_eq!(second.headers()["content-type"], "application/json");
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(second, first);
+    let not_modified = app
+        .client
+        .get(app.url(&path))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+    assert_eq!(app.sim_stats().await["totalCalls"].as_u64(), Some(0));
+
+    // An unknown device is a 404 problem, never stored.
+    let unknown = format!("/v1/accounts/{ACCOUNT}/devices/356938035643809");
+    for _ in 0..2 {
+        let response = app.get(&unknown).await;
+        assert_eq!(response.status(), 404);
+        assert!(response.headers().get("x-response-cache").is_none());
+    }
+}

@@ -19,7 +19,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -36,7 +35,7 @@ use crate::http::identity::Principal;
 use crate::http::negotiate::{GraphqlMedia, wants_html};
 use crate::http::problem::{ApiError, ErrorContext};
 use crate::http::rate_limit::ClientKey;
-use crate::response_cache::{self, Hit};
+use crate::response_cache;
 use crate::state::AppState;
 use crate::trusted::Incoming;
 
@@ -181,7 +180,7 @@ async fn run(
     if let Some(key) = &cache_key
         && let Some(hit) = state.responses.get(key, &state.store)
     {
-        return stored_answer(&hit, media, headers);
+        return response_cache::stored_answer(&hit, media.content_type(), headers);
     }
     let mut executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
     let request_id = devicegraph_upstream::current_request_id();
@@ -264,13 +263,11 @@ async fn run(
         _ => None,
     };
     if let Some((etag, _)) = &validators
-        && request_headers
-            .get(header::IF_NONE_MATCH)
-            .is_some_and(|tags| response_cache::matches(tags, etag))
+        && response_cache::holds(request_headers, etag)
     {
         let mut answer = StatusCode::NOT_MODIFIED.into_response();
         if let Some((etag, fresh_for)) = validators {
-            set_validators(answer.headers_mut(), etag, fresh_for, 0);
+            response_cache::set_validators(answer.headers_mut(), etag, fresh_for, 0);
         }
         return answer;
     }
@@ -288,8 +285,11 @@ async fn run(
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if let Some((etag, fresh_for)) = validators {
-        headers.insert(RESPONSE_CACHE_HEADER, HeaderValue::from_static("MISS"));
-        set_validators(headers, etag, fresh_for, 0);
+        headers.insert(
+            response_cache::RESPONSE_CACHE_HEADER,
+            HeaderValue::from_static("MISS"),
+        );
+        response_cache::set_validators(headers, etag, fresh_for, 0);
     }
     answer
 }
@@ -311,47 +311,6 @@ fn response_key(
             &response_cache::canonical_json(&variables),
         ],
     )
-}
-
-/// A stored answer: `200` with its bytes, or `304` when the caller holds its tag.
-fn stored_answer(hit: &Hit, media: GraphqlMedia, request_headers: &HeaderMap) -> Response {
-    let stored = &hit.stored;
-    let not_modified = request_headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|tags| response_cache::matches(tags, &stored.etag));
-    let mut answer = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut answer = (StatusCode::OK, stored.body.clone()).into_response();
-        answer.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(media.content_type()),
-        );
-        answer
-    };
-    let headers = answer.headers_mut();
-    headers.insert(
-        "x-cache",
-        HeaderValue::from_static(CacheStatus::Hit.as_str()),
-    );
-    headers.insert(RESPONSE_CACHE_HEADER, HeaderValue::from_static("HIT"));
-    set_validators(headers, stored.etag.clone(), hit.fresh_for, stored.age());
-    answer
-}
-
-/// Response header saying whether the answer came from the response cache (`HIT`)
-/// or was executed and stored (`MISS`); absent when it may not be stored.
-pub(crate) const RESPONSE_CACHE_HEADER: &str = "x-response-cache";
-
-/// `ETag`, `Cache-Control: private, max-age=<freshness left>` and `Age`.
-fn set_validators(headers: &mut HeaderMap, etag: HeaderValue, fresh_for: Duration, age: u64) {
-    headers.insert(header::ETAG, etag);
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(&format!("private, max-age={}", fresh_for.as_secs()))
-            .unwrap_or(HeaderValue::from_static("private, no-cache")),
-    );
-    headers.insert(header::AGE, HeaderValue::from(age));
 }
 
 /// The body as later requests get it: its `extensions.cacheStatus` says `HIT`.

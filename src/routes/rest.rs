@@ -15,9 +15,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use devicegraph_graphql::CacheStatus;
+use devicegraph_graphql::{CacheStatus, Dependencies, RequestContext};
 use devicegraph_upstream::{AccountName, CampaignId, Imei};
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -26,6 +26,7 @@ use super::documents::{self, Include};
 use super::graphql::Caller;
 use crate::http::body_limit::body_rejection;
 use crate::http::problem::ApiError;
+use crate::response_cache;
 use crate::state::AppState;
 
 /// The route templates, in the order of the handlers below (`crate::router` routes
@@ -143,18 +144,17 @@ impl From<CampaignData> for CampaignPage {
     }
 }
 
-/// Runs `query` for `caller` and returns its `data` read as `T`, or the first error
-/// as a problem.
+/// Runs `query` for `caller` and returns its `data` read as `T` (with what the
+/// answer was built from, when it may be stored), or the first error as a problem.
 async fn run<T: DeserializeOwned>(
     state: &AppState,
-    caller: Caller,
+    ctx: RequestContext,
     query: String,
     variables: Value,
-) -> Result<(T, CacheStatus), ApiError> {
+) -> Result<(T, CacheStatus, Option<Dependencies>), ApiError> {
     let request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables));
-    let executed =
-        devicegraph_graphql::execute(&state.schema, request, caller.context(state)).await;
+    let executed = devicegraph_graphql::execute(&state.schema, request, ctx).await;
     let response = executed.response;
     if let Some(error) = response.errors.first() {
         return Err(ApiError::from_graphql(error));
@@ -165,8 +165,66 @@ async fn run<T: DeserializeOwned>(
             std::any::type_name::<T>()
         ))
     })?;
-    Ok((data, executed.cache_status))
+    Ok((data, executed.cache_status, executed.dependencies))
 }
+
+/// A `GET` route's answer through the response cache: a stored, still current
+/// answer for this caller's scope, route, operation and variables (or `304` for a
+/// current tag), else the operation run and its `data` shaped by `shape`, stored
+/// when it may be.
+async fn cached_get<T: DeserializeOwned, B: Serialize>(
+    state: &AppState,
+    caller: Caller,
+    request_headers: &HeaderMap,
+    route: &'static str,
+    (query, variables): (String, Value),
+    shape: impl FnOnce(T) -> Result<B, ApiError>,
+) -> Result<Response, ApiError> {
+    let ctx = caller.context(state);
+    let key = state.responses.enabled().then(|| {
+        response_cache::key(
+            &ctx.scope,
+            &[
+                b"v1",
+                route.as_bytes(),
+                query.as_bytes(),
+                &response_cache::canonical_json(&variables),
+            ],
+        )
+    });
+    if let Some(key) = &key
+        && let Some(hit) = state.responses.get(key, &state.store)
+    {
+        return Ok(response_cache::stored_answer(&hit, JSON, request_headers));
+    }
+    let (data, cache, deps) = run::<T>(state, ctx, query, variables).await?;
+    let body = Bytes::from(serde_json::to_vec(&shape(data)?).map_err(|e| ApiError::internal(&e))?);
+    let validators = match (key, deps) {
+        (Some(key), Some(deps)) => state.responses.put(key, body.clone(), deps, &state.store),
+        _ => None,
+    };
+    if let Some((etag, fresh_for)) = &validators
+        && response_cache::holds(request_headers, etag)
+    {
+        let mut answer = StatusCode::NOT_MODIFIED.into_response();
+        response_cache::set_validators(answer.headers_mut(), etag.clone(), *fresh_for, 0);
+        return Ok(answer);
+    }
+    let mut answer = (StatusCode::OK, body).into_response();
+    let headers = answer.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    headers.insert("x-cache", HeaderValue::from_static(cache.as_str()));
+    if let Some((etag, fresh_for)) = validators {
+        headers.insert(
+            response_cache::RESPONSE_CACHE_HEADER,
+            HeaderValue::from_static("MISS"),
+        );
+        response_cache::set_validators(headers, etag, fresh_for, 0);
+    }
+    Ok(answer)
+}
+
+const JSON: &str = "application/json";
 
 fn json_response(body: impl Serialize, cache: CacheStatus) -> Response {
     let mut response = axum::Json(body).into_response();
@@ -205,6 +263,7 @@ fn path_error(rejection: &PathRejection) -> ApiError {
 pub(crate) async fn device(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -214,14 +273,20 @@ pub(crate) async fn device(
         .map_err(|e| ApiError::bad_input(format!("path parameter `imei`: {e}")))?;
     let include = include_of(&query_pairs(query.as_deref()))?;
     let variables = json!({ "account": account.as_str(), "imei": imei.as_str() });
-    let (data, cache): (DeviceData, _) =
-        run(&state, caller, documents::device(include), variables).await?;
-    match data.device {
-        Some(device) => Ok(json_response(device, cache)),
-        None => Err(ApiError::not_found(format!(
-            "account {account} has no device {imei}"
-        ))),
-    }
+    let operation = (documents::device(include), variables);
+    cached_get(
+        &state,
+        caller,
+        &headers,
+        ROUTES[0],
+        operation,
+        |data: DeviceData| {
+            data.device.ok_or_else(|| {
+                ApiError::not_found(format!("account {account} has no device {imei}"))
+            })
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,8 +331,13 @@ pub(crate) async fn devices_batch(
         "account": account.as_str(),
         "imeis": imeis.iter().map(Imei::as_str).collect::<Vec<_>>(),
     });
-    let (data, cache): (DevicesData, _) =
-        run(&state, caller, documents::devices(include), variables).await?;
+    let (data, cache, _): (DevicesData, _, _) = run(
+        &state,
+        caller.context(&state),
+        documents::devices(include),
+        variables,
+    )
+    .await?;
     Ok(json_response(BatchAnswer::new(&imeis, data), cache))
 }
 
@@ -275,6 +345,7 @@ pub(crate) async fn devices_batch(
 pub(crate) async fn campaign_devices(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -317,14 +388,16 @@ pub(crate) async fn campaign_devices(
         "after": cursor,
         "status": status,
     });
-    let (data, cache): (CampaignData, _) = run(
+    let operation = (documents::CAMPAIGN_DEVICES.to_owned(), variables);
+    cached_get(
         &state,
         caller,
-        documents::CAMPAIGN_DEVICES.to_owned(),
-        variables,
+        &headers,
+        ROUTES[2],
+        operation,
+        |data: CampaignData| Ok(CampaignPage::from(data)),
     )
-    .await?;
-    Ok(json_response(CampaignPage::from(data), cache))
+    .await
 }
 
 #[cfg(test)]
