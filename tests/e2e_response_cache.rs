@@ -211,3 +211,57 @@ async fn v1_get_routes_are_stored_and_answer_304_for_a_current_tag() {
         assert!(response.headers().get("x-response-cache").is_none());
     }
 }
+
+/// Through Redis: an invalidation made on one replica makes the answers another
+/// replica stored from that device miss there too.
+#[tokio::test]
+async fn an_invalidation_on_another_replica_reaches_its_stored_answers() {
+    let Some(redis) = std::env::var("DEVICEGRAPH_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping Redis test: DEVICEGRAPH_TEST_REDIS_URL not set (see README)"
+        );
+        return;
+    };
+    let admin = "admin-key";
+    let configure = |c: &mut devicegraph::Config| {
+        c.cache.redis_url = Some(redis.clone());
+        c.auth.admin_key_sha256 = Some(sha(admin));
+    };
+    let a = spawn_app_configured(configure).await;
+    let b = spawn_app_configured(configure).await;
+    let imei = a.sample_imei(ACCOUNT, 2);
+    let body = json!({ "query": CARD, "variables": { "a": ACCOUNT, "i": imei } });
+    post(&b, &body, None).await;
+    assert_eq!(
+        post(&b, &body, None).await.headers()["x-response-cache"],
+        "HIT"
+    );
+
+    let response = a
+        .client
+        .post(a.url("/admin/cache/invalidate"))
+        .header("x-api-key", admin)
+        .json(&json!({ "account": ACCOUNT, "imei": imei }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The other replica applies the invalidation shortly after (a Redis stream).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = post(&b, &body, None).await;
+        if answer.headers()["x-response-cache"] == "MISS" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica b still serves its stored answer 5 s after the invalidation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
