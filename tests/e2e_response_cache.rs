@@ -30,6 +30,19 @@ async fn post(app: &common::TestApp, body: &Value, etag: Option<&str>) -> reqwes
     request.send().await.unwrap()
 }
 
+/// `POST /admin/cache/invalidate` of one device of `ACCOUNT`.
+async fn invalidate(app: &common::TestApp, admin_key: &str, imei: &str) {
+    let response = app
+        .client
+        .post(app.url("/admin/cache/invalidate"))
+        .header("x-api-key", admin_key)
+        .json(&json!({ "account": ACCOUNT, "imei": imei }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 #[tokio::test]
 async fn a_repeat_is_served_from_stored_bytes_until_an_entry_it_used_changes() {
     let admin = "admin-key";
@@ -80,15 +93,7 @@ async fn a_repeat_is_served_from_stored_bytes_until_an_entry_it_used_changes() {
 
     // Invalidate the device: the stored answer is not served again, the old tag is
     // no longer current.
-    let response = app
-        .client
-        .post(app.url("/admin/cache/invalidate"))
-        .header("x-api-key", admin)
-        .json(&json!({ "account": ACCOUNT, "imei": imei }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    invalidate(&app, admin, &imei).await;
     let third = post(&app, &body, Some(&etag)).await;
     assert_eq!(
         third.status(),
@@ -242,15 +247,7 @@ async fn an_invalidation_on_another_replica_reaches_its_stored_answers() {
         "HIT"
     );
 
-    let response = a
-        .client
-        .post(a.url("/admin/cache/invalidate"))
-        .header("x-api-key", admin)
-        .json(&json!({ "account": ACCOUNT, "imei": imei }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    invalidate(&a, admin, &imei).await;
     // The other replica applies the invalidation shortly after (a Redis stream).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
