@@ -8,6 +8,10 @@ use devicegraph::Config;
 use devicegraph::config::{self, ConfigError};
 use devicegraph::state::TrustedDocuments;
 
+/// See the `mimalloc` entry in Cargo.toml: measured in BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Caching aggregation gateway: one GraphQL Device graph over Verizon ThingSpace.
 #[derive(Debug, Parser)]
 #[command(name = "devicegraph", version, about)]

@@ -172,6 +172,33 @@ def operations(gw: Gateway, campaign: str) -> dict:
     }
 
 
+class Bare:
+    """examples/bare_server answering `body` bytes to every POST /graphql."""
+
+    def __init__(self, binary: str, body: bytes, workdir: Path):
+        path = workdir / "bare-body.json"
+        path.write_bytes(body)
+        self.log = workdir / "bare.log"
+        self.proc = subprocess.Popen([binary, str(path)], stdout=open(self.log, "wb"),
+                                     stderr=subprocess.STDOUT)
+
+        def address():
+            for line in self.log.read_text(errors="replace").splitlines():
+                if line.startswith("listening on "):
+                    return line.split("listening on ", 1)[1].strip()
+            return None
+
+        self.label = "bare"
+        self.url = f"http://{wait_for(address, 'the bare server')}/graphql"
+
+
+def answer_bytes(gw: Gateway, body: dict) -> bytes:
+    req = urllib.request.Request(gw.url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.read()
+
+
 def etag_of(gw: Gateway, body: dict) -> str | None:
     req = urllib.request.Request(gw.url, data=json.dumps(body).encode(), method="POST",
                                  headers={"content-type": "application/json"})
@@ -268,6 +295,8 @@ def main() -> int:
     ap.add_argument("--slices", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--bare", help="examples/bare_server binary: the same bytes from a bare "
+                    "axum handler, run in the same rotation (the ceiling of this stack)")
     ap.add_argument("--only", help="run only this warm operation (card, dashboard50, devices500)")
     ap.add_argument("--skip-economy", action="store_true")
     args = ap.parse_args()
@@ -349,13 +378,22 @@ def main() -> int:
                     tag = etag_of(g, body)
                     if tag:  # a gateway without tags answers 200 every time
                         etags[g.label] = tag
+            targets = list(gateways)
+            bare = None
+            if args.bare and not name.endswith("If-None-Match"):
+                bare = Bare(args.bare, answer_bytes(gateways[-1], body), workdir)
+                targets.append(bare)
             sim.reset()
-            runs = {g.label: [] for g in gateways}
-            for i in range(args.slices):
-                # ABBA order: neither gateway always runs first (or right after the other).
-                for g in (gateways if i % 2 == 0 else gateways[::-1]):
-                    runs[g.label].append(wrk(g.url, body, args.seconds, args.connections, workdir,
-                                             etags.get(g.label)))
+            runs = {t.label: [] for t in targets}
+            try:
+                for i in range(args.slices):
+                    # ABBA order: none always runs first (or right after another).
+                    for t in (targets if i % 2 == 0 else targets[::-1]):
+                        runs[t.label].append(wrk(t.url, body, args.seconds, args.connections,
+                                                 workdir, etags.get(t.label)))
+            finally:
+                if bare:
+                    stop(bare.proc)
             upstream = sum(sim.calls().values())
             figures = {}
             for g in gateways:
@@ -365,6 +403,13 @@ def main() -> int:
                 print(f"| {name} | {g.label} | {f['rps']:.0f} | {f['p50']:.2f} | {f['p99']:.2f} | "
                       f"{sum(x['non2xx'] for x in r)} |")
             # (wrk counts only statuses >= 400 here, so 304s are not in this column.)
+            if bare:
+                r = runs["bare"]
+                figures["bare"] = {k: statistics.mean(x[k] for x in r) for k in ("rps", "p50", "p99")}
+                f = figures["bare"]
+                print(f"| {name} | bare axum, same bytes | {f['rps']:.0f} | {f['p50']:.2f} | "
+                      f"{f['p99']:.2f} | |")
+                print(f"| {name} | new/bare | {figures['new']['rps'] / f['rps']:.2f}x | | | |")
             ratio = figures["new"]["rps"] / figures["base"]["rps"] if figures["base"]["rps"] else float("nan")
             # Calls while warm are stale-while-revalidate refreshes of entries whose TTL
             # ran out during the run (check-ins: 60 s), both gateways together.

@@ -22,8 +22,10 @@ trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "
 git worktree add --detach "$work/base" "$rev" >/dev/null
 (cd "$work/base" && cargo build --release -p devicegraph --bin devicegraph)
 cp "$CARGO_TARGET_DIR/release/devicegraph" "$work/devicegraph-base"
-cargo build --release -p devicegraph -p devicegraph-sim
+cargo build --release -p devicegraph -p devicegraph-sim --bins --example bare_server
 cp "$CARGO_TARGET_DIR/release/devicegraph" "$work/devicegraph-new"
 cp "$CARGO_TARGET_DIR/release/devicegraph-sim" "$work/devicegraph-sim"
+cp "$CARGO_TARGET_DIR/release/examples/bare_server" "$work/bare_server"
 python3 benches/compare/compare.py --base "$work/devicegraph-base" \
-  --new "$work/devicegraph-new" --sim "$work/devicegraph-sim" "$@"
+  --new "$work/devicegraph-new" --sim "$work/devicegraph-sim" \
+  --bare "$work/bare_server" "$@"
