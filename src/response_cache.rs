@@ -21,7 +21,7 @@
 //! Bounded in bytes (`cache.response_cache_max_bytes`), with metrics: hits, misses,
 //! bytes, evictions and invalidations (entries found no longer current).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -47,6 +47,10 @@ pub(crate) struct Stored {
     pub(crate) etag: HeaderValue,
     deps: Dependencies,
     stored_at: Instant,
+    /// The last full check of `deps`: the store's generation then, and until when
+    /// the answer was found fresh. While the generation has not moved, no entry it
+    /// used changed, so a hit before that time needs no per-entry lookups.
+    checked: Mutex<(u64, Instant)>,
 }
 
 impl Stored {
@@ -111,8 +115,26 @@ impl ResponseCache {
             metrics::counter!(MISSES).increment(1);
             return None;
         };
+        let now = Instant::now();
+        let generation = store.generation();
+        {
+            let checked = stored
+                .checked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if checked.0 == generation && now < checked.1 {
+                let fresh_for = checked.1 - now;
+                drop(checked);
+                metrics::counter!(HITS).increment(1);
+                return Some(Hit { stored, fresh_for });
+            }
+        }
         match stored.deps.fresh_for(store) {
             Some(fresh_for) => {
+                *stored
+                    .checked
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = (generation, now + fresh_for);
                 metrics::counter!(HITS).increment(1);
                 Some(Hit { stored, fresh_for })
             }
@@ -135,14 +157,17 @@ impl ResponseCache {
         deps: Dependencies,
         store: &Store,
     ) -> Option<(HeaderValue, Duration)> {
+        let generation = store.generation();
         let fresh_for = deps.fresh_for(store)?;
         let etag = etag(&key, &deps)?;
         if let Some(entries) = &self.entries {
+            let now = Instant::now();
             let stored = Stored {
                 body,
                 etag: etag.clone(),
                 deps,
-                stored_at: Instant::now(),
+                stored_at: now,
+                checked: Mutex::new((generation, now + fresh_for)),
             };
             entries.insert(key, Arc::new(stored));
             #[allow(clippy::cast_precision_loss)]

@@ -89,6 +89,9 @@ pub(crate) struct Engine {
     epochs: Arc<Epochs>,
     /// The bytes last reported on the gauge.
     reported_bytes: AtomicU64,
+    /// Bumped by every L1 write and every invalidation: while it has not moved, no
+    /// entry has a new version and none was invalidated (see `Store::generation`).
+    generation: AtomicU64,
 }
 
 /// What a read answers per key: the value and its freshness, or why there is none
@@ -158,6 +161,7 @@ impl Engine {
             pacer,
             epochs: Arc::default(),
             reported_bytes: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -206,6 +210,7 @@ impl Engine {
     fn put<R: Resource>(&self, key: &AnyKey, entry: &Arc<Entry<R::Value>>) {
         let slot = Slot::new::<R>(key, Arc::clone(entry));
         self.l1.insert(key.clone(), slot);
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Answers every key (duplicates are answered once), a remembered "not found" as
@@ -457,6 +462,11 @@ impl Engine {
 
     /// Drops every entry in scope from L1 and L2; answers how many distinct entries
     /// were dropped from either.
+    /// See the `generation` field.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub(crate) async fn invalidate(&self, scope: &InvalidateScope) -> u64 {
         // First, so that no flight stores anything in scope from here on (`epoch`),
         // and requests from here on do not join a flight that started before.
@@ -509,6 +519,7 @@ impl Engine {
     pub(crate) fn clear_l1(&self) -> u64 {
         self.l1.run_pending_tasks();
         let held = self.l1.entry_count();
+        self.generation.fetch_add(1, Ordering::Release);
         self.l1.invalidate_all();
         self.l1.run_pending_tasks();
         self.report_bytes();
@@ -518,6 +529,7 @@ impl Engine {
     /// Detaches the keys in scope from their flights and removes them from L1;
     /// answers the Redis keys of the entries removed (to count them with L2's).
     fn drop_l1(&self, scope: &InvalidateScope) -> HashSet<String> {
+        self.generation.fetch_add(1, Ordering::Release);
         self.inflight.lock().retain(|key, _| !key.in_scope(scope));
         let victims: Vec<Arc<AnyKey>> = self
             .l1

@@ -217,6 +217,14 @@ impl Store {
         self.inner.engine.current::<R>(key)
     }
 
+    /// A counter that moves whenever an entry is stored or invalidated in this
+    /// replica's memory. While it has not moved since a check of [`Store::current`],
+    /// every entry checked is still the version it was (only its freshness can have
+    /// run out, which the caller bounds by the time it was told).
+    pub fn generation(&self) -> u64 {
+        self.inner.engine.generation()
+    }
+
     /// The value `is_cached` would find (`None` also for a remembered "not found"),
     /// e.g. to follow a cached chain of campaign pages.
     pub fn peek<R: Resource>(&self, key: &R::Key) -> Option<R::Value> {
