@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::resources::Ttls;
+use crate::resource::Ttls;
 
 /// `[cache]` plus the outbound limits of `[upstream]`.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@
 //! not compile.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -20,7 +21,6 @@ use futures::future::{BoxFuture, join_all};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::resources::Ttls;
 use crate::scope::InvalidateScope;
 use crate::weigh::HeapSize;
 
@@ -49,6 +49,41 @@ pub trait Resource: Send + Sync + 'static {
     /// Asks the upstream for `keys` (all of this resource, possibly of several
     /// accounts). Should answer every key; one it leaves out is reported unavailable.
     fn fetch(client: &Client, keys: Vec<Self::Key>) -> BoxFuture<'static, Fetches<Self>>;
+}
+
+/// Time-to-live per resource (`[cache.ttl]`, one key per resource's name), and how
+/// long a "not found" answer is remembered. A resource not configured keeps its
+/// `Info::default_ttl`; the by-name API (`get`, `set`, `names`) lives with the list
+/// of resources (`resources`).
+#[derive(Debug, Clone)]
+pub struct Ttls {
+    configured: BTreeMap<&'static str, Duration>,
+    /// How long "no such device" (or any `*.NotFound` answer) is remembered.
+    pub not_found: Duration,
+}
+
+impl Default for Ttls {
+    fn default() -> Self {
+        Self {
+            configured: BTreeMap::new(),
+            not_found: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Ttls {
+    /// The TTL of resource `R`.
+    pub fn of<R: Resource + ?Sized>(&self) -> Duration {
+        self.configured(R::INFO.name).unwrap_or(R::INFO.default_ttl)
+    }
+
+    pub(crate) fn configured(&self, name: &str) -> Option<Duration> {
+        self.configured.get(name).copied()
+    }
+
+    pub(crate) fn configure(&mut self, name: &'static str, ttl: Duration) {
+        self.configured.insert(name, ttl);
+    }
 }
 
 /// What the engine, the configuration and metrics know of a resource by name.

@@ -23,8 +23,8 @@ use crate::freshness::Windows;
 use crate::l2::L2;
 use crate::pacer::Pacer;
 use crate::redis_conn::RedisConn;
+use crate::resource::Ttls;
 use crate::resource::{Cached, NotFound, Resource};
-use crate::resources::Ttls;
 use crate::scope::InvalidateScope;
 use crate::value::Answer;
 

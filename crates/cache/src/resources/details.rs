@@ -11,8 +11,8 @@ use devicegraph_upstream::model::{DetailsChunk, DeviceDetails, Software};
 use devicegraph_upstream::{AccountName, Client, Endpoint, Imei};
 use futures::future::{BoxFuture, join_all};
 
+use crate::resource::Ttls;
 use crate::resource::{Fetches, Info, Resource};
-use crate::resources::Ttls;
 use crate::weigh::heap_size_of_fields;
 
 /// Device details, keyed by account and IMEI; `None` = no such device.

@@ -16,13 +16,12 @@ pub use details::Details;
 pub use provisioning::{Provisioning, ProvisioningKey};
 pub use upgrade_history::UpgradeHistory;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use devicegraph_upstream::DeviceIdKind;
 
 use crate::key::L2_FORMAT;
-use crate::resource::{Info, OwnedBy, Resource, ResourceKey};
+use crate::resource::{Info, OwnedBy, Resource, ResourceKey, Ttls};
 use crate::scope::InvalidateScope;
 
 /// What the configuration and invalidation need to know of every resource without
@@ -49,43 +48,19 @@ pub(crate) const ALL: &[Listed] = &[
     listed::<Provisioning>(),
 ];
 
-/// Time-to-live per resource (`[cache.ttl]`, one key per resource's `NAME`), and how
-/// long a "not found" answer is remembered.
-#[derive(Debug, Clone)]
-pub struct Ttls {
-    by_resource: BTreeMap<&'static str, Duration>,
-    /// How long "no such device" (or any `*.NotFound` answer) is remembered.
-    pub not_found: Duration,
-}
-
-impl Default for Ttls {
-    fn default() -> Self {
-        Self {
-            by_resource: ALL
-                .iter()
-                .map(|r| (r.info.name, r.info.default_ttl))
-                .collect(),
-            not_found: Duration::from_secs(30),
-        }
-    }
-}
-
+/// The `[cache.ttl]` keys: the resources by name.
 impl Ttls {
-    /// The TTL of resource `R`.
-    pub fn of<R: Resource + ?Sized>(&self) -> Duration {
-        self.get(R::INFO.name).unwrap_or(R::INFO.default_ttl)
-    }
-
     /// The TTL of the resource named `name` (`None`: no such resource).
     pub fn get(&self, name: &str) -> Option<Duration> {
-        self.by_resource.get(name).copied()
+        let listed = ALL.iter().find(|r| r.info.name == name)?;
+        Some(self.configured(name).unwrap_or(listed.info.default_ttl))
     }
 
     /// Sets the TTL of the resource named `name`; `false` if there is no such resource.
     pub fn set(&mut self, name: &str, ttl: Duration) -> bool {
-        match self.by_resource.get_mut(name) {
-            Some(slot) => {
-                *slot = ttl;
+        match ALL.iter().find(|r| r.info.name == name) {
+            Some(listed) => {
+                self.configure(listed.info.name, ttl);
                 true
             }
             None => false,
@@ -93,8 +68,8 @@ impl Ttls {
     }
 
     /// The resource names, as `[cache.ttl]` keys.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.by_resource.keys().copied()
+    pub fn names(&self) -> impl Iterator<Item = &'static str> {
+        ALL.iter().map(|r| r.info.name)
     }
 }
 
