@@ -261,6 +261,86 @@ pub(crate) fn key(scope: &AccountScope, parts: &[&[u8]]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// The operation text with its insignificant parts removed: whitespace, commas and
+/// comments between tokens, so that two formattings of one operation are one entry.
+/// String values are kept exactly; a separation between two word characters (names,
+/// numbers) stays one space, so no two different token sequences can end up alike.
+pub(crate) fn canonical_query(text: &str) -> String {
+    fn word(c: char) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$')
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut gap = false;
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' | '\r' | ',' | '\u{feff}' => gap = true,
+            '#' => {
+                // A comment runs to the end of the line.
+                for c in chars.by_ref() {
+                    if c == '\n' || c == '\r' {
+                        break;
+                    }
+                }
+                gap = true;
+            }
+            '"' => {
+                if gap && out.ends_with(word) {
+                    out.push(' ');
+                }
+                gap = false;
+                out.push('"');
+                let block = chars.peek() == Some(&'"') && {
+                    let rest: String = chars.clone().take(2).collect();
+                    rest == "\"\""
+                };
+                if block {
+                    out.push_str("\"\"");
+                    chars.next();
+                    chars.next();
+                    // A block string ends at an unescaped `"""`.
+                    let mut quotes = 0;
+                    while let Some(c) = chars.next() {
+                        out.push(c);
+                        if c == '\\' && chars.clone().take(3).eq("\"\"\"".chars()) {
+                            // `\"""` is an escaped delimiter: keep it, go on.
+                            out.push_str("\"\"\"");
+                            chars.nth(2);
+                            quotes = 0;
+                            continue;
+                        }
+                        quotes = if c == '"' { quotes + 1 } else { 0 };
+                        if quotes == 3 {
+                            break;
+                        }
+                    }
+                } else {
+                    while let Some(c) = chars.next() {
+                        out.push(c);
+                        match c {
+                            '\\' => {
+                                if let Some(escaped) = chars.next() {
+                                    out.push(escaped);
+                                }
+                            }
+                            '"' | '\n' => break,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            c => {
+                if gap && word(c) && out.ends_with(word) {
+                    out.push(' ');
+                }
+                gap = false;
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
 /// `value` as JSON with every object's keys sorted (so `{"a":1,"b":2}` and
 /// `{"b":2,"a":1}` are one variables set).
 pub(crate) fn canonical_json(value: &serde_json::Value) -> Vec<u8> {
@@ -311,6 +391,27 @@ mod tests {
         assert_ne!(
             canonical_json(&a),
             canonical_json(&serde_json::json!({"a": "t"}))
+        );
+    }
+
+    #[test]
+    fn formattings_of_one_operation_are_one_text() {
+        let a = "query Q($i: IMEI!) {\n  device(account: \"0000123456-00001\", imei: $i) {\n    imei # the id\n    firmware\n  }\n}\n";
+        let b = "query Q($i:IMEI!){device(account:\"0000123456-00001\" imei:$i){imei,firmware}}";
+        assert_eq!(canonical_query(a), canonical_query(b));
+        assert_eq!(
+            canonical_query(b),
+            "query Q($i:IMEI!){device(account:\"0000123456-00001\"imei:$i){imei firmware}}"
+        );
+        // Spaces inside strings are kept; separated words stay separated.
+        assert_ne!(
+            canonical_query(r#"{ f(a: "x  y") }"#),
+            canonical_query(r#"{ f(a: "x y") }"#)
+        );
+        assert_ne!(canonical_query("{ a b }"), canonical_query("{ ab }"));
+        assert_eq!(
+            canonical_query("{ f(a: \"\"\"  x \\\"\"\" # y \"\"\")  }"),
+            "{f(a:\"\"\"  x \\\"\"\" # y \"\"\")}"
         );
     }
 

@@ -306,7 +306,7 @@ fn response_key(
         &[
             b"graphql",
             media.content_type().as_bytes(),
-            request.query.as_bytes(),
+            response_cache::canonical_query(&request.query).as_bytes(),
             request.operation_name.as_deref().unwrap_or("").as_bytes(),
             &response_cache::canonical_json(&variables),
         ],
