@@ -9,9 +9,10 @@ mod schemas;
 use axum::Json;
 use devicegraph_graphql::Code;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use schemas::{
@@ -28,17 +29,10 @@ use schemas::{
         ("account" = String, Path, description = "Account name, e.g. 0000123456-00001"),
         ("imei" = String, Path, description = "15-digit IMEI with a valid Luhn digit"),
         ("include" = Option<String>, Query, description = "Comma-separated: upgradeHistory, checkIns, lastCheckIn"),
-        ("If-None-Match" = Option<String>, Header, description = "The ETag of an answer already held: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "The device", body = Device,
-            headers(("X-Cache" = String, description = "HIT, MISS or STALE"),
-                ("ETag" = Option<String>, description = "Strong tag of a stored answer: send it back as If-None-Match"),
-                ("Cache-Control" = Option<String>, description = "private, max-age=<seconds the answer stays current>"),
-                ("Age" = Option<u64>, description = "Seconds since the stored answer was built"),
-                ("X-Response-Cache" = Option<String>, description = "HIT: from the response cache; MISS: executed and stored; absent: not stored"))),
-        (status = 304, description = "Not modified: the If-None-Match tag is current (no body)",
-            headers(("ETag" = String, description = "The current tag"))),
+            headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
         (status = 400, description = "Invalid account, IMEI or include", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The account has no such device", body = Problem, content_type = "application/problem+json"),
     ),
@@ -79,17 +73,10 @@ fn batch_devices() {}
         ("limit" = Option<u32>, Query, description = "Page size, 1 to graphql.max_page_size (default 100)"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
         ("status" = Option<String>, Query, description = "Keep only devices with this raw status"),
-        ("If-None-Match" = Option<String>, Header, description = "The ETag of an answer already held: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "One page", body = CampaignDevicesPage,
-            headers(("X-Cache" = String, description = "HIT, MISS or STALE"),
-                ("ETag" = Option<String>, description = "Strong tag of a stored answer: send it back as If-None-Match"),
-                ("Cache-Control" = Option<String>, description = "private, max-age=<seconds the answer stays current>"),
-                ("Age" = Option<u64>, description = "Seconds since the stored answer was built"),
-                ("X-Response-Cache" = Option<String>, description = "HIT: from the response cache; MISS: executed and stored; absent: not stored"))),
-        (status = 304, description = "Not modified: the If-None-Match tag is current (no body)",
-            headers(("ETag" = String, description = "The current tag"))),
+            headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
         (status = 400, description = "Invalid parameters or cursor", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("apiKey" = []))
@@ -197,6 +184,73 @@ impl Modify for CommonErrors {
     }
 }
 
+/// Conditional requests on every `GET /v1/...` route (the response cache answers
+/// them all alike, `crate::response_cache`): the `If-None-Match` parameter, the
+/// validators on 200, and the 304, declared once here rather than per route.
+struct ConditionalGets;
+
+impl Modify for ConditionalGets {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header = |kind: Type, description: &str| {
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(kind))
+                .description(Some(description))
+                .build()
+        };
+        let validators = [
+            (
+                "ETag",
+                Type::String,
+                "Strong tag of a stored answer: send it back as If-None-Match",
+            ),
+            (
+                "Cache-Control",
+                Type::String,
+                "private, max-age=<seconds the answer stays current>",
+            ),
+            (
+                "Age",
+                Type::Integer,
+                "Seconds since the stored answer was built",
+            ),
+            (
+                "X-Response-Cache",
+                Type::String,
+                "HIT: from the response cache; MISS: executed and stored; absent: not stored",
+            ),
+        ];
+        for (path, item) in &mut openapi.paths.paths {
+            let Some(get) = item.get.as_mut().filter(|_| path.starts_with("/v1/")) else {
+                continue;
+            };
+            get.parameters.get_or_insert_with(Vec::new).push(
+                ParameterBuilder::new()
+                    .name("If-None-Match")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "The ETag of an answer already held: 304 while it is current",
+                    ))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            );
+            if let Some(RefOr::T(ok)) = get.responses.responses.get_mut("200") {
+                for (name, kind, description) in &validators {
+                    ok.headers
+                        .insert((*name).to_owned(), header(kind.clone(), description));
+                }
+            }
+            let not_modified = ResponseBuilder::new()
+                .description("Not modified: the If-None-Match tag is current (no body)")
+                .header("ETag", header(Type::String, "The current tag"))
+                .build();
+            get.responses
+                .responses
+                .insert("304".to_owned(), RefOr::T(not_modified));
+        }
+    }
+}
+
 /// Declares the two ways to present an API key.
 struct KeySchemes;
 
@@ -225,7 +279,7 @@ impl Modify for KeySchemes {
         Device, Software, FirmwareUpgrade, CheckIn, ClientType, CheckInResult, CheckInFailure,
         CampaignDevice, BatchRequest, BatchResponse, CampaignDevicesPage, Problem, UpstreamErrorInfo
     )),
-    modifiers(&KeySchemes, &CommonErrors),
+    modifiers(&KeySchemes, &CommonErrors, &ConditionalGets),
     tags(
         (name = "devices", description = "Merged devices"),
         (name = "campaigns", description = "Firmware campaign reports"),
@@ -251,6 +305,35 @@ mod tests {
         }
         assert!(doc["components"]["schemas"]["Device"].is_object());
         assert!(doc["components"]["schemas"]["Problem"]["properties"]["type"].is_object());
+    }
+
+    /// Every `GET /v1` route documents its conditional requests; the batch `POST`
+    /// (never stored) does not.
+    #[test]
+    fn get_routes_document_conditional_requests() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let mut gets = 0;
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            if let Some(get) = item.get("get") {
+                gets += 1;
+                let names: Vec<&str> = get["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                assert!(names.contains(&"If-None-Match"), "{path}: {names:?}");
+                assert!(get["responses"]["304"].is_object(), "{path}");
+                assert!(
+                    get["responses"]["200"]["headers"]["ETag"].is_object(),
+                    "{path}"
+                );
+            }
+            if let Some(post) = item.get("post") {
+                assert!(post["responses"].get("304").is_none(), "{path}");
+            }
+        }
+        assert_eq!(gets, 2);
     }
 
     /// The schemas above are written by hand to mirror the GraphQL types the routes
