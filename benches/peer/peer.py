@@ -276,11 +276,16 @@ def main() -> int:
             print(json.dumps(card, indent=1)[:3000])
             raise RuntimeError("the two gateways disagree on the card")
         warm_calls = {}
+        # With --peer-fork N each worker has its own cache: several requests (a new
+        # connection each, spread over the workers) warm them all, then check.
+        repeat = 1 if args.peer_fork <= 1 else 4 * args.peer_fork
         for g in gateways:
             for name, query in cases.items():
-                g.query(query)  # (cold the first time for the dashboard)
+                for _ in range(repeat):
+                    g.query(query)  # (cold the first time for the dashboard)
                 sim.reset()
-                g.query(query)
+                for _ in range(repeat):
+                    g.query(query)
                 warm_calls[(g.label, name)] = sim.calls()
         for (label, name), calls in warm_calls.items():
             print(f"# check: {label}, {name} warm: {sum(calls.values())} upstream calls {calls}")
