@@ -82,6 +82,17 @@ def translate(devicegraph_query: str) -> str:
     return peer_cards(cards)
 
 
+def same_card(card: dict, peer_data: dict, alias: str) -> bool:
+    """Whether devicegraph's `card` and the peer's fields `alias_*` tell the same."""
+    details = (peer_data[f"{alias}_details"]["deviceList"] or [{}])[0]
+    upgrades = peer_data[f"{alias}_upgrades"] or []
+    return (card["imei"] == details.get("deviceId")
+            and all(card[k] == details.get(k) for k in ("make", "model", "firmware", "status"))
+            and sorted((u["campaignId"], u["status"]) for u in card["upgradeHistory"])
+            == sorted((u["campaignId"] or u["id"], u["status"]) for u in upgrades)
+            and len(card["checkIns"]) == len(peer_data[f"{alias}_checkIns"] or []))
+
+
 def login(base_url: str) -> tuple[str, str]:
     """The ThingSpace OAuth token and M2M session token, from the simulator."""
     creds = cmp.SIM_CREDS
@@ -262,19 +273,19 @@ def main() -> int:
         }
 
         # Checks: no errors, the same facts, warm answers with no upstream call.
-        card = {g.label: g.query(cases["case 1: one device card"]) for g in gateways}
-        d, p = card["devicegraph"]["d0"], card["peer"]
-        details = p["d0_details"]["deviceList"][0]
-        same = (all(d[k] == details[k] for k in ("make", "model", "firmware", "status"))
-                and d["imei"] == details["deviceId"]
-                and len(d["upgradeHistory"]) == len(p["d0_upgrades"])
-                and len(d["checkIns"]) == len(p["d0_checkIns"]))
-        print(f"# check: card of {warm_imeis[0]}: make, model, firmware, status, "
-              f"{len(d['upgradeHistory'])} upgrades, {len(d['checkIns'])} check-ins: "
-              f"{'the same on both' if same else 'DIFFERENT'}")
-        if not same:
-            print(json.dumps(card, indent=1)[:3000])
-            raise RuntimeError("the two gateways disagree on the card")
+        for name, query in cases.items():
+            dg_data, peer_data = dg.query(query), peer.query(query)
+            differ = [alias for alias, card in dg_data.items()
+                      if not same_card(card, peer_data, alias)]
+            print(f"# check: {name}: {len(dg_data)} card(s), {len(differ)} differ "
+                  f"(IMEI, make, model, firmware, status, upgrade campaigns and statuses, "
+                  f"number of check-ins)")
+            if differ:
+                alias = differ[0]
+                print(json.dumps({"devicegraph": dg_data[alias], "peer": {
+                    k: v for k, v in peer_data.items() if k.startswith(f"{alias}_")}},
+                    indent=1)[:3000])
+                raise RuntimeError("the two gateways disagree")
         warm_calls = {}
         # With --peer-fork N each worker has its own cache: several requests (a new
         # connection each, spread over the workers) warm them all, then check.
@@ -282,7 +293,7 @@ def main() -> int:
         for g in gateways:
             for name, query in cases.items():
                 for _ in range(repeat):
-                    g.query(query)  # (cold the first time for the dashboard)
+                    g.query(query)
                 sim.reset()
                 for _ in range(repeat):
                     g.query(query)
