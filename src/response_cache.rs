@@ -14,13 +14,20 @@
 //!   (`Cache-Control: max-age`) is the shortest remaining freshness among them.
 //! - Answers with errors, stale parts or a per-request cost report are never stored
 //!   (`Executed::dependencies` is `None` for them).
-//! - **Conditional requests**: the strong `ETag` is derived from the key and the
-//!   entry versions; `If-None-Match` with a current tag is answered `304` without
-//!   executing or serializing anything.
+//! - **Conditional requests**: the strong `ETag` is a SHA-256 of the representation
+//!   (media type and stored body bytes; the first answer, which built them, differs
+//!   only in saying `extensions.cacheStatus: MISS`), so it names what the client holds. Two
+//!   replicas that built the same answer give it the same tag, and a refresh that
+//!   stored an unchanged value keeps it: a polling client alternating replicas, or
+//!   polling across a TTL refresh, still gets `304`s. `If-None-Match` with a tag
+//!   of a current stored answer is answered `304` without executing or serializing
+//!   anything; a tag of an answer no longer current is checked against the answer
+//!   built afresh.
 //!
 //! Bounded in bytes (`cache.response_cache_max_bytes`), with metrics: hits, misses,
 //! bytes, evictions and invalidations (entries found no longer current).
 
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -70,7 +77,29 @@ pub(crate) struct Hit {
 #[derive(Clone)]
 pub struct ResponseCache {
     entries: Option<moka::sync::Cache<[u8; 32], Arc<Stored>>>,
+    /// Requests seen before, by their exact bytes (caller, media types, body or
+    /// query string): a repeat finds its key without parsing the request,
+    /// canonicalising the operation or hashing it again, which were most of a stored
+    /// answer's cost for a dashboard-sized operation. Keyed by a fast hash and
+    /// checked byte for byte, so a collision is only a miss.
+    aliases: Option<moka::sync::Cache<u64, Arc<Alias>>>,
+    hasher: foldhash::fast::RandomState,
 }
+
+/// A request's exact bytes and the response-cache key they were found to have.
+struct Alias {
+    request: Box<[u8]>,
+    key: [u8; 32],
+}
+
+/// A request as bytes (see [`ResponseCache::raw_request`]).
+pub(crate) struct RawRequest {
+    bytes: Vec<u8>,
+    hash: u64,
+}
+
+/// The share of `response_cache_max_bytes` the aliases may take.
+const ALIAS_SHARE: u64 = 8;
 
 impl std::fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,11 +112,25 @@ impl std::fmt::Debug for ResponseCache {
 impl ResponseCache {
     /// A cache of at most `max_bytes`; `0` disables it.
     pub fn new(max_bytes: u64) -> Self {
+        let hasher = foldhash::fast::RandomState::default();
         if max_bytes == 0 {
-            return Self { entries: None };
+            return Self {
+                entries: None,
+                aliases: None,
+                hasher,
+            };
         }
+        let alias_bytes = max_bytes / ALIAS_SHARE;
+        let aliases = moka::sync::Cache::builder()
+            .max_capacity(alias_bytes)
+            .weigher(|_hash: &u64, alias: &Arc<Alias>| {
+                u32::try_from(alias.request.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(ENTRY_OVERHEAD)
+            })
+            .build();
         let entries = moka::sync::Cache::builder()
-            .max_capacity(max_bytes)
+            .max_capacity(max_bytes - alias_bytes)
             .weigher(|_key: &[u8; 32], stored: &Arc<Stored>| {
                 u32::try_from(stored.body.len())
                     .unwrap_or(u32::MAX)
@@ -101,6 +144,39 @@ impl ResponseCache {
             .build();
         Self {
             entries: Some(entries),
+            aliases: Some(aliases),
+            hasher,
+        }
+    }
+
+    /// `parts` (who asks, how, and the request's bytes) as one byte string, when
+    /// the cache is on.
+    pub(crate) fn raw_request(&self, parts: &[&[u8]]) -> Option<RawRequest> {
+        self.aliases.as_ref()?;
+        let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+        for part in parts {
+            // Length-prefixed, so two different splits are two different requests.
+            bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(part);
+        }
+        let hash = self.hasher.hash_one(&bytes);
+        Some(RawRequest { bytes, hash })
+    }
+
+    /// The key found for these exact request bytes before.
+    pub(crate) fn key_of(&self, raw: &RawRequest) -> Option<[u8; 32]> {
+        let alias = self.aliases.as_ref()?.get(&raw.hash)?;
+        (*alias.request == *raw.bytes).then_some(alias.key)
+    }
+
+    /// Remembers that `raw` has `key`.
+    pub(crate) fn remember(&self, raw: RawRequest, key: [u8; 32]) {
+        if let Some(aliases) = &self.aliases {
+            let alias = Alias {
+                request: raw.bytes.into_boxed_slice(),
+                key,
+            };
+            aliases.insert(raw.hash, Arc::new(alias));
         }
     }
 
@@ -153,13 +229,14 @@ impl ResponseCache {
     pub(crate) fn put(
         &self,
         key: [u8; 32],
+        content_type: &str,
         body: Bytes,
         deps: Dependencies,
         store: &Store,
     ) -> Option<(HeaderValue, Duration)> {
         let generation = store.generation();
         let fresh_for = deps.fresh_for(store)?;
-        let etag = etag(&key, &deps)?;
+        let etag = etag(content_type, &body)?;
         if let Some(entries) = &self.entries {
             let now = Instant::now();
             let stored = Stored {
@@ -231,9 +308,16 @@ pub(crate) fn holds(request: &HeaderMap, etag: &HeaderValue) -> bool {
         .is_some_and(|tags| matches(tags, etag))
 }
 
-/// A strong entity tag: the answer's key and the versions of the entries it used.
-fn etag(key: &[u8; 32], deps: &Dependencies) -> Option<HeaderValue> {
-    let text = format!("\"{}-{:016x}\"", hex::encode(&key[..8]), deps.fingerprint());
+/// A strong entity tag: the first 128 bits of a SHA-256 over the representation, its
+/// media type and body bytes. (Not the entry versions it was built from: those are
+/// per process, and move on a refresh that changed nothing.)
+fn etag(content_type: &str, body: &[u8]) -> Option<HeaderValue> {
+    let mut hasher = Sha256::new();
+    hasher.update((content_type.len() as u64).to_be_bytes());
+    hasher.update(content_type.as_bytes());
+    hasher.update(body);
+    let digest = hasher.finalize();
+    let text = format!("\"{}\"", hex::encode(&digest[..16]));
     HeaderValue::from_str(&text).ok()
 }
 
@@ -266,79 +350,90 @@ pub(crate) fn key(scope: &AccountScope, parts: &[&[u8]]) -> [u8; 32] {
 /// String values are kept exactly; a separation between two word characters (names,
 /// numbers) stays one space, so no two different token sequences can end up alike.
 pub(crate) fn canonical_query(text: &str) -> String {
-    fn word(c: char) -> bool {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$')
+    // Bytes, not chars: every byte that separates or ends a token is ASCII, so
+    // multi-byte characters (only legal inside strings and comments) are copied
+    // whole and the output stays UTF-8.
+    const BOM: &[u8] = "\u{feff}".as_bytes();
+    fn word(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$')
     }
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    // A separator was skipped since the last byte written, and whether that byte
+    // ended a word (a name or number): two words keep one space between them.
     let mut gap = false;
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' | '\r' | ',' | '\u{feff}' => gap = true,
-            '#' => {
+    let mut after_word = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {
+                gap = true;
+                i += 1;
+            }
+            _ if bytes[i..].starts_with(BOM) => {
+                gap = true;
+                i += BOM.len();
+            }
+            b'#' => {
                 // A comment runs to the end of the line.
-                for c in chars.by_ref() {
-                    if c == '\n' || c == '\r' {
-                        break;
-                    }
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
                 }
                 gap = true;
             }
-            '"' => {
-                if gap && out.ends_with(word) {
-                    out.push(' ');
+            b'"' => {
+                if gap && after_word {
+                    out.push(b' ');
                 }
                 gap = false;
-                out.push('"');
-                let block = chars.peek() == Some(&'"') && {
-                    let rest: String = chars.clone().take(2).collect();
-                    rest == "\"\""
-                };
-                if block {
-                    out.push_str("\"\"");
-                    chars.next();
-                    chars.next();
-                    // A block string ends at an unescaped `"""`.
-                    let mut quotes = 0;
-                    while let Some(c) = chars.next() {
-                        out.push(c);
-                        if c == '\\' && chars.clone().take(3).eq("\"\"\"".chars()) {
-                            // `\"""` is an escaped delimiter: keep it, go on.
-                            out.push_str("\"\"\"");
-                            chars.nth(2);
-                            quotes = 0;
-                            continue;
-                        }
-                        quotes = if c == '"' { quotes + 1 } else { 0 };
-                        if quotes == 3 {
+                after_word = false;
+                let start = i;
+                if bytes[i..].starts_with(b"\"\"\"") {
+                    // A block string ends at an unescaped `"""` (`\"""` is an
+                    // escaped delimiter).
+                    i += 3;
+                    loop {
+                        if i >= bytes.len() {
                             break;
+                        }
+                        if bytes[i..].starts_with(b"\\\"\"\"") {
+                            i += 4;
+                        } else if bytes[i..].starts_with(b"\"\"\"") {
+                            i += 3;
+                            break;
+                        } else {
+                            i += 1;
                         }
                     }
                 } else {
-                    while let Some(c) = chars.next() {
-                        out.push(c);
-                        match c {
-                            '\\' => {
-                                if let Some(escaped) = chars.next() {
-                                    out.push(escaped);
-                                }
+                    i += 1;
+                    while i < bytes.len() {
+                        match bytes[i] {
+                            b'\\' => i += 2,
+                            b'"' | b'\n' => {
+                                i += 1;
+                                break;
                             }
-                            '"' | '\n' => break,
-                            _ => {}
+                            _ => i += 1,
                         }
                     }
                 }
+                out.extend_from_slice(&bytes[start..i.min(bytes.len())]);
             }
-            c => {
-                if gap && word(c) && out.ends_with(word) {
-                    out.push(' ');
+            _ => {
+                let is_word = word(b);
+                if gap && is_word && after_word {
+                    out.push(b' ');
                 }
                 gap = false;
-                out.push(c);
+                after_word = is_word;
+                out.push(b);
+                i += 1;
             }
         }
     }
-    out
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `value` as JSON with every object's keys sorted (so `{"a":1,"b":2}` and
@@ -381,6 +476,7 @@ pub(crate) fn matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -409,6 +505,14 @@ mod tests {
             canonical_query(r#"{ f(a: "x y") }"#)
         );
         assert_ne!(canonical_query("{ a b }"), canonical_query("{ ab }"));
+        // Multi-byte text inside strings and comments, a byte-order mark, a string
+        // left open at the end: copied whole, never split, still UTF-8.
+        assert_eq!(
+            canonical_query("\u{feff}{ f(a: \"é  ü\") # ünïcode\n g }"),
+            "{f(a:\"é  ü\")g}"
+        );
+        assert_eq!(canonical_query("{ f(a: \"open"), "{f(a:\"open");
+        assert_eq!(canonical_query("{ f(a: \"x\\"), "{f(a:\"x\\");
         assert_eq!(
             canonical_query("{ f(a: \"\"\"  x \\\"\"\" # y \"\"\")  }"),
             "{f(a:\"\"\"  x \\\"\"\" # y \"\"\")}"
@@ -422,6 +526,39 @@ mod tests {
         assert_ne!(key(&all, &[b"q"]), key(&none, &[b"q"]));
         assert_ne!(key(&all, &[b"ab", b"c"]), key(&all, &[b"a", b"bc"]));
         assert_eq!(key(&all, &[b"q"]), key(&all, &[b"q"]));
+    }
+
+    #[test]
+    fn request_bytes_find_their_key_only_when_identical() {
+        let cache = ResponseCache::new(1 << 20);
+        let raw = |body: &[u8]| cache.raw_request(&[b"anonymous", b"POST", body]).unwrap();
+        let key = [7u8; 32];
+        assert_eq!(cache.key_of(&raw(b"{}")), None);
+        cache.remember(raw(b"{}"), key);
+        assert_eq!(cache.key_of(&raw(b"{}")), Some(key));
+        assert_eq!(cache.key_of(&raw(b"{ }")), None, "other bytes");
+        // Another caller, or another split of the same bytes: another request.
+        let other = cache.raw_request(&[b"someone", b"POST", b"{}"]).unwrap();
+        assert_eq!(cache.key_of(&other), None);
+        let split = cache.raw_request(&[b"anonymou", b"sPOST", b"{}"]).unwrap();
+        assert_eq!(cache.key_of(&split), None);
+        // Off: nothing is kept.
+        assert!(ResponseCache::new(0).raw_request(&[b"x"]).is_none());
+    }
+
+    #[test]
+    fn tags_name_the_bytes_and_their_media_type() {
+        let json = "application/json";
+        let tag = |media, body: &[u8]| etag(media, body).unwrap();
+        assert_eq!(tag(json, b"{\"a\":1}"), tag(json, b"{\"a\":1}"));
+        assert_ne!(tag(json, b"{\"a\":1}"), tag(json, b"{\"a\":2}"));
+        assert_ne!(
+            tag(json, b"{}"),
+            tag("application/graphql-response+json", b"{}")
+        );
+        let text = tag(json, b"{}");
+        let text = text.to_str().unwrap();
+        assert!(text.len() == 34 && text.starts_with('"') && text.ends_with('"'));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! The recorder is process-global (the `metrics` facade has one slot), so it is built
 //! once per process behind a `OnceLock`; several servers in one test process share it.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -80,20 +82,59 @@ fn method_label(method: &Method) -> &'static str {
 
 /// The middleware.
 pub(crate) async fn record(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(request.method());
     let started = Instant::now();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("devicegraph_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("devicegraph_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    if RECORDER.get().is_some() {
+        HANDLES.with_borrow_mut(|handles| {
+            let per_route = match handles.get_mut(route) {
+                Some(per_route) => per_route,
+                None => handles
+                    .entry(route.to_owned())
+                    .or_insert_with(|| RouteHandles {
+                        duration: duration_histogram(route),
+                        counts: HashMap::new(),
+                    }),
+            };
+            per_route.duration.record(elapsed);
+            per_route
+                .counts
+                .entry((method, status))
+                .or_insert_with(|| request_counter(route, method, status))
+                .increment(1);
+        });
+    } else {
+        // No recorder yet (a handle taken now would stay a no-op): the macros.
+        request_counter(route, method, status).increment(1);
+        duration_histogram(route).record(elapsed);
+    }
     response
+}
+
+fn request_counter(route: &str, method: &'static str, status: u16) -> metrics::Counter {
+    metrics::counter!("devicegraph_http_requests_total", "route" => route.to_owned(),
+        "method" => method, "status" => status.to_string())
+}
+
+fn duration_histogram(route: &str) -> metrics::Histogram {
+    metrics::histogram!("devicegraph_http_request_duration_seconds", "route" => route.to_owned())
+}
+
+/// One route's metric handles, by method and status.
+struct RouteHandles {
+    duration: metrics::Histogram,
+    counts: HashMap<(&'static str, u16), metrics::Counter>,
+}
+
+thread_local! {
+    /// Each worker thread's handles, by route template: recording is an increment,
+    /// not a label set built, hashed and looked up in the registry per request.
+    /// Bounded: templates, the fixed method labels and HTTP statuses are finite.
+    static HANDLES: RefCell<HashMap<String, RouteHandles>> = RefCell::new(HashMap::new());
 }
 
 #[cfg(test)]

@@ -54,6 +54,16 @@ pub(crate) async fn get(
         return not_acceptable().respond(&errors);
     };
     let query = query.unwrap_or_default();
+    let raw = raw_request(
+        &state,
+        &caller,
+        &headers,
+        media,
+        &[b"GET", query.as_bytes()],
+    );
+    if let Some(answer) = stored_by_bytes(&state, raw.as_ref(), media, &headers) {
+        return answer;
+    }
     let incoming = match Incoming::from_query_string(&query) {
         Ok(incoming) => incoming,
         Err(e) => {
@@ -61,7 +71,7 @@ pub(crate) async fn get(
                 .respond(&errors);
         }
     };
-    run(&state, caller, &headers, media, incoming).await
+    run(&state, caller, &headers, media, incoming, raw).await
 }
 
 /// `POST /graphql`
@@ -87,6 +97,16 @@ pub(crate) async fn post(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
+    let raw = raw_request(
+        &state,
+        &caller,
+        &headers,
+        media,
+        &[b"POST", content_type.as_bytes(), &body],
+    );
+    if let Some(answer) = stored_by_bytes(&state, raw.as_ref(), media, &headers) {
+        return answer;
+    }
     let incoming = match content_type.as_str() {
         "application/json" => match Incoming::from_json(&body) {
             Ok(incoming) => incoming,
@@ -109,7 +129,48 @@ pub(crate) async fn post(
             .respond(&errors);
         }
     };
-    run(&state, caller, &headers, media, incoming).await
+    run(&state, caller, &headers, media, incoming, raw).await
+}
+
+/// The request as bytes for the response cache's index of requests seen before:
+/// who asks (the principal's name; names are unique, and each has one scope), the
+/// media type answered, and `request` (method, content type, body or query string).
+/// `None` when the cache is off or the caller asks for a cost report.
+fn raw_request(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    media: GraphqlMedia,
+    request: &[&[u8]],
+) -> Option<response_cache::RawRequest> {
+    if headers.contains_key(COST_HEADER) {
+        return None;
+    }
+    let name = caller
+        .principal
+        .as_ref()
+        .map_or(&[][..], |Extension(p)| p.name.as_bytes());
+    let mut parts = Vec::with_capacity(request.len() + 2);
+    parts.extend_from_slice(&[name, media.content_type().as_bytes()]);
+    parts.extend_from_slice(request);
+    state.responses.raw_request(&parts)
+}
+
+/// The stored answer to exactly these request bytes, when it is still current:
+/// no parsing, no canonical text, no key hashed.
+fn stored_by_bytes(
+    state: &AppState,
+    raw: Option<&response_cache::RawRequest>,
+    media: GraphqlMedia,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let key = state.responses.key_of(raw?)?;
+    let hit = state.responses.get(&key, &state.store)?;
+    Some(response_cache::stored_answer(
+        &hit,
+        media.content_type(),
+        headers,
+    ))
 }
 
 fn not_acceptable() -> ApiError {
@@ -165,6 +226,7 @@ async fn run(
     headers: &HeaderMap,
     media: GraphqlMedia,
     incoming: Incoming,
+    raw: Option<response_cache::RawRequest>,
 ) -> Response {
     let request_headers = headers;
     let request = match state.trusted.resolve(incoming) {
@@ -177,6 +239,9 @@ async fn run(
     // current: served (or 304) without executing anything.
     let cache_key = (state.responses.enabled() && !ctx.report_cost)
         .then(|| response_key(&ctx.scope, media, &request));
+    if let (Some(key), Some(raw)) = (cache_key, raw) {
+        state.responses.remember(raw, key);
+    }
     if let Some(key) = &cache_key
         && let Some(hit) = state.responses.get(key, &state.store)
     {
@@ -258,7 +323,9 @@ async fn run(
     let validators = match (cache_key, executed.dependencies.take()) {
         (Some(key), Some(deps)) if status == StatusCode::OK => {
             let stored = as_stored(&body, executed.cache_status);
-            state.responses.put(key, stored, deps, &state.store)
+            state
+                .responses
+                .put(key, media.content_type(), stored, deps, &state.store)
         }
         _ => None,
     };
@@ -266,6 +333,10 @@ async fn run(
         && response_cache::holds(request_headers, etag)
     {
         let mut answer = StatusCode::NOT_MODIFIED.into_response();
+        answer.headers_mut().insert(
+            response_cache::RESPONSE_CACHE_HEADER,
+            HeaderValue::from_static("MISS"),
+        );
         if let Some((etag, fresh_for)) = validators {
             response_cache::set_validators(answer.headers_mut(), etag, fresh_for, 0);
         }

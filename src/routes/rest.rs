@@ -200,13 +200,19 @@ async fn cached_get<T: DeserializeOwned, B: Serialize>(
     let (data, cache, deps) = run::<T>(state, ctx, query, variables).await?;
     let body = Bytes::from(serde_json::to_vec(&shape(data)?).map_err(|e| ApiError::internal(&e))?);
     let validators = match (key, deps) {
-        (Some(key), Some(deps)) => state.responses.put(key, body.clone(), deps, &state.store),
+        (Some(key), Some(deps)) => state
+            .responses
+            .put(key, JSON, body.clone(), deps, &state.store),
         _ => None,
     };
     if let Some((etag, fresh_for)) = &validators
         && response_cache::holds(request_headers, etag)
     {
         let mut answer = StatusCode::NOT_MODIFIED.into_response();
+        answer.headers_mut().insert(
+            response_cache::RESPONSE_CACHE_HEADER,
+            HeaderValue::from_static("MISS"),
+        );
         response_cache::set_validators(answer.headers_mut(), etag.clone(), *fresh_for, 0);
         return Ok(answer);
     }

@@ -4,7 +4,6 @@
 //! invalidation drops an entry, a refresh or refetch stores a new version, and a TTL
 //! runs out, on this replica or, through the invalidation fan-out, on any other.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use devicegraph_cache::{Resource, Store};
@@ -13,7 +12,6 @@ use devicegraph_cache::{Resource, Store};
 trait Dep: Send + Sync {
     /// How long the entry stays fresh, if it is still the one that was read.
     fn fresh_for(&self, store: &Store) -> Option<Duration>;
-    fn version(&self) -> u64;
 }
 
 struct Read<R: Resource> {
@@ -27,10 +25,6 @@ impl<R: Resource> Dep for Read<R> {
             Some((version, left)) if version == self.version => Some(left),
             _ => None,
         }
-    }
-
-    fn version(&self) -> u64 {
-        self.version
     }
 }
 
@@ -69,15 +63,5 @@ impl Dependencies {
             .iter()
             .map(|read| read.fresh_for(store))
             .try_fold(Duration::MAX, |shortest, left| Some(shortest.min(left?)))
-    }
-
-    /// A fingerprint of the entry versions (for a strong `ETag`): it changes when any
-    /// entry the answer used changes.
-    pub fn fingerprint(&self) -> u64 {
-        let mut versions: Vec<u64> = self.reads.iter().map(|read| read.version()).collect();
-        versions.sort_unstable();
-        let mut hasher = DefaultHasher::new();
-        versions.hash(&mut hasher);
-        hasher.finish()
     }
 }
