@@ -23,6 +23,7 @@ new/base ratio. Needs wrk (Debian package `wrk`) and Python 3.11 (stdlib only).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -44,6 +45,11 @@ SIM_CREDS = {
     "DEVICEGRAPH_UPSTREAM__USERNAME": "sim-user",
     "DEVICEGRAPH_UPSTREAM__PASSWORD": "sim-password",
 }
+# The admin key of both gateways (the miss-path case invalidates through it).
+ADMIN_KEY = "bench-admin-key"
+ADMIN_KEY_SHA256 = hashlib.sha256(ADMIN_KEY.encode()).hexdigest()
+# The dashboard's 50 IMEIs (set by `operations`).
+DASHBOARD_IMEIS: list[str] = []
 CARD = ("imei make model firmware status lastConnectionTime "
         "upgradeHistory { campaignId status startDate } "
         "checkIns(last: 5) { result timeCompleted }")
@@ -127,6 +133,10 @@ per_client_rps = 1000000
 per_client_burst = 1000000
 upstream_calls_per_minute = 1000000
 
+[auth]
+# The miss-path case invalidates a device through the admin route before each request.
+admin_key_sha256 = "{ADMIN_KEY_SHA256}"
+
 [log]
 level = "warn"
 """)
@@ -163,6 +173,8 @@ def operations(gw: Gateway, campaign: str) -> dict:
     imeis = [e["node"]["imei"] for e in page["campaign"]["devices"]["edges"]]
     cards = " ".join(f'd{i}: device(account: "{ACCOUNT}", imei: "{imei}") {{ {CARD} }}'
                      for i, imei in enumerate(imeis[500:550]))
+    global DASHBOARD_IMEIS
+    DASHBOARD_IMEIS = imeis[500:550]
     return {
         "card": (f'{{ device(account: "{ACCOUNT}", imei: "{imeis[1]}") {{ {CARD} }} }}', {}),
         "dashboard50": (f"{{ {cards} }}", {}),
@@ -284,6 +296,39 @@ wrk.headers["Content-Type"] = "application/json"
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(rps.group(1)) if rps else 0.0, "p50": ms("50%"), "p99": ms("99%"),
+            "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def wrk_invalidating(url: str, body: dict, imeis: list[str], seconds: int, connections: int,
+                     workdir: Path) -> dict:
+    """Case 4, the miss path: each wrk thread alternates an admin invalidation of one
+    of the dashboard's devices (the next in turn) with the dashboard itself, so every
+    dashboard request finds one device's entries gone and its stored answer no longer
+    current. Requests/s counts dashboards only (half of what wrk sent)."""
+    script = workdir / "invalidate.lua"
+    payload = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
+    invalidations = ", ".join(
+        "'" + json.dumps({"account": ACCOUNT, "imei": imei}) + "'" for imei in imeis)
+    script.write_text(f"""local query = '{payload}'
+local invalidations = {{ {invalidations} }}
+local n = 0
+request = function()
+  n = n + 1
+  if n % 2 == 1 then
+    local body = invalidations[((n - 1) / 2) % #invalidations + 1]
+    return wrk.format("POST", "/admin/cache/invalidate",
+      {{ ["Content-Type"] = "application/json", ["X-API-Key"] = "{ADMIN_KEY}" }}, body)
+  end
+  return wrk.format("POST", "/graphql", {{ ["Content-Type"] = "application/json" }}, query)
+end
+""")
+    threads = min(2, connections)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                          "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(rps.group(1)) / 2 if rps else 0.0,
             "non2xx": int(errors.group(1)) if errors else 0}
 
 
@@ -414,11 +459,44 @@ def main() -> int:
             # Calls while warm are stale-while-revalidate refreshes of entries whose TTL
             # ran out during the run (check-ins: 60 s), both gateways together.
             print(f"| {name} | new/base | {ratio:.2f}x | | | upstream refreshes during the run: {upstream} |")
+        if not args.only or "dashboard50 miss".startswith(args.only):
+            miss_path(args, sim, gateways, ops["dashboard50"], workdir)
     finally:
         for g in gateways:
             stop(g.proc)
         stop(sim.proc)
     return 0
+
+
+def miss_path(args, sim: Sim, gateways: list, op: tuple, workdir: Path):
+    """Case 4: the 50-card dashboard with one of its devices invalidated before every
+    request, so the response cache cannot answer: the miss path, upstream refetch of
+    that device included (the simulator answers at once)."""
+    query, variables = op
+    body = {"query": query, "variables": variables}
+    print(f"\n# miss path: 50-card dashboard, one device invalidated before each request "
+          f"({args.connections} connections, {args.slices} x {args.seconds}s)\n")
+    print("| gateway | dashboards/s | non-2xx | upstream calls per dashboard |")
+    print("| --- | ---: | ---: | ---: |")
+    runs = {g.label: [] for g in gateways}
+    calls = {g.label: 0 for g in gateways}
+    for i in range(args.slices):
+        for g in (gateways if i % 2 == 0 else gateways[::-1]):
+            g.query(query, variables)
+            sim.reset()
+            runs[g.label].append(wrk_invalidating(g.url.rsplit("/graphql", 1)[0], body,
+                                                  DASHBOARD_IMEIS, args.seconds,
+                                                  args.connections, workdir))
+            calls[g.label] += sum(sim.calls().values())
+    figures = {}
+    for g in gateways:
+        r = runs[g.label]
+        figures[g.label] = statistics.mean(x["rps"] for x in r)
+        dashboards = sum(x["rps"] for x in r) * args.seconds
+        per = calls[g.label] / dashboards if dashboards else float("nan")
+        print(f"| {g.label} | {figures[g.label]:.0f} | {sum(x['non2xx'] for x in r)} | {per:.2f} |")
+    if figures.get("base"):
+        print(f"| new/base | {figures['new'] / figures['base']:.2f}x | | |")
 
 
 if __name__ == "__main__":
