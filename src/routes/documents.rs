@@ -24,11 +24,21 @@ pub(crate) struct Include {
 pub(crate) const INCLUDE_VALUES: &[&str] = &["upgradeHistory", "checkIns", "lastCheckIn"];
 
 impl Include {
-    /// Parses `upgradeHistory,checkIns`; an unknown name is refused, naming it.
+    /// Parses `upgradeHistory,checkIns`; an unknown name is refused, naming it, and
+    /// so is an empty one (`include=`, `checkIns,`): the OpenAPI document declares
+    /// `include` as a non-empty list of these names, and on the wire an empty list
+    /// cannot be told from a list of one empty name. No `include` at all is
+    /// [`Include::default`].
     pub(crate) fn parse(list: &str) -> Result<Self, String> {
         let mut include = Self::default();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in list.split(',').map(str::trim) {
             match name {
+                "" => {
+                    return Err(format!(
+                        "empty name; omit `include` for none, or list some of {}",
+                        INCLUDE_VALUES.join(", ")
+                    ));
+                }
                 "upgradeHistory" => include.upgrade_history = true,
                 "checkIns" => include.check_ins = true,
                 "lastCheckIn" => include.last_check_in = true,
@@ -89,7 +99,8 @@ mod tests {
 
     #[test]
     fn include_parses_known_names_only() {
-        assert_eq!(Include::parse(""), Ok(Include::default()));
+        assert!(Include::parse("").is_err(), "an empty include");
+        assert!(Include::parse("checkIns,").is_err(), "an empty name");
         assert_eq!(
             Include::parse("upgradeHistory, checkIns"),
             Ok(Include {

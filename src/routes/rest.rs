@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use super::documents::{self, Include};
 use super::graphql::Caller;
+use crate::config::Config;
 use crate::http::body_limit::body_rejection;
 use crate::http::problem::ApiError;
 use crate::response_cache;
@@ -37,11 +38,32 @@ pub(crate) const ROUTES: [&str; 3] = [
     "/v1/accounts/{account}/campaigns/{id}/devices",
 ];
 
-/// Most IMEIs one batch request may name.
+/// Most IMEIs one batch request may name (also bounded by `limits.max_list_length`:
+/// [`max_batch`]).
 pub(crate) const MAX_BATCH: usize = 1000;
 
-/// Default page size of the campaign devices route.
+/// Default page size of the campaign devices route (at most [`max_limit`]).
 const DEFAULT_LIMIT: usize = 100;
+
+/// The largest batch `config` lets through: the executor refuses a longer list
+/// argument (`limits.max_list_length`) as the route's own check would.
+pub(crate) fn max_batch(config: &Config) -> usize {
+    MAX_BATCH.min(config.limits.documents.max_list_length)
+}
+
+/// The largest `limit` of the campaign route under `config`: the connection's page
+/// bound, and the executor's bound on any `first`.
+pub(crate) fn max_limit(config: &Config) -> usize {
+    config
+        .graphql
+        .max_page_size
+        .min(config.limits.documents.max_list_length)
+}
+
+/// The `limit` of the campaign route when none is given.
+pub(crate) fn default_limit(config: &Config) -> usize {
+    DEFAULT_LIMIT.min(max_limit(config))
+}
 
 /// A device (or a campaign device) as the operation selected it: passed through.
 type Node = serde_json::Map<String, Value>;
@@ -257,6 +279,9 @@ fn include_of(pairs: &[(String, String)]) -> Result<Include, ApiError> {
         .filter(|(k, _)| k == "include")
         .map(|(_, v)| v.as_str())
         .collect();
+    if list.is_empty() {
+        return Ok(Include::default());
+    }
     Include::parse(&list.join(","))
         .map_err(|e| ApiError::bad_input(format!("query parameter `include`: {e}")))
 }
@@ -321,9 +346,10 @@ pub(crate) async fn devices_batch(
             "body must be {{\"imeis\": [\"<IMEI>\", ...]}}: {e}"
         ))
     })?;
-    if batch.imeis.len() > MAX_BATCH {
+    let max_batch = max_batch(&state.config);
+    if batch.imeis.len() > max_batch {
         return Err(ApiError::bad_input(format!(
-            "at most {MAX_BATCH} IMEIs per batch, got {}",
+            "at most {max_batch} IMEIs per batch, got {}",
             batch.imeis.len()
         )));
     }
@@ -355,12 +381,12 @@ pub(crate) async fn campaign_devices(
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let max_page = state.config.graphql.max_page_size;
+    let max_page = max_limit(&state.config);
     let Path((account_raw, id_raw)) = path.map_err(|r| path_error(&r))?;
     let account = account(&account_raw)?;
     let campaign = CampaignId::from_str(&id_raw)
         .map_err(|e| ApiError::bad_input(format!("path parameter `id`: {e}")))?;
-    let mut limit = DEFAULT_LIMIT.min(max_page);
+    let mut limit = default_limit(&state.config);
     let mut cursor = None;
     let mut status = None;
     for (key, value) in query_pairs(query.as_deref()) {
