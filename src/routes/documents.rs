@@ -53,6 +53,23 @@ impl Include {
         Ok(include)
     }
 
+    /// What one device of this selection adds to an operation's complexity
+    /// (`limits.max_complexity`): async-graphql counts each field once plus its
+    /// sub-selection, so for these flat selections, the number of field names.
+    pub(crate) fn complexity_per_device(self) -> usize {
+        self.selection()
+            .split_whitespace()
+            .filter(|word| !matches!(*word, "{" | "}"))
+            .count()
+    }
+
+    /// Upstream calls one uncached device of this selection costs beyond its
+    /// details (`limits.max_upstream_calls`): one per history read (`checkIns` and
+    /// `lastCheckIn` read the same one).
+    pub(crate) fn histories_per_device(self) -> usize {
+        usize::from(self.upgrade_history) + usize::from(self.check_ins || self.last_check_in)
+    }
+
     fn selection(self) -> String {
         let mut fields = DEVICE_FIELDS.to_owned();
         for (wanted, part) in [
@@ -111,6 +128,19 @@ mod tests {
         );
         let err = Include::parse("checkIns,history").unwrap_err();
         assert!(err.contains("\"history\""), "{err}");
+    }
+
+    #[test]
+    fn complexity_and_calls_per_device() {
+        let all = Include {
+            upgrade_history: true,
+            check_ins: true,
+            last_check_in: true,
+        };
+        assert_eq!(Include::default().complexity_per_device(), 20);
+        assert_eq!(all.complexity_per_device(), 20 + 9 + 5 + 5);
+        assert_eq!(Include::default().histories_per_device(), 0);
+        assert_eq!(all.histories_per_device(), 2);
     }
 
     #[test]

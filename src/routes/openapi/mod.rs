@@ -21,8 +21,8 @@ use crate::state::AppState;
 
 use schemas::{
     AccountName, BatchRequest, BatchResponse, CampaignDevice, CampaignDevicesPage, CampaignId,
-    CheckIn, CheckInFailure, CheckInResult, ClientType, Device, FirmwareUpgrade, Imei,
-    IncludePart, Problem, Software, UpstreamErrorInfo,
+    CheckIn, CheckInFailure, CheckInResult, ClientType, Device, FirmwareUpgrade, Imei, IncludePart,
+    Problem, Software, UpstreamErrorInfo,
 };
 
 #[utoipa::path(
@@ -123,11 +123,7 @@ const AUTH_ERRORS: [(Code, &str); 2] = [
 /// The common error answers under a configuration that does (`true`) or does not
 /// require an API key, in status order.
 fn common_errors(auth_required: bool) -> Vec<(Code, &'static str)> {
-    let auth = if auth_required {
-        &AUTH_ERRORS[..]
-    } else {
-        &[]
-    };
+    let auth = if auth_required { &AUTH_ERRORS[..] } else { &[] };
     let mut errors: Vec<_> = auth.iter().chain(&COMMON_ERRORS).copied().collect();
     errors.sort_by_key(|(code, _)| code.http_status());
     errors
@@ -652,7 +648,10 @@ mod tests {
                 "#/components/schemas/AccountName"
             );
         }
-        assert_eq!(schema_of(&device, "imei")["$ref"], "#/components/schemas/Imei");
+        assert_eq!(
+            schema_of(&device, "imei")["$ref"],
+            "#/components/schemas/Imei"
+        );
         assert_eq!(
             schema_of(&campaign, "id")["$ref"],
             "#/components/schemas/CampaignId"

@@ -125,7 +125,10 @@ impl Modify for Bounds {
 /// OpenAPI's `operationId`.
 fn add_next_page_link(doc: &mut Value) {
     let Some(operation) = doc
-        .pointer_mut(&format!("/paths/{}/get", rest::ROUTES[2].replace('/', "~1")))
+        .pointer_mut(&format!(
+            "/paths/{}/get",
+            rest::ROUTES[2].replace('/', "~1")
+        ))
         .filter(|operation| operation["operationId"].is_string())
     else {
         return;
@@ -175,8 +178,14 @@ mod tests {
                 "{name}: optional with auth off"
             );
             let responses = &operation["responses"];
-            assert!(responses.get("401").is_none(), "{name}: no 401 with auth off");
-            assert!(responses.get("403").is_none(), "{name}: no 403 with auth off");
+            assert!(
+                responses.get("401").is_none(),
+                "{name}: no 401 with auth off"
+            );
+            assert!(
+                responses.get("403").is_none(),
+                "{name}: no 403 with auth off"
+            );
         }
         for (name, operation) in operations(&keyed) {
             assert_eq!(
@@ -185,7 +194,10 @@ mod tests {
                 "{name}: required"
             );
             let responses = &operation["responses"];
-            assert_eq!(responses["401"]["$ref"], "#/components/responses/Unauthenticated");
+            assert_eq!(
+                responses["401"]["$ref"],
+                "#/components/responses/Unauthenticated"
+            );
             assert_eq!(responses["403"]["$ref"], "#/components/responses/Forbidden");
         }
         assert_eq!(operations(&open).len(), 3);
@@ -225,7 +237,10 @@ mod tests {
             .unwrap_or_default();
         let limit = params.iter().find(|p| p["name"] == "limit").cloned();
         let schema = limit.map(|p| p["schema"].clone()).unwrap_or_default();
-        assert_eq!((schema["maximum"].clone(), schema["default"].clone()), (json!(20), json!(20)));
+        assert_eq!(
+            (schema["maximum"].clone(), schema["default"].clone()),
+            (json!(20), json!(20))
+        );
     }
 
     #[test]
