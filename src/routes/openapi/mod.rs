@@ -638,10 +638,10 @@ mod tests {
                 .map(|p| p["schema"].clone())
                 .unwrap_or_default()
         };
-        let [device, batch, campaign] = crate::routes::rest::ROUTES;
-        let device = params(device, "get");
-        let batch = params(batch, "post");
-        let campaign = params(campaign, "get");
+        let routes = crate::routes::rest::ROUTES;
+        let device = params(routes[0], "get");
+        let batch = params(routes[1], "post");
+        let campaign = params(routes[2], "get");
         for params in [&device, &batch, &campaign] {
             assert_eq!(
                 schema_of(params, "account")["$ref"],
