@@ -58,7 +58,8 @@ pub trait Resource: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct Ttls {
     configured: BTreeMap<&'static str, Duration>,
-    /// How long "no such device" (or any `*.NotFound` answer) is remembered.
+    /// How long "no such device" (or any answer whose code ends in `NotFound`: an
+    /// unknown account or campaign) is remembered.
     pub not_found: Duration,
 }
 
@@ -213,7 +214,7 @@ impl Owner<'_> {
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub(crate) enum Cached<V> {
     Found(V),
-    /// A documented "not found" error answer (`*.NotFound` code), remembered for
+    /// A documented "not found" error answer (a code ending in `NotFound`), remembered for
     /// `ttl.not_found` so a typo is not asked upstream again on every request.
     Absent(Arc<NotFound>),
 }
@@ -227,8 +228,8 @@ pub(crate) struct NotFound {
 }
 
 impl NotFound {
-    /// `Some` for errors that say the thing does not exist. Codes are stable
-    /// (`FOTA.DEVICE.NotFound`, `REQUEST_FAILED.Account.NotFound`); messages are not.
+    /// `Some` for errors that say the thing does not exist
+    /// ([`UpstreamError::is_not_found`]: a code ending in `NotFound`).
     pub(crate) fn from_error(error: &UpstreamError) -> Option<Self> {
         match error {
             UpstreamError::Api {
@@ -236,7 +237,7 @@ impl NotFound {
                 error_code,
                 error_message,
                 ..
-            } if error_code.ends_with(".NotFound") => Some(Self {
+            } if error.is_not_found() => Some(Self {
                 status: *status,
                 error_code: error_code.clone(),
                 error_message: error_message.clone(),

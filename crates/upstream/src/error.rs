@@ -123,6 +123,14 @@ impl UpstreamError {
         )
     }
 
+    /// ThingSpace says the account, campaign or device asked for does not exist: an
+    /// error answer whose code ends in `NotFound` (`REQUEST_FAILED.Account.NotFound`,
+    /// `FOTA.DEVICE.NotFound`, `AccountNotFound`, `CampaignNotFound`). Codes are
+    /// stable; messages are not, so only the code is read.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Api { error_code, .. } if is_not_found_code(error_code))
+    }
+
     /// Stable snake_case kind for metric labels.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -136,5 +144,42 @@ impl UpstreamError {
             Self::Pagination { .. } => "pagination",
             Self::InvalidRequest { .. } => "invalid_request",
         }
+    }
+}
+
+/// Whether an upstream `errorCode` says "no such thing" (see
+/// [`UpstreamError::is_not_found`]).
+pub fn is_not_found_code(code: &str) -> bool {
+    code.ends_with("NotFound")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_is_read_from_the_code_alone() {
+        let api = |code: &str| UpstreamError::Api {
+            endpoint: Endpoint::CampaignDevices,
+            status: 400,
+            error_code: code.into(),
+            error_message: "NotFound".into(),
+        };
+        for code in [
+            "REQUEST_FAILED.Account.NotFound",
+            "FOTA.DEVICE.NotFound",
+            "FOTA.CAMPAIGN.NotFound",
+            "AccountNotFound",
+            "CampaignNotFound",
+        ] {
+            assert!(api(code).is_not_found(), "{code}");
+        }
+        for code in ["REQUEST_FAILED.InvalidParameter", "NotFoundYet", "FOTA.NotFound.Later"] {
+            assert!(!api(code).is_not_found(), "{code}");
+        }
+        let timeout = UpstreamError::Timeout {
+            endpoint: Endpoint::CampaignDevices,
+        };
+        assert!(!timeout.is_not_found());
     }
 }
