@@ -58,10 +58,11 @@ struct DevicesData {
     devices: Vec<Option<Node>>,
 }
 
-/// `data` of [`documents::CAMPAIGN_DEVICES`].
+/// `data` of [`documents::CAMPAIGN_DEVICES`]; `campaign` is null only with an error
+/// (NOT_FOUND for an unknown campaign), which `run` answers first.
 #[derive(Debug, Deserialize)]
 struct CampaignData {
-    campaign: Campaign,
+    campaign: Option<Campaign>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,13 +130,13 @@ struct CampaignPage {
     total_count: Option<i64>,
 }
 
-impl From<CampaignData> for CampaignPage {
-    fn from(data: CampaignData) -> Self {
+impl From<Campaign> for CampaignPage {
+    fn from(campaign: Campaign) -> Self {
         let CampaignDevices {
             total_count,
             page_info,
             edges,
-        } = data.campaign.devices;
+        } = campaign.devices;
         Self {
             items: edges.into_iter().map(|edge| edge.node).collect(),
             next_cursor: page_info.end_cursor.filter(|_| page_info.has_next_page),
@@ -401,7 +402,11 @@ pub(crate) async fn campaign_devices(
         &headers,
         ROUTES[2],
         operation,
-        |data: CampaignData| Ok(CampaignPage::from(data)),
+        |data: CampaignData| {
+            data.campaign.map(CampaignPage::from).ok_or_else(|| {
+                ApiError::not_found(format!("account {account} has no campaign {campaign}"))
+            })
+        },
     )
     .await
 }
@@ -458,7 +463,7 @@ mod tests {
                 "edges": [{ "node": { "imei": "1" } }, { "node": { "imei": "2" } }],
             } } }))
             .unwrap();
-            serde_json::to_value(CampaignPage::from(data)).unwrap()
+            serde_json::to_value(CampaignPage::from(data.campaign.unwrap())).unwrap()
         };
         assert_eq!(
             page(true),

@@ -12,6 +12,8 @@
 //! - device details: one call per 1,000 uncached devices of an account (the batch
 //!   size), whether they come from `device`, `devices` or campaign pages;
 //! - upgrade history and check-ins: one call per uncached device that selects them;
+//! - a campaign: its first report page when `totalDevices` reads it, or when no page
+//!   of devices is asked for (the resolver then reads it to know the campaign exists);
 //! - a campaign connection: the upstream pages its `first` needs from its cursor
 //!   (a cached page chain is followed and costs nothing); with a `status` filter, the
 //!   pages the resolver may scan ([`FILTER_SCAN_PAGES`] at most); devices on pages not
@@ -204,12 +206,19 @@ impl<'a> Estimator<'a> {
                 let Ok(campaign) = id.parse::<CampaignId>() else {
                     return Ok(());
                 };
-                for sub in self.fields(&field.selection_set.node) {
-                    match sub.name.node.as_str() {
-                        "totalDevices" => self.first_page(&account, &campaign),
-                        "devices" => self.campaign_devices(&account, &campaign, sub)?,
-                        _ => {}
-                    }
+                let subs = self.fields(&field.selection_set.node);
+                let devices: Vec<&Field> = subs
+                    .iter()
+                    .copied()
+                    .filter(|sub| sub.name.node == "devices")
+                    .collect();
+                let total = subs.iter().any(|sub| sub.name.node == "totalDevices");
+                // The first report page: read by `totalDevices`, and by the resolver
+                // to know the campaign exists when no page of devices is asked for.
+                let first_counted =
+                    (total || devices.is_empty()) && self.first_page(&account, &campaign);
+                for sub in devices {
+                    self.campaign_devices(&account, &campaign, sub, first_counted)?;
                 }
             }
             "provisioningHistory" if *self.scope == AccountScope::All => {
@@ -287,21 +296,25 @@ impl<'a> Estimator<'a> {
         }
     }
 
-    fn first_page(&mut self, account: &AccountName, campaign: &CampaignId) {
-        if !self
+    /// The campaign's first report page; whether it was uncached (and so counted).
+    fn first_page(&mut self, account: &AccountName, campaign: &CampaignId) -> bool {
+        let uncached = !self
             .store
-            .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, None))
-        {
+            .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, None));
+        if uncached {
             self.out.campaign_pages += 1;
         }
+        uncached
     }
 
     /// `Campaign.devices(first, after, status) { edges { node { device { ... } } } }`.
+    /// `first_counted`: the first report page is already counted (by the campaign).
     fn campaign_devices(
         &mut self,
         account: &AccountName,
         campaign: &CampaignId,
         field: &'a Field,
+        first_counted: bool,
     ) -> Result<(), TooLong> {
         let first = match self.arg(field, "first") {
             Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
@@ -362,12 +375,16 @@ impl<'a> Estimator<'a> {
                 None => return Ok(()),
             }
         }
-        // Uncached from here on.
+        // Uncached from here on (from the first page when the walk starts there and
+        // it is not cached: then the campaign's own read has counted it).
         let pages = if filtered {
             remaining.div_ceil(CAMPAIGN_PAGE) + FILTER_SCAN_PAGES
         } else {
             remaining.div_ceil(CAMPAIGN_PAGE).max(1)
         };
+        let pages = pages.saturating_sub(u64::from(
+            first_counted && pages_seen == 0 && cursor.is_none(),
+        ));
         self.out.campaign_pages = self.out.campaign_pages.saturating_add(pages);
         if let Some(parts) = &parts {
             self.unknown_devices(account, remaining, parts);
@@ -530,7 +547,8 @@ impl<'a> Estimator<'a> {
     }
 }
 
-fn select_operation<'a>(
+/// The operation `name` selects in `doc` (as execution will pick it), if any.
+pub(crate) fn select_operation<'a>(
     doc: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a OperationDefinition> {

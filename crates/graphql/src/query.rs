@@ -8,7 +8,7 @@ use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
 
 use crate::campaign::Campaign;
 use crate::device::{Device, Wants, check_window, prefetch_histories, provisioning_events};
-use crate::error::{bad_input, from_cache};
+use crate::error::{Code, bad_input, from_cache, has_code};
 use crate::history::ProvisioningEvent;
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::{RequestState, path_of};
@@ -136,33 +136,55 @@ impl Query {
         Ok(out)
     }
 
-    /// A firmware campaign and the status of each of its devices.
+    /// A firmware campaign and the status of each of its devices. Null, with a
+    /// NOT_FOUND error, when the account has no such campaign (or no such account);
+    /// null with its error when it cannot be answered, while the rest of the
+    /// operation still is.
+    ///
+    /// Whether the campaign exists is ThingSpace's answer for a report page. With a
+    /// page of `devices` selected, that page tells (its failure nulls the campaign,
+    /// `devices` being non-null), and its arguments are checked before any call;
+    /// without one, the first report page is read here (the page `totalDevices`
+    /// reads: one cached entry). Other failures of that read are reported by the
+    /// fields that need it.
     async fn campaign(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "ThingSpace account name, e.g. 0000123456-00001.")] account: String,
-        #[graphql(desc = "The campaign id.")] id: ID,
-    ) -> Result<Campaign> {
+        #[graphql(desc = "The campaign id, a UUID.")] id: ID,
+    ) -> Result<Option<Campaign>> {
         let account = parse_account(&account)?;
         let id: CampaignId = id.as_str().parse().map_err(|e| bad_input(format!("{e}")))?;
-        RequestState::of(ctx)?.check_account(&account)?;
-        Ok(Campaign::new(account, id))
+        let state = RequestState::of(ctx)?;
+        state.check_account(&account)?;
+        if !ctx.look_ahead().field("devices").exists() {
+            match state.campaign_page(&account, &id, None).await {
+                Ok(first) => state.note(ctx, first.freshness),
+                Err(e) if has_code(&e, Code::NotFound) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(Some(Campaign::new(account, id)))
     }
 
     /// Provisioning history of any device identifier kind, all upstream pages merged,
-    /// oldest first. Not tied to an account, so it needs access to all accounts
-    /// (FORBIDDEN for API keys limited to some).
+    /// oldest first; null, with its error, when it cannot be answered (NOT_FOUND for
+    /// an identifier ThingSpace does not know), while the rest of the operation still
+    /// is. Not tied to an account, so it needs access to all accounts (FORBIDDEN for
+    /// API keys limited to some).
     async fn provisioning_history(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The device, by any identifier kind.")] device: DeviceIdentifierInput,
         #[graphql(desc = "Start of the window (inclusive).")] earliest: GqlDateTime,
         #[graphql(desc = "End of the window; must be after `earliest`.")] latest: GqlDateTime,
-    ) -> Result<Vec<ProvisioningEvent>> {
+    ) -> Result<Option<Vec<ProvisioningEvent>>> {
         let id = DeviceIdentifier::new(device.kind.into(), device.id)
             .map_err(|e| bad_input(e.to_string()))?;
         check_window(&earliest, &latest)?;
         RequestState::of(ctx)?.check_all_accounts()?;
-        provisioning_events(ctx, &id, &earliest, &latest).await
+        provisioning_events(ctx, &id, &earliest, &latest)
+            .await
+            .map(Some)
     }
 }
