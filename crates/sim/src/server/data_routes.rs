@@ -29,6 +29,9 @@ enum Refusal {
     Account(String),
     #[error("Device {0} was not found in this account")]
     Device(String),
+    /// A device named by an identifier alone (provisioning history takes no account).
+    #[error("Device {0} was not found")]
+    Identifier(String),
     #[error("Campaign {0} was not found")]
     Campaign(String),
     #[error("{0}")]
@@ -39,7 +42,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let code = match &self {
             Self::Account(_) => codes::ACCOUNT_NOT_FOUND,
-            Self::Device(_) => codes::DEVICE_NOT_FOUND,
+            Self::Device(_) | Self::Identifier(_) => codes::DEVICE_NOT_FOUND,
             Self::Campaign(_) => codes::CAMPAIGN_NOT_FOUND,
             Self::Invalid(_) => codes::INVALID_PARAMETER,
         };
@@ -330,7 +333,7 @@ fn provisioning_answer(state: &AppState, body: &[u8]) -> Result<Response, Refusa
         .world
         .resolve(&kind, id.trim())
         .map_err(|e| Refusal::Invalid(e.to_string()))?
-        .ok_or_else(|| Refusal::Device(format!("{kind} {id}")))?;
+        .ok_or_else(|| Refusal::Identifier(format!("{kind} {id}")))?;
     let time = |name: &str| {
         text(parsed.get(name))
             .as_deref()
