@@ -141,12 +141,12 @@ impl Query {
     /// null with its error when it cannot be answered, while the rest of the
     /// operation still is.
     ///
-    /// Whether the campaign exists is ThingSpace's answer for a report page. With a
-    /// page of `devices` selected, that page tells (its failure nulls the campaign,
-    /// `devices` being non-null), and its arguments are checked before any call;
-    /// without one, the first report page is read here (the page `totalDevices`
-    /// reads: one cached entry). Other failures of that read are reported by the
-    /// fields that need it.
+    /// Whether the campaign exists is ThingSpace's answer for a report page: the first
+    /// one, read here when `totalDevices` reads it anyway or when no page of
+    /// `devices` is selected (one cached entry); otherwise the page `devices` reads
+    /// tells (its failure nulls the campaign, `devices` being non-null), after its
+    /// arguments are checked, so a bad `first` or `after` costs no call. Other
+    /// failures of the first page are reported by the fields that need it.
     async fn campaign(
         &self,
         ctx: &Context<'_>,
@@ -157,7 +157,8 @@ impl Query {
         let id: CampaignId = id.as_str().parse().map_err(|e| bad_input(format!("{e}")))?;
         let state = RequestState::of(ctx)?;
         state.check_account(&account)?;
-        if !ctx.look_ahead().field("devices").exists() {
+        let selection = ctx.look_ahead();
+        if selection.field("totalDevices").exists() || !selection.field("devices").exists() {
             match state.campaign_page(&account, &id, None).await {
                 Ok(first) => state.note(ctx, first.freshness),
                 Err(e) if has_code(&e, Code::NotFound) => return Err(e),
