@@ -116,8 +116,15 @@ impl GlobalId {
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| err(FOREIGN))?;
         let mut parts = text.split(':');
-        if parts.next() != Some(VERSION) {
-            return Err(err("unsupported id version"));
+        match parts.next() {
+            Some(VERSION) => {}
+            Some(v)
+                if v.strip_prefix('v')
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                return Err(err("unsupported id version (issued by another release)"));
+            }
+            _ => return Err(err(FOREIGN)),
         }
         let kind = parts.next();
         let rest: Vec<&str> = parts.collect();
@@ -209,6 +216,16 @@ mod tests {
     }
 
     #[test]
+    fn says_when_only_the_version_is_wrong() {
+        let newer = URL_SAFE_NO_PAD.encode("v2:Device:0000123456-00001:361004961400806");
+        let e = GlobalId::decode(&newer).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("version")));
+        let garbage = URL_SAFE_NO_PAD.encode("nope");
+        let e = GlobalId::decode(&garbage).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("not an id issued by this API")));
+    }
+
+    #[test]
     fn refuses_forged_and_malformed_ids() {
         let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
         let too_long = "A".repeat(MAX_ID_LEN + 1);
@@ -236,6 +253,44 @@ mod tests {
             let message = e.err().map(|e| e.to_string()).unwrap_or_default();
             assert!(message.len() < 150, "{message}");
             assert!(!message.contains("0000 123456"), "{message}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, reading it ends in an id or a short refusal.
+        #[test]
+        fn any_text_is_read_or_refused(id in "\\PC{0,300}") {
+            if let Err(e) = GlobalId::decode(&id) {
+                proptest::prop_assert!(e.to_string().len() < 400);
+            }
+        }
+
+        /// Base64 of anything near the format: never a panic; what decodes
+        /// re-encodes to the same id.
+        #[test]
+        fn near_misses_round_trip_or_are_refused(
+            text in "v[0-9]:(Device|CampaignDevice|[A-Za-z]{0,5}):[0-9A-Za-z_-]{0,70}(:[0-9a-f-]{0,40})?:[0-9]{0,40}"
+        ) {
+            let id = URL_SAFE_NO_PAD.encode(&text);
+            if let Ok(decoded) = GlobalId::decode(&id) {
+                proptest::prop_assert_eq!(decoded.encode(), id);
+            }
+        }
+
+        #[test]
+        fn every_device_id_round_trips(
+            account in "[0-9A-Za-z_-]{1,64}",
+            body in "[0-9]{14}",
+        ) {
+            let digit = (0..10u8)
+                .map(|d| format!("{body}{d}"))
+                .find(|s| s.parse::<Imei>().is_ok())
+                .unwrap_or_default();
+            let id = GlobalId::Device {
+                account: account.parse().unwrap_or_else(|e| panic!("{e}")),
+                imei: digit.parse().unwrap_or_else(|e| panic!("{e}")),
+            };
+            proptest::prop_assert_eq!(GlobalId::decode(&id.encode()), Ok(id));
         }
     }
 }
