@@ -76,7 +76,11 @@ async fn a_key_scoped_to_other_accounts_cannot_read_an_id() {
     assert!(!body.to_string().contains("firmware"));
 
     let body = post(&app, "narrow-key", NODES, json!({"ids": [own, foreign]})).await;
-    assert_eq!(body["data"]["nodes"][0]["imei"], own_imei.as_str(), "{body}");
+    assert_eq!(
+        body["data"]["nodes"][0]["imei"],
+        own_imei.as_str(),
+        "{body}"
+    );
     assert_eq!(body["data"]["nodes"][0]["account"], OTHER);
     assert!(body["data"]["nodes"][1].is_null(), "{body}");
     assert_eq!(codes(&body), vec!["FORBIDDEN"]);
