@@ -4,23 +4,35 @@
 //! client page is cut from as many upstream pages as it needs (each fetched through
 //! `Store::campaign_page`, cached per upstream cursor), starting from the upstream page
 //! its cursor is anchored to (see `cursor.rs`).
+//!
+//! A `CampaignDevice` read back by its global id (`node`) is found on the same cached
+//! pages ([`find_rows`]): free right after the page that gave the id, bounded by
+//! [`NODE_SCAN_PAGES`] upstream pages on a cold cache.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use devicegraph_cache::Freshness;
 use devicegraph_upstream::model::CampaignDevice as WireDevice;
 use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, UpstreamError};
 
 use crate::cost::FILTER_SCAN_PAGES;
 use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::device::{Device, Wants, prefetch_histories};
-use crate::error::{bad_input, from_cache, from_upstream};
+use crate::error::{Code, bad_input, coded, from_cache, from_upstream};
+use crate::global_id::GlobalId;
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::RequestState;
 
 /// Upstream pages one client page may walk before we call the upstream broken
 /// (10 million devices at 1,000 a page).
 const MAX_UPSTREAM_PAGES: usize = 10_000;
+
+/// Upstream pages not yet cached that reading campaign devices back by id may fetch
+/// (the first 10,000 devices of a campaign on a cold cache). Cached pages cost
+/// nothing and are not counted; the cost estimate counts the same bound.
+pub(crate) const NODE_SCAN_PAGES: u64 = FILTER_SCAN_PAGES;
 
 /// A campaign of one account.
 pub(crate) struct Campaign {
@@ -293,10 +305,7 @@ impl CampaignDeviceEdge {
         .encode(owner);
         Self {
             cursor,
-            node: CampaignDevice {
-                account: account.clone(),
-                device: dev.clone(),
-            },
+            node: CampaignDevice::new(account, owner.campaign, dev),
         }
     }
 }
@@ -315,14 +324,36 @@ pub(crate) struct PageInfo {
 }
 
 /// A device's status in a campaign.
+#[derive(Clone)]
 pub(crate) struct CampaignDevice {
     account: AccountName,
+    campaign: CampaignId,
     device: WireDevice,
+}
+
+impl CampaignDevice {
+    fn new(account: &AccountName, campaign: &CampaignId, device: &WireDevice) -> Self {
+        Self {
+            account: account.clone(),
+            campaign: campaign.clone(),
+            device: device.clone(),
+        }
+    }
 }
 
 /// A device's status in a campaign.
 #[Object]
 impl CampaignDevice {
+    /// The global id (Relay) of this device's row in this campaign: opaque, stable
+    /// across requests and replicas; `node(id:)` reads it back.
+    pub(crate) async fn id(&self) -> ID {
+        ID(GlobalId::campaign_device(
+            &self.account,
+            &self.campaign,
+            &self.device.device_id,
+        ))
+    }
+
     /// The device's IMEI.
     async fn imei(&self) -> GqlImei {
         GqlImei::output(self.device.device_id.as_str())
@@ -372,4 +403,113 @@ impl CampaignDevice {
             .value
             .map(|d| Device::new(self.account.clone(), imei, d)))
     }
+}
+
+/// What reading some devices of one campaign back by id found.
+pub(crate) struct Rows {
+    /// The rows found, by device id.
+    pub(crate) found: HashMap<String, CampaignDevice>,
+    /// The worst freshness of the pages read.
+    pub(crate) freshness: Freshness,
+    /// Set when the walk stopped at [`NODE_SCAN_PAGES`] uncached pages: the last
+    /// device id it saw. Ids above it were not looked for.
+    pub(crate) scanned_to: Option<String>,
+}
+
+impl Rows {
+    /// The row of `device_id`: `Ok(None)` when the campaign does not list it, an
+    /// error when it lies beyond the pages the walk could read.
+    pub(crate) fn get(&self, device_id: &str) -> Result<Option<CampaignDevice>> {
+        if let Some(row) = self.found.get(device_id) {
+            return Ok(Some(row.clone()));
+        }
+        match &self.scanned_to {
+            Some(last) if id_cmp(device_id, last) == Ordering::Greater => Err(coded(
+                Code::QueryTooComplex,
+                format!(
+                    "campaign device {device_id} lies beyond the {} campaign pages one id \
+                     lookup may fetch; page through Campaign.devices first (that caches \
+                     them) or ask again",
+                    NODE_SCAN_PAGES
+                ),
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn worse(a: Freshness, b: Freshness) -> Freshness {
+    match (a, b) {
+        (Freshness::Stale, _) | (_, Freshness::Stale) => Freshness::Stale,
+        (Freshness::Miss, _) | (_, Freshness::Miss) => Freshness::Miss,
+        _ => Freshness::Hit,
+    }
+}
+
+/// Finds the rows of `wanted` device ids of one campaign, walking its upstream pages
+/// from the first, through the operation's memo and the cache (the entries
+/// `Campaign.devices` reads), until a page reaches the highest id wanted. Pages are in
+/// ascending device order, so an id below the end of the walk that was not seen is not
+/// in the campaign. At most [`NODE_SCAN_PAGES`] of the pages may be uncached; the
+/// walk stops there (see [`Rows::get`]).
+pub(crate) async fn find_rows(
+    state: &RequestState,
+    account: &AccountName,
+    campaign: &CampaignId,
+    wanted: &HashSet<String>,
+) -> Result<Rows> {
+    let mut rows = Rows {
+        found: HashMap::new(),
+        freshness: Freshness::Hit,
+        scanned_to: None,
+    };
+    let Some(highest) = wanted.iter().max_by(|a, b| id_cmp(a, b)) else {
+        return Ok(rows);
+    };
+    let mut cursor: Option<String> = None;
+    let mut uncached = 0u64;
+    for _ in 0..MAX_UPSTREAM_PAGES {
+        if !state.campaign_page_cached(account, campaign, cursor.as_deref()) {
+            uncached += 1;
+            if uncached > NODE_SCAN_PAGES {
+                rows.scanned_to = Some(cursor.unwrap_or_default());
+                return Ok(rows);
+            }
+        }
+        let fetched = state
+            .campaign_page(account, campaign, cursor.as_deref())
+            .await?;
+        rows.freshness = worse(rows.freshness, fetched.freshness);
+        let page = fetched.value;
+        for dev in page
+            .devices
+            .iter()
+            .filter(|d| wanted.contains(&d.device_id))
+        {
+            rows.found.insert(
+                dev.device_id.clone(),
+                CampaignDevice::new(account, campaign, dev),
+            );
+        }
+        let reached = page
+            .devices
+            .last()
+            .is_some_and(|d| id_cmp(&d.device_id, highest) != Ordering::Less);
+        if reached || !page.has_more_data {
+            return Ok(rows);
+        }
+        if page.devices.is_empty() {
+            return Err(broken("hasMoreData with an empty page"));
+        }
+        let Some(next) = page.last_seen_device_id.clone() else {
+            return Err(broken("hasMoreData without lastSeenDeviceId"));
+        };
+        if let Some(cur) = &cursor
+            && id_cmp(&next, cur) != Ordering::Greater
+        {
+            return Err(broken("lastSeenDeviceId did not advance"));
+        }
+        cursor = Some(next);
+    }
+    Err(broken("too many upstream pages"))
 }

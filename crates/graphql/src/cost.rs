@@ -18,7 +18,12 @@
 //!   (a cached page chain is followed and costs nothing); with a `status` filter, the
 //!   pages the resolver may scan ([`FILTER_SCAN_PAGES`] at most); devices on pages not
 //!   yet cached are assumed uncached;
-//! - provisioning history: one call per started year of its window, when uncached.
+//! - provisioning history: one call per started year of its window, when uncached;
+//! - `node`/`nodes`: a device id costs what `device` would (its details batched with
+//!   every other device of the operation); a campaign-device id follows its
+//!   campaign's cached page chain from the first page and, where the chain is not
+//!   cached, counts the pages the resolver may fetch (at most `NODE_SCAN_PAGES` per
+//!   campaign, fewer when a cached page gave the campaign's size).
 //!
 //! Accounts the caller may not read cost nothing (they answer FORBIDDEN without a
 //! call), and reveal nothing of the cache. List arguments longer than
@@ -41,7 +46,9 @@ use devicegraph_cache::{Resource, Store};
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
 
 use crate::AccountScope;
+use crate::campaign::NODE_SCAN_PAGES;
 use crate::cursor::Cursor;
+use crate::global_id::GlobalId;
 
 /// Devices per upstream device-details request.
 const DETAILS_BATCH: u64 = 1_000;
@@ -110,6 +117,14 @@ struct DeviceParts {
     provisioning: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
+/// What a `node`/`nodes` selection reads, per kind of id.
+struct NodeParts {
+    /// Of a `Device`.
+    device: DeviceParts,
+    /// Of a `CampaignDevice`'s `device`, when selected.
+    row_device: Option<DeviceParts>,
+}
+
 pub(crate) struct Estimator<'a> {
     doc: &'a ExecutableDocument,
     variables: &'a Variables,
@@ -120,6 +135,8 @@ pub(crate) struct Estimator<'a> {
     upgrades: HashSet<(AccountName, Imei)>,
     check_ins: HashSet<(AccountName, Imei)>,
     provisioning: HashSet<(DeviceIdentifier, DateTime<Utc>, DateTime<Utc>)>,
+    /// Campaigns whose uncached pages a campaign-device id lookup already counted.
+    row_scans: HashSet<(AccountName, CampaignId)>,
     out: Estimate,
 }
 
@@ -141,6 +158,7 @@ impl<'a> Estimator<'a> {
             upgrades: HashSet::new(),
             check_ins: HashSet::new(),
             provisioning: HashSet::new(),
+            row_scans: HashSet::new(),
             out: Estimate::default(),
         }
     }
@@ -221,6 +239,30 @@ impl<'a> Estimator<'a> {
                     self.campaign_devices(&account, &campaign, sub, first_counted)?;
                 }
             }
+            "node" => {
+                if let Some(Value::String(id)) = self.arg(field, "id") {
+                    let parts = self.node_parts(field);
+                    self.node(&id, &parts);
+                }
+            }
+            "nodes" => {
+                let Some(Value::List(items)) = self.arg(field, "ids") else {
+                    return Ok(());
+                };
+                if items.len() > self.max_list_length {
+                    return Err(TooLong {
+                        argument: "ids",
+                        len: items.len(),
+                        max: self.max_list_length,
+                    });
+                }
+                let parts = self.node_parts(field);
+                for item in items {
+                    if let Value::String(id) = item {
+                        self.node(&id, &parts);
+                    }
+                }
+            }
             "provisioningHistory" if *self.scope == AccountScope::All => {
                 if let Some(device) = self.identifier(field)
                     && let Some((earliest, latest)) = self.window(field)
@@ -254,6 +296,73 @@ impl<'a> Estimator<'a> {
             if let Ok(device) = DeviceIdentifier::new(DeviceIdKind::Imei, imei.as_str()) {
                 self.provisioning(device, *earliest, *latest);
             }
+        }
+    }
+
+    /// One id of `node`/`nodes`; ids that do not decode or that the caller may not
+    /// read cost nothing (they are refused without a call).
+    fn node(&mut self, id: &str, parts: &NodeParts) {
+        let Ok(id) = GlobalId::decode(id) else {
+            return;
+        };
+        if !self.readable(id.account()) {
+            return;
+        }
+        match id {
+            GlobalId::Device { account, imei } => self.device(&account, &imei, &parts.device),
+            GlobalId::CampaignDevice {
+                account,
+                campaign,
+                device_id,
+            } => self.campaign_row(&account, &campaign, &device_id, parts.row_device.as_ref()),
+        }
+    }
+
+    /// A campaign device read back by id: the cached page chain from the first page,
+    /// as `campaign::find_rows` walks it.
+    fn campaign_row(
+        &mut self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        device_id: &str,
+        parts: Option<&DeviceParts>,
+    ) {
+        let mut cursor: Option<String> = None;
+        let mut total: Option<u64> = None;
+        let mut seen = 0u64;
+        // The chain is as long as the resolver would follow, and no longer.
+        for _ in 0..10_000 {
+            let key = CampaignPageKey::new(account, campaign, cursor.as_deref());
+            let Some(page) = self.store.peek::<CampaignPages>(&key) else {
+                break;
+            };
+            total = total.or(page.total_devices);
+            seen = seen.saturating_add(page.devices.len() as u64);
+            let covers = page.devices.last().is_some_and(|d| {
+                crate::cursor::id_cmp(&d.device_id, device_id) != std::cmp::Ordering::Less
+            });
+            if covers || !page.has_more_data {
+                let listed = page.devices.iter().any(|d| d.device_id == device_id);
+                if let (true, Some(parts), Ok(imei)) = (listed, parts, device_id.parse::<Imei>()) {
+                    self.device(account, &imei, parts);
+                }
+                return;
+            }
+            match &page.last_seen_device_id {
+                Some(next) => cursor = Some(next.clone()),
+                None => return,
+            }
+        }
+        // Uncached from here: the pages the resolver may fetch, once per campaign.
+        if self.row_scans.insert((account.clone(), campaign.clone())) {
+            let left = total
+                .map(|t| t.saturating_sub(seen).div_ceil(CAMPAIGN_PAGE).max(1))
+                .unwrap_or(NODE_SCAN_PAGES)
+                .min(NODE_SCAN_PAGES);
+            self.out.campaign_pages = self.out.campaign_pages.saturating_add(left);
+        }
+        if let Some(parts) = parts {
+            self.unknown_devices(account, 1, parts);
         }
     }
 
@@ -409,6 +518,25 @@ impl<'a> Estimator<'a> {
         found
     }
 
+    /// What the selection of `node`/`nodes` reads: of a `Device` (its fields, in
+    /// `... on Device` or anywhere: matching by name errs high), and of a
+    /// `CampaignDevice`'s `device`.
+    fn node_parts(&self, field: &'a Field) -> NodeParts {
+        let set = &field.selection_set.node;
+        let mut row_device: Option<DeviceParts> = None;
+        for device in self.named(set, "device") {
+            let parts = self.device_parts(&device.selection_set.node);
+            let merged = row_device.get_or_insert_with(DeviceParts::default);
+            merged.upgrades |= parts.upgrades;
+            merged.check_ins |= parts.check_ins;
+            merged.provisioning.extend(parts.provisioning);
+        }
+        NodeParts {
+            device: self.device_parts(set),
+            row_device,
+        }
+    }
+
     fn device_parts(&self, set: &'a SelectionSet) -> DeviceParts {
         let mut parts = DeviceParts::default();
         for field in self.fields(set) {
@@ -501,9 +629,13 @@ impl<'a> Estimator<'a> {
             return None;
         };
         let account: AccountName = s.parse().ok()?;
+        self.readable(&account).then_some(account)
+    }
+
+    fn readable(&self, account: &AccountName) -> bool {
         match self.scope {
-            AccountScope::All => Some(account),
-            AccountScope::Only(set) => set.contains(&account).then_some(account),
+            AccountScope::All => true,
+            AccountScope::Only(set) => set.contains(account),
         }
     }
 

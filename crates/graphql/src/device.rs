@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use async_graphql::{Context, Lookahead, Object, Result};
+use async_graphql::{Context, ID, Lookahead, Object, Result};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{CheckIns, Provisioning, ProvisioningKey, UpgradeHistory};
 use devicegraph_upstream::model::{self, DeviceDetails};
@@ -13,6 +13,7 @@ use devicegraph_upstream::{AccountName, DeviceIdKind, DeviceIdentifier, Imei};
 use futures::future::join_all;
 
 use crate::error::bad_input;
+use crate::global_id::GlobalId;
 use crate::history::{CheckIn, FirmwareUpgrade, ProvisioningEvent};
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::RequestState;
@@ -198,6 +199,12 @@ pub(crate) async fn provisioning_events(
 /// only when selected.
 #[Object]
 impl Device {
+    /// The global id (Relay): opaque, stable across requests and replicas; encodes
+    /// the account and IMEI, and `node(id:)` reads the device back.
+    pub(crate) async fn id(&self) -> ID {
+        ID(GlobalId::device(&self.account, &self.imei))
+    }
+
     /// The device's IMEI.
     async fn imei(&self) -> GqlImei {
         GqlImei::output(self.imei.as_str())

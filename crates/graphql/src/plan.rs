@@ -11,22 +11,23 @@
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 /// Fields that load device details: `Query.device`, `Query.devices`,
-/// `Campaign.devices` (whose nodes' `device`) and `CampaignDevice.device`. Matching
-/// by name over-counts (another type's field of that name), which only costs the
-/// fast path, never a batch.
-fn loads_details(name: &str) -> bool {
-    name == "device" || name == "devices"
+/// `Campaign.devices` (whose nodes' `device`), `CampaignDevice.device`, and the root
+/// `node`/`nodes` (device ids; `node` below the root is a connection edge's). Matching
+/// by name over-counts (another type's field of that name), which only costs the fast
+/// path, never a batch.
+fn loads_details(name: &str, root: bool) -> bool {
+    matches!(name, "device" | "devices") || (root && matches!(name, "node" | "nodes"))
 }
 
-fn count(set: &SelectionSet) -> usize {
+fn count(set: &SelectionSet, root: bool) -> usize {
     set.items
         .iter()
         .map(|item| match &item.node {
             Selection::Field(f) => {
-                usize::from(loads_details(f.node.name.node.as_str()))
-                    + count(&f.node.selection_set.node)
+                usize::from(loads_details(f.node.name.node.as_str(), root))
+                    + count(&f.node.selection_set.node, false)
             }
-            Selection::InlineFragment(fr) => count(&fr.node.selection_set.node),
+            Selection::InlineFragment(fr) => count(&fr.node.selection_set.node, root),
             // A named fragment may be spread more than once; counted where defined.
             Selection::FragmentSpread(_) => 0,
         })
@@ -39,12 +40,13 @@ pub(crate) fn detail_fields(doc: &ExecutableDocument) -> usize {
     let in_operations: usize = doc
         .operations
         .iter()
-        .map(|(_, op)| count(&op.node.selection_set.node))
+        .map(|(_, op)| count(&op.node.selection_set.node, true))
         .sum();
     let in_fragments: usize = doc
         .fragments
         .values()
-        .map(|fr| 2 * count(&fr.node.selection_set.node))
+        // Its type is not looked at: counted as if spread at the root.
+        .map(|fr| 2 * count(&fr.node.selection_set.node, true))
         .sum();
     in_operations + in_fragments
 }
@@ -81,6 +83,11 @@ mod tests {
             n(r#"{ ...F } fragment F on Query { device(account: "a", imei: "1") { firmware } }"#),
             2
         );
+        assert_eq!(
+            n(r#"{ node(id: "x") { id } device(account: "a", imei: "1") { firmware } }"#),
+            2
+        );
+        assert_eq!(n(r#"{ nodes(ids: ["x"]) { id } }"#), 1);
         assert_eq!(n(r#"{ __typename }"#), 0);
     }
 }

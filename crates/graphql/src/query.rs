@@ -10,6 +10,7 @@ use crate::campaign::Campaign;
 use crate::device::{Device, Wants, check_window, prefetch_histories, provisioning_events};
 use crate::error::{Code, bad_input, from_cache, has_code};
 use crate::history::ProvisioningEvent;
+use crate::node::{self, Node};
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::{RequestState, path_of};
 
@@ -166,6 +167,36 @@ impl Query {
             }
         }
         Ok(Some(Campaign::new(account, id)))
+    }
+
+    /// Any object by its global id (Relay Global Object Identification).
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "A global id, as the `id` of a `Device` or `CampaignDevice` gave it. A malformed id is BAD_USER_INPUT, one of an account the caller may not read FORBIDDEN."
+        )]
+        id: ID,
+    ) -> Result<Option<Node>> {
+        let base = path_of(ctx);
+        let mut resolved = node::resolve(ctx, std::slice::from_ref(&id), |_| base.clone()).await?;
+        resolved.pop().flatten().transpose()
+    }
+
+    /// Several objects by global id, in the order asked; null where none.
+    ///
+    /// Complexity: the selection counts once per id asked.
+    #[graphql(complexity = "ids.len().max(1).saturating_mul(child_complexity)")]
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global ids, at most the configured list limit (1,000 by default). Each position answers on its own: null, or null with its error (BAD_USER_INPUT, FORBIDDEN, ...)."
+        )]
+        ids: Vec<ID>,
+    ) -> Result<Vec<Option<Result<Node>>>> {
+        let base = path_of(ctx);
+        node::resolve(ctx, &ids, |index| format!("{base}.{index}")).await
     }
 
     /// Provisioning history of any device identifier kind, all upstream pages merged,

@@ -305,6 +305,18 @@ impl RequestState {
             .map_err(|e| from_cache(&e))
     }
 
+    /// Whether reading that campaign page now costs no upstream call (it is in this
+    /// replica's memory), for walks that bound their uncached pages.
+    pub(crate) fn campaign_page_cached(
+        &self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        last_seen: Option<&str>,
+    ) -> bool {
+        self.store
+            .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, last_seen))
+    }
+
     /// This operation's memo of resource `R`.
     fn memo<R: Resource>(&self) -> Arc<Memo<R::Key, Read<R>>> {
         let mut memos = self.memos.lock().unwrap_or_else(PoisonError::into_inner);
