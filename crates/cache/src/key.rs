@@ -150,6 +150,7 @@ fn redis_key<R: Resource>(key: &R::Key, prefix: &str) -> String {
         Owner::Campaign { account, campaign } => {
             format!("{prefix}:{L2_FORMAT}:a:{account}:{tag}:{campaign}")
         }
+        Owner::Account { account } => format!("{prefix}:{L2_FORMAT}:a:{account}:{tag}"),
         Owner::Identifier { device } => format!(
             "{prefix}:{L2_FORMAT}:d:{}:{}:{tag}",
             device.kind().wire_name(),

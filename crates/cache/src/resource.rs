@@ -149,7 +149,7 @@ impl ResourceKey for (AccountName, Imei) {
 }
 
 /// Who an entry belongs to: what invalidation scopes reach it, and where in Redis
-/// its L2 copy lives (`a:{account}:{tag}:{imei | campaign}[:{part}]` or
+/// its L2 copy lives (`a:{account}:{tag}[:{imei | campaign}][:{part}]` or
 /// `d:{kind}:{id}:{tag}[:{part}]`, see `key`).
 #[derive(Debug, Clone, Copy)]
 pub enum Owner<'a> {
@@ -165,6 +165,8 @@ pub enum Owner<'a> {
     },
     /// A device named without an account (provisioning history).
     Identifier { device: &'a DeviceIdentifier },
+    /// A whole account (the pages of its device list).
+    Account { account: &'a AccountName },
 }
 
 /// The kinds of [`Owner`].
@@ -173,13 +175,16 @@ pub enum OwnedBy {
     Device,
     Campaign,
     Identifier,
+    Account,
 }
 
 impl Owner<'_> {
     /// Whether an invalidation of `scope` drops the entry. A whole-account scope
     /// reaches every account-owned entry; a device scope reaches that device's
     /// entries, including those named by its IMEI without an account; a campaign
-    /// scope, that campaign's pages.
+    /// scope, that campaign's pages. An account's own entries (its device list) only
+    /// the whole-account scope: a device's details are read from that device's
+    /// entries, which its scope reaches, not from the list.
     pub(crate) fn in_scope(self, scope: &InvalidateScope) -> bool {
         let whole = scope.imei.is_none() && scope.campaign.is_none();
         match self {
@@ -192,6 +197,7 @@ impl Owner<'_> {
             Self::Identifier { device } => scope.imei.as_ref().is_some_and(|want| {
                 device.kind() == DeviceIdKind::Imei && device.id() == want.as_str()
             }),
+            Self::Account { account } => *account == scope.account && whole,
         }
     }
 
@@ -206,6 +212,7 @@ impl Owner<'_> {
                 alloc(account.as_str().len()) + alloc(campaign.as_str().len())
             }
             Self::Identifier { device } => alloc(device.id().len()),
+            Self::Account { account } => alloc(account.as_str().len()),
         }
     }
 }

@@ -106,7 +106,7 @@ impl Campaign {
                     state.max_page_size()
                 ))
             })?;
-        let owner = Owner {
+        let owner = Owner::Campaign {
             account: &self.account,
             campaign: &self.id,
         };
@@ -148,7 +148,7 @@ impl Walk<'_> {
         let mut total = None;
         let mut has_next_page = false;
 
-        let owner = Owner {
+        let owner = Owner::Campaign {
             account: self.account,
             campaign: self.campaign,
         };
@@ -310,17 +310,17 @@ impl CampaignDeviceEdge {
     }
 }
 
-/// Relay page information.
+/// Relay page information (of the campaign and the account connections).
 #[derive(SimpleObject)]
 pub(crate) struct PageInfo {
-    /// Whether devices follow this page (with the `status` filter applied).
-    has_next_page: bool,
+    /// Whether devices follow this page (with the connection's filters applied).
+    pub(crate) has_next_page: bool,
     /// True when the page was asked for with `after`.
-    has_previous_page: bool,
+    pub(crate) has_previous_page: bool,
     /// Cursor of the first edge.
-    start_cursor: Option<String>,
+    pub(crate) start_cursor: Option<String>,
     /// Cursor of the last edge; pass as `after` for the next page.
-    end_cursor: Option<String>,
+    pub(crate) end_cursor: Option<String>,
 }
 
 /// A device's status in a campaign.

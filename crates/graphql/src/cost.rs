@@ -18,6 +18,10 @@
 //!   (a cached page chain is followed and costs nothing); with a `status` filter, the
 //!   pages the resolver may scan ([`FILTER_SCAN_PAGES`] at most); devices on pages not
 //!   yet cached are assumed uncached;
+//! - an account connection: the same for its device-list pages (per protocol), with
+//!   any of its detail filters counted like `status`; devices on pages not yet cached
+//!   need no details call (the page carries their details), devices on cached pages
+//!   one per 1,000 whose details are not cached (all scanned ones when filtering);
 //! - provisioning history: one call per started year of its window, when uncached;
 //! - `node`/`nodes`: a device id costs what `device` would (its details batched with
 //!   every other device of the operation); a campaign-device id follows its
@@ -39,21 +43,26 @@ use async_graphql::parser::types::{
 use async_graphql::{Positioned, Value, Variables};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{
-    CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning, ProvisioningKey,
-    UpgradeHistory,
+    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, CheckIns, Details,
+    Provisioning, ProvisioningKey, UpgradeHistory,
 };
 use devicegraph_cache::{Resource, Store};
-use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
+use devicegraph_upstream::{
+    AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei, Protocol,
+};
 
 use crate::AccountScope;
+use crate::account::Filter;
 use crate::campaign::NODE_SCAN_PAGES;
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::global_id::GlobalId;
 
 /// Devices per upstream device-details request.
 const DETAILS_BATCH: u64 = 1_000;
 /// Devices per upstream campaign-report page.
 const CAMPAIGN_PAGE: u64 = 1_000;
+/// Devices per upstream account device-list page (its `maxPageSize`).
+pub(crate) const ACCOUNT_PAGE: u64 = 1_000;
 /// Upstream pages one filtered campaign page may scan beyond those `first` needs
 /// (the resolver stops there and returns a shorter page with `hasNextPage`).
 pub(crate) const FILTER_SCAN_PAGES: u64 = 10;
@@ -66,6 +75,7 @@ pub struct Estimate {
     pub check_ins: u64,
     pub campaign_pages: u64,
     pub provisioning: u64,
+    pub account_pages: u64,
 }
 
 impl Estimate {
@@ -75,6 +85,7 @@ impl Estimate {
             .saturating_add(self.check_ins)
             .saturating_add(self.campaign_pages)
             .saturating_add(self.provisioning)
+            .saturating_add(self.account_pages)
     }
 
     /// As reported in `extensions.cost.estimate`.
@@ -87,6 +98,7 @@ impl Estimate {
             ("checkIns", n(self.check_ins)),
             ("campaignPages", n(self.campaign_pages)),
             ("provisioning", n(self.provisioning)),
+            ("accountPages", n(self.account_pages)),
         ])
     }
 }
@@ -263,6 +275,16 @@ impl<'a> Estimator<'a> {
                     }
                 }
             }
+            "account" => {
+                let Some(account) = self.account_in(field, "name") else {
+                    return Ok(());
+                };
+                for sub in self.fields(&field.selection_set.node) {
+                    if sub.name.node == "devices" {
+                        self.account_devices(&account, sub)?;
+                    }
+                }
+            }
             "provisioningHistory" if *self.scope == AccountScope::All => {
                 if let Some(device) = self.identifier(field)
                     && let Some((earliest, latest)) = self.window(field)
@@ -339,7 +361,7 @@ impl<'a> Estimator<'a> {
             total = total.or(page.total_devices);
             seen = seen.saturating_add(page.devices.len() as u64);
             let covers = page.devices.last().is_some_and(|d| {
-                crate::cursor::id_cmp(&d.device_id, device_id) != std::cmp::Ordering::Less
+                id_cmp(&d.device_id, device_id) != std::cmp::Ordering::Less
             });
             if covers || !page.has_more_data {
                 let listed = page.devices.iter().any(|d| d.device_id == device_id);
@@ -362,14 +384,23 @@ impl<'a> Estimator<'a> {
             self.out.campaign_pages = self.out.campaign_pages.saturating_add(left);
         }
         if let Some(parts) = parts {
-            self.unknown_devices(account, 1, parts);
+            self.unknown_devices(account, 1, parts, true);
         }
     }
 
-    /// `count` devices not known before their page is fetched.
-    fn unknown_devices(&mut self, account: &AccountName, count: u64, parts: &DeviceParts) {
-        let need = self.accounts.entry(account.clone()).or_default();
-        need.unknown = need.unknown.saturating_add(count);
+    /// `count` devices not known before their page is fetched; `details`: whether
+    /// their details cost a details call (not when the page carries them).
+    fn unknown_devices(
+        &mut self,
+        account: &AccountName,
+        count: u64,
+        parts: &DeviceParts,
+        details: bool,
+    ) {
+        if details {
+            let need = self.accounts.entry(account.clone()).or_default();
+            need.unknown = need.unknown.saturating_add(count);
+        }
         if parts.upgrades {
             self.out.upgrade_history = self.out.upgrade_history.saturating_add(count);
         }
@@ -425,21 +456,11 @@ impl<'a> Estimator<'a> {
         field: &'a Field,
         first_counted: bool,
     ) -> Result<(), TooLong> {
-        let first = match self.arg(field, "first") {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-            Some(_) => return Ok(()),
-            // The schema's default.
-            None => 100,
+        let Some(first) = self.first(field)? else {
+            return Ok(());
         };
-        if first > self.max_list_length as u64 {
-            return Err(TooLong {
-                argument: "first",
-                len: usize::try_from(first).unwrap_or(usize::MAX),
-                max: self.max_list_length,
-            });
-        }
         let filtered = matches!(self.arg(field, "status"), Some(Value::String(_)));
-        let owner = crate::cursor::Owner { account, campaign };
+        let owner = crate::cursor::Owner::Campaign { account, campaign };
         let after = match self.arg(field, "after") {
             Some(Value::String(s)) => Cursor::decode(&s, owner).ok(),
             _ => None,
@@ -496,9 +517,134 @@ impl<'a> Estimator<'a> {
         ));
         self.out.campaign_pages = self.out.campaign_pages.saturating_add(pages);
         if let Some(parts) = &parts {
-            self.unknown_devices(account, remaining, parts);
+            self.unknown_devices(account, remaining, parts, true);
         }
         Ok(())
+    }
+
+    /// A connection's `first` (`None`: not a number, validation refuses it), refused
+    /// over `max_list_length`.
+    fn first(&self, field: &Field) -> Result<Option<u64>, TooLong> {
+        let first = match self.arg(field, "first") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            Some(_) => return Ok(None),
+            // The schema's default.
+            None => 100,
+        };
+        if first > self.max_list_length as u64 {
+            return Err(TooLong {
+                argument: "first",
+                len: usize::try_from(first).unwrap_or(usize::MAX),
+                max: self.max_list_length,
+            });
+        }
+        Ok(Some(first))
+    }
+
+    /// `Account.devices(first, after, protocol, <filters>) { edges { node { ... } } }`:
+    /// mirrors `account.rs`'s walk over the cached page chain, then counts the pages
+    /// still to fetch.
+    fn account_devices(&mut self, account: &AccountName, field: &'a Field) -> Result<(), TooLong> {
+        let Some(first) = self.first(field)? else {
+            return Ok(());
+        };
+        let protocol = match self.arg(field, "protocol") {
+            Some(Value::String(s)) => match s.parse::<Protocol>() {
+                Ok(p) => Some(p),
+                // Refused by the resolver before any call.
+                Err(_) => return Ok(()),
+            },
+            _ => None,
+        };
+        let text = |name| match self.arg(field, name) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let filter = Filter {
+            status: text("status"),
+            make: text("make"),
+            model: text("model"),
+            firmware: text("firmware"),
+            fota_eligible: match self.arg(field, "fotaEligible") {
+                Some(Value::Boolean(b)) => Some(b),
+                _ => None,
+            },
+        };
+        let filtered = !filter.is_empty();
+        let after = match self.arg(field, "after") {
+            Some(Value::String(s)) => Cursor::decode(&s, Owner::Account { account }).ok(),
+            _ => None,
+        };
+        let parts = self.account_device_parts(field);
+        let floor = after.as_ref().map(|c| c.imei.clone());
+        let mut cursor = after.and_then(|c| c.anchor);
+        let mut remaining = first;
+        let mut pages_seen = 0u64;
+        while let Some(page) = self.store.peek::<AccountPages>(&AccountPageKey::new(
+            account,
+            protocol.as_ref(),
+            cursor.as_deref(),
+        )) {
+            pages_seen += 1;
+            for device in &page.devices {
+                if remaining == 0 {
+                    break;
+                }
+                let id = device.device_id.trim();
+                if floor
+                    .as_deref()
+                    .is_some_and(|f| id_cmp(id, f) != std::cmp::Ordering::Greater)
+                {
+                    continue;
+                }
+                let Ok(imei) = id.parse::<Imei>() else {
+                    continue;
+                };
+                let key = (account.clone(), imei);
+                // A device whose cached details fail the filter costs nothing; one
+                // not cached is read, and assumed to pass (erring high).
+                if filtered {
+                    match self.store.peek::<Details>(&key) {
+                        Some(Some(d)) if !filter.matches(&d) => continue,
+                        Some(None) => continue,
+                        _ => {}
+                    }
+                }
+                remaining -= 1;
+                self.device(account, &key.1, &parts);
+            }
+            if remaining == 0 || !page.has_more_data || pages_seen > FILTER_SCAN_PAGES + 2 {
+                return Ok(());
+            }
+            match &page.last_seen_device_id {
+                Some(next) => cursor = Some(next.clone()),
+                None => return Ok(()),
+            }
+        }
+        // Uncached from here on: their details come with the pages.
+        let pages = if filtered {
+            remaining.div_ceil(ACCOUNT_PAGE) + FILTER_SCAN_PAGES
+        } else {
+            remaining.div_ceil(ACCOUNT_PAGE).max(1)
+        };
+        self.out.account_pages = self.out.account_pages.saturating_add(pages);
+        self.unknown_devices(account, remaining, &parts, false);
+        Ok(())
+    }
+
+    /// The selection under `edges { node { ... } }` of an account connection (its
+    /// nodes are devices), merged over aliases.
+    fn account_device_parts(&self, devices: &'a Field) -> DeviceParts {
+        let mut merged = DeviceParts::default();
+        for edges in self.named(&devices.selection_set.node, "edges") {
+            for node in self.named(&edges.selection_set.node, "node") {
+                let parts = self.device_parts(&node.selection_set.node);
+                merged.upgrades |= parts.upgrades;
+                merged.check_ins |= parts.check_ins;
+                merged.provisioning.extend(parts.provisioning);
+            }
+        }
+        merged
     }
 
     /// The `device` selection under `edges { node { ... } }`, merged over aliases.
@@ -625,7 +771,12 @@ impl<'a> Estimator<'a> {
 
     /// The field's `account` when it parses and the caller may read it.
     fn account(&self, field: &Field) -> Option<AccountName> {
-        let Some(Value::String(s)) = self.arg(field, "account") else {
+        self.account_in(field, "account")
+    }
+
+    /// The account named by argument `name` when it parses and the caller may read it.
+    fn account_in(&self, field: &Field, name: &str) -> Option<AccountName> {
+        let Some(Value::String(s)) = self.arg(field, name) else {
             return None;
         };
         let account: AccountName = s.parse().ok()?;
@@ -716,11 +867,13 @@ mod tests {
             check_ins: 3,
             campaign_pages: 4,
             provisioning: 5,
+            account_pages: 6,
         };
-        assert_eq!(e.total(), 15);
+        assert_eq!(e.total(), 21);
         let Value::Object(map) = e.to_value() else {
             panic!("an object");
         };
-        assert_eq!(map.get("upstreamCalls"), Some(&Value::Number(15.into())));
+        assert_eq!(map.get("upstreamCalls"), Some(&Value::Number(21.into())));
+        assert_eq!(map.get("accountPages"), Some(&Value::Number(6.into())));
     }
 }

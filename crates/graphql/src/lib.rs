@@ -14,6 +14,7 @@
 //! both answer with the same data. Resolvers never call the upstream directly: only
 //! through the store, which caches, coalesces and paces.
 
+mod account;
 mod campaign;
 mod cost;
 mod cursor;

@@ -6,6 +6,7 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
 
+use crate::account::Account;
 use crate::campaign::Campaign;
 use crate::device::{Device, Wants, check_window, prefetch_histories, provisioning_events};
 use crate::error::{Code, bad_input, from_cache, has_code};
@@ -197,6 +198,20 @@ impl Query {
     ) -> Result<Vec<Option<Result<Node>>>> {
         let base = path_of(ctx);
         node::resolve(ctx, &ids, |index| format!("{base}.{index}")).await
+    }
+
+    /// One account: its devices as a connection.
+    ///
+    /// Reading it costs nothing; its `devices` read the account's device list.
+    /// Null, with the error, when the account cannot be read (its devices' error).
+    async fn account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "ThingSpace account name, e.g. 0000123456-00001.")] name: String,
+    ) -> Result<Option<Account>> {
+        let account = parse_account(&name)?;
+        RequestState::of(ctx)?.check_account(&account)?;
+        Ok(Some(Account::new(account)))
     }
 
     /// Provisioning history of any device identifier kind, all upstream pages merged,

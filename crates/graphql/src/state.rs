@@ -14,10 +14,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use devicegraph_cache::resources::{CampaignPageKey, CampaignPages, Details};
+use devicegraph_cache::resources::{
+    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, Details,
+};
 use devicegraph_cache::{CacheError, Fetched, Freshness, Resource, Store};
-use devicegraph_upstream::model::CampaignPage;
-use devicegraph_upstream::{AccountName, CampaignId};
+use devicegraph_upstream::model::{AccountDevicesPage, CampaignPage};
+use devicegraph_upstream::{AccountName, CampaignId, Imei, Protocol};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::deps::Dependencies;
@@ -315,6 +317,63 @@ impl RequestState {
     ) -> bool {
         self.store
             .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, last_seen))
+    }
+
+    /// One upstream page of an account's device list (`None` = the first), of
+    /// `protocol`'s devices only when given, shared by the operation; with its key.
+    pub(crate) async fn account_page(
+        &self,
+        account: &AccountName,
+        protocol: Option<&Protocol>,
+        last_seen: Option<&str>,
+    ) -> async_graphql::Result<(AccountPageKey, Fetched<Arc<AccountDevicesPage>>)> {
+        let key = AccountPageKey::new(account, protocol, last_seen);
+        let fetched = self
+            .memo::<AccountPages>()
+            .get_or_init(key.clone(), || async {
+                let result = self.store.get::<AccountPages>(key.clone()).await;
+                self.record::<AccountPages>(&key, &result);
+                result
+            })
+            .await
+            .map_err(|e| from_cache(&e))?;
+        Ok((key, fetched))
+    }
+
+    /// When `page` (of `key`) was read from the upstream for this request, hands the
+    /// details it carries for each of its devices to their `Details` entries, those
+    /// not cached fresh already (`Store::get_many_known`), while the page's entry
+    /// is still the one read: reading those devices' details then costs no upstream
+    /// call. A page from the cache hands nothing (its copies may be older than the
+    /// entries they would replace). Not recorded as read: whoever reads a device's
+    /// details does that through [`RequestState::device_details_many`].
+    pub(crate) async fn fill_details(
+        &self,
+        key: &AccountPageKey,
+        page: &Fetched<Arc<AccountDevicesPage>>,
+    ) {
+        if page.freshness != Freshness::Miss {
+            return;
+        }
+        let known: HashMap<DeviceKey, Option<Arc<_>>> = page
+            .value
+            .devices
+            .iter()
+            .filter_map(|d| {
+                let imei: Imei = d.device_id.trim().parse().ok()?;
+                Some(((key.account().clone(), imei), Some(Arc::new(d.clone()))))
+            })
+            .collect();
+        let keys = known.keys().cloned().collect();
+        let (store, page_key, version) = (self.store.clone(), key.clone(), page.version);
+        let current = move || {
+            store
+                .current::<AccountPages>(&page_key)
+                .is_some_and(|(v, _)| v == version)
+        };
+        self.store
+            .get_many_known::<Details>(keys, known, current)
+            .await;
     }
 
     /// This operation's memo of resource `R`.

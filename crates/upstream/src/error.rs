@@ -16,10 +16,11 @@ pub enum Endpoint {
     CampaignDevices,
     DeviceDetails,
     ProvisioningHistory,
+    AccountDevices,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Self::OAuthToken,
         Self::SessionLogin,
         Self::CheckInHistory,
@@ -27,6 +28,7 @@ impl Endpoint {
         Self::CampaignDevices,
         Self::DeviceDetails,
         Self::ProvisioningHistory,
+        Self::AccountDevices,
     ];
 
     /// Stable snake_case name for logs and metric labels.
@@ -39,6 +41,7 @@ impl Endpoint {
             Self::CampaignDevices => "campaign_devices",
             Self::DeviceDetails => "device_details",
             Self::ProvisioningHistory => "provisioning_history",
+            Self::AccountDevices => "account_devices",
         }
     }
 }

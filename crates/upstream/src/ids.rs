@@ -222,6 +222,35 @@ impl FromStr for CampaignId {
     }
 }
 
+/// A device-management protocol as the account device list filters by it
+/// (`LWM2M`, `OMADM`, `HTTP`, `NONE` in Verizon's documentation): 1 to 16 letters,
+/// digits or `_`, kept upper-case, so `lwm2m` and `LWM2M` are one filter (and one
+/// cache entry). Unknown names are accepted: the upstream decides what they match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Protocol(String);
+
+string_newtype!(Protocol);
+
+impl FromStr for Protocol {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty()
+            || s.len() > 16
+            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(IdError::new(
+                "protocol",
+                format!(
+                    "{} is not 1 to 16 letters, digits or '_' (e.g. LWM2M, OMADM, HTTP)",
+                    shown(s)
+                ),
+            ));
+        }
+        Ok(Self(s.to_ascii_uppercase()))
+    }
+}
+
 /// The kinds of device identifier the provisioning-history endpoint accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -325,6 +354,15 @@ impl DeviceIdentifier {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn protocols_are_short_tokens_kept_upper_case() {
+        assert_eq!("lwm2m".parse::<Protocol>().unwrap().as_str(), "LWM2M");
+        assert_eq!("HTTP".parse::<Protocol>().unwrap().as_str(), "HTTP");
+        for bad in ["", "LW M2M", "a*", "LWM2M:1", "ABCDEFGHIJKLMNOPQ"] {
+            assert!(bad.parse::<Protocol>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn known_imeis() {

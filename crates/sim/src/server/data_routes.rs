@@ -1,4 +1,5 @@
-//! The five ThingSpace data endpoints.
+//! Five of the six ThingSpace data endpoints (the account's device list is in
+//! `account_devices`), and the refusals and query parameters they share.
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ const MAX_DETAILS_BODY: usize = 1_000;
 
 /// A request the simulator refuses with ThingSpace's HTTP 400 error body.
 #[derive(Debug, thiserror::Error)]
-enum Refusal {
+pub(super) enum Refusal {
     #[error("Account {0} was not found")]
     Account(String),
     #[error("Device {0} was not found in this account")]
@@ -50,11 +51,11 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn answer(result: Result<Response, Refusal>) -> Response {
+pub(super) fn answer(result: Result<Response, Refusal>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn account_or_400(state: &AppState, acc: &str) -> Result<usize, Refusal> {
+pub(super) fn account_or_400(state: &AppState, acc: &str) -> Result<usize, Refusal> {
     state
         .world
         .fleet
@@ -70,7 +71,7 @@ fn device_or_400(state: &AppState, account: usize, imei: &str) -> Result<u64, Re
 }
 
 /// `lastSeenDeviceId` from the query: `None` for absent, empty or `0`.
-fn last_seen(query: Option<&str>) -> Result<Option<u64>, Refusal> {
+pub(super) fn last_seen(query: Option<&str>) -> Result<Option<u64>, Refusal> {
     let value = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == "lastSeenDeviceId")
         .map(|(_, v)| v.trim().to_string());
@@ -83,7 +84,7 @@ fn last_seen(query: Option<&str>) -> Result<Option<u64>, Refusal> {
     }
 }
 
-fn protocol_filter(query: Option<&str>) -> Option<String> {
+pub(super) fn protocol_filter(query: Option<&str>) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == "protocol")
         .map(|(_, v)| v.trim().to_string())
