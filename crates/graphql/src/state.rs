@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use devicegraph_cache::resources::{CampaignPageKey, CampaignPages, Details};
-use devicegraph_cache::{CacheError, Fetched, Freshness, Resource, Store};
+use devicegraph_cache::{CacheError, Fetched, Freshness, Resource, Stamp, Store};
 use devicegraph_upstream::model::CampaignPage;
 use devicegraph_upstream::{AccountName, CampaignId};
 use tokio::sync::{OnceCell, Semaphore};
@@ -194,6 +194,7 @@ impl RequestState {
                     value: None,
                     freshness: Freshness::Hit,
                     version: 0,
+                    stamp: Stamp::default(),
                 }),
                 Err(never) => match never {},
             }
