@@ -5,7 +5,9 @@
 //! - [`execute`] runs one operation with its per-request state: the caller's account
 //!   scope, one details DataLoader for the whole operation, the bound on concurrent
 //!   history fetches, and the record of stale and upstream-fetched answers, which it
-//!   reports as `extensions.stale` and `extensions.cacheStatus`.
+//!   reports as `extensions.stale` and `extensions.cacheStatus`, and per part of an
+//!   answer as `freshness` (`freshness.rs`: built from the reads the operation makes
+//!   anyway, never a read of its own).
 //! - [`Code`] is the one table of `extensions.code` values (with their HTTP status
 //!   and problem title); every error a resolver raises is built by the one mapping
 //!   in `error.rs`.
@@ -21,6 +23,7 @@ mod deps;
 mod device;
 mod documents;
 mod error;
+mod freshness;
 mod guard;
 mod history;
 mod limits;
@@ -31,6 +34,7 @@ mod query;
 mod scalars;
 mod state;
 mod validated;
+mod wants;
 
 use std::collections::HashSet;
 use std::sync::Arc;
