@@ -65,11 +65,6 @@ impl Freshness {
             stale_reason: self.stale_reason.or(other.stale_reason),
         }
     }
-
-    /// [`Freshness::least_fresh`] over every part; `None` for no part.
-    pub(crate) fn least_fresh_of(parts: impl IntoIterator<Item = Self>) -> Option<Self> {
-        parts.into_iter().reduce(Self::least_fresh)
-    }
 }
 
 /// Where a piece of an answer came from and how old it is. Selecting it never calls
@@ -202,12 +197,15 @@ mod tests {
         let a = Freshness::of(&read(2_000, 5, None));
         let b = Freshness::of(&read(1_000, 9, Some(StaleReason::RateLimited)));
         let c = Freshness::of(&read(3_000, 1, Some(StaleReason::UpstreamError)));
-        let all = Freshness::least_fresh_of([a, b, c]).unwrap_or(a);
+        let all = a.least_fresh(b).least_fresh(c);
         assert_eq!(all.fetched_at.map(|t| t.timestamp_millis()), Some(1_000));
         assert_eq!(all.age, Some(Duration::from_secs(9)));
         assert_eq!(all.stale_reason, Some(StaleReason::RateLimited));
-        assert_eq!(Freshness::least_fresh_of([a]), Some(a));
-        assert_eq!(Freshness::least_fresh_of(Vec::new()), None);
+        // The first stale part's reason, in the order the parts were read.
+        assert_eq!(
+            c.least_fresh(b).stale_reason,
+            Some(StaleReason::UpstreamError)
+        );
 
         let unknown = Freshness::of(&Fetched {
             value: (),

@@ -241,7 +241,8 @@ pub struct Executed {
     pub response: Response,
     pub cache_status: CacheStatus,
     /// The cache entries the answer was built from, when it may be stored as it is
-    /// (no error, nothing stale, no per-request report): see [`Dependencies`].
+    /// (no error, nothing stale, no per-request report, no `ageSeconds`): see
+    /// [`Dependencies`].
     pub dependencies: Option<Dependencies>,
     /// Whether this exact operation (text, name and variables) had passed full
     /// validation before, so only the cheap checks ran (see `validated.rs`).
