@@ -21,6 +21,7 @@ use crate::cost::FILTER_SCAN_PAGES;
 use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::device::{Device, Wants, prefetch_histories};
 use crate::error::{Code, bad_input, coded, from_cache, from_upstream};
+use crate::freshness::Freshness;
 use crate::global_id::GlobalId;
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::RequestState;
@@ -164,6 +165,8 @@ impl Walk<'_> {
         };
         let mut scan_end: Option<String> = None;
         let mut pages = 0usize;
+        // Of the upstream pages this page is cut from (read anyway).
+        let mut freshness: Option<Freshness> = None;
         loop {
             pages += 1;
             if pages > MAX_UPSTREAM_PAGES {
@@ -174,6 +177,8 @@ impl Walk<'_> {
                 .campaign_page(self.account, self.campaign, upstream_cursor.as_deref())
                 .await?;
             self.state.note(ctx, fetched.freshness);
+            let this = Freshness::of(&fetched);
+            freshness = Some(freshness.map_or(this, |f| f.least_fresh(this)));
             let page = fetched.value;
             total = total.or(page.total_devices);
 
@@ -266,6 +271,7 @@ impl Walk<'_> {
             edges,
             page_info,
             total_count: total.and_then(|n| i32::try_from(n).ok()),
+            freshness,
         })
     }
 }
@@ -280,6 +286,10 @@ pub(crate) struct CampaignDeviceConnection {
     /// Number of devices in the campaign (before any `status` filter), as the
     /// upstream reports it.
     total_count: Option<i32>,
+    /// Freshness of the campaign report this page was cut from: of the least fresh
+    /// of the upstream report pages it read (the oldest fetch, stale if any was).
+    /// Never calls the upstream.
+    freshness: Option<Freshness>,
 }
 
 /// One device of a campaign page and its cursor.

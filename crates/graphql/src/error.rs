@@ -381,6 +381,7 @@ mod tests {
                 UpstreamError::Unavailable {
                     endpoint: Endpoint::DeviceDetails,
                     reason: "connect 10.0.0.1 refused".into(),
+                    status: None,
                 },
                 Code::UpstreamUnavailable,
             ),

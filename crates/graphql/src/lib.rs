@@ -5,7 +5,9 @@
 //! - [`execute`] runs one operation with its per-request state: the caller's account
 //!   scope, one details DataLoader for the whole operation, the bound on concurrent
 //!   history fetches, and the record of stale and upstream-fetched answers, which it
-//!   reports as `extensions.stale` and `extensions.cacheStatus`.
+//!   reports as `extensions.stale` and `extensions.cacheStatus`, and per part of an
+//!   answer as `freshness` (`freshness.rs`: built from the reads the operation makes
+//!   anyway, never a read of its own).
 //! - [`Code`] is the one table of `extensions.code` values (with their HTTP status
 //!   and problem title); every error a resolver raises is built by the one mapping
 //!   in `error.rs`.
@@ -22,6 +24,7 @@ mod deps;
 mod device;
 mod documents;
 mod error;
+mod freshness;
 mod global_id;
 mod guard;
 mod history;
@@ -34,6 +37,7 @@ mod query;
 mod scalars;
 mod state;
 mod validated;
+mod wants;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -243,7 +247,8 @@ pub struct Executed {
     pub response: Response,
     pub cache_status: CacheStatus,
     /// The cache entries the answer was built from, when it may be stored as it is
-    /// (no error, nothing stale, no per-request report): see [`Dependencies`].
+    /// (no error, nothing stale, no per-request report, no `ageSeconds`): see
+    /// [`Dependencies`].
     pub dependencies: Option<Dependencies>,
     /// Whether this exact operation (text, name and variables) had passed full
     /// validation before, so only the cheap checks ran (see `validated.rs`).

@@ -73,9 +73,17 @@ pub enum UpstreamError {
     /// The call's deadline passed.
     #[error("{endpoint}: timed out")]
     Timeout { endpoint: Endpoint },
-    /// Connect failure, dropped connection or 5xx, after retries.
+    /// Connect failure, dropped connection or 5xx, after retries; or our own
+    /// outbound budget ran out before the call could be sent.
     #[error("{endpoint}: upstream unavailable: {reason}")]
-    Unavailable { endpoint: Endpoint, reason: String },
+    Unavailable {
+        endpoint: Endpoint,
+        reason: String,
+        /// The HTTP status when the upstream answered (a 5xx); `None` when it gave
+        /// no answer (connect failure, dropped connection, oversized body) or the
+        /// call was never sent (budget, concurrency).
+        status: Option<u16>,
+    },
     /// A token could not be obtained or was refused after one renewal.
     #[error("{endpoint}: authentication failed: {reason}")]
     Auth { endpoint: Endpoint, reason: String },
