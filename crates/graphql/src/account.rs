@@ -35,6 +35,7 @@ use crate::cost::{ACCOUNT_PAGE, FILTER_SCAN_PAGES};
 use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::device::{Device, Wants, prefetch_histories};
 use crate::error::{bad_input, from_cache, from_upstream};
+use crate::freshness::Freshness;
 use crate::loader::{DetailsResult, DeviceKey};
 use crate::state::RequestState;
 
@@ -130,14 +131,14 @@ impl Account {
             desc = "Only devices of this management protocol (LWM2M, OMADM, HTTP; filtered by ThingSpace)."
         )]
         protocol: Option<String>,
-        #[graphql(desc = "Only devices whose raw status equals this, e.g. Active.")]
-        status: Option<String>,
-        #[graphql(desc = "Only devices of this make, e.g. SEQUANS COMMUNICATIONS.")]
-        make: Option<String>,
-        #[graphql(desc = "Only devices of this model, e.g. GM01Q.")]
-        model: Option<String>,
-        #[graphql(desc = "Only devices running this firmware version.")]
-        firmware: Option<String>,
+        #[graphql(desc = "Only devices whose raw status equals this, e.g. Active.")] status: Option<
+            String,
+        >,
+        #[graphql(desc = "Only devices of this make, e.g. SEQUANS COMMUNICATIONS.")] make: Option<
+            String,
+        >,
+        #[graphql(desc = "Only devices of this model, e.g. GM01Q.")] model: Option<String>,
+        #[graphql(desc = "Only devices running this firmware version.")] firmware: Option<String>,
         #[graphql(desc = "Only devices that may (true) or may not (false) take FOTA upgrades.")]
         fota_eligible: Option<bool>,
     ) -> Result<AccountDeviceConnection> {
@@ -193,12 +194,18 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    async fn run(self, ctx: &Context<'_>, after: Option<Cursor>) -> Result<AccountDeviceConnection> {
+    async fn run(
+        self,
+        ctx: &Context<'_>,
+        after: Option<Cursor>,
+    ) -> Result<AccountDeviceConnection> {
         let has_previous_page = after.is_some();
         let floor = after.as_ref().map(|c| c.imei.clone());
         let mut upstream_cursor = after.and_then(|c| c.anchor);
         let mut edges: Vec<AccountDeviceEdge> = Vec::with_capacity(self.want.min(1_000));
         let mut total = None;
+        // Of the upstream pages this page is cut from (read anyway).
+        let mut freshness: Option<Freshness> = None;
         let mut has_next_page;
         let owner = Owner::Account {
             account: self.account,
@@ -222,6 +229,8 @@ impl Walk<'_> {
                 .account_page(self.account, self.protocol, upstream_cursor.as_deref())
                 .await?;
             self.state.note(ctx, fetched.freshness);
+            let this = Freshness::of(&fetched);
+            freshness = Some(freshness.map_or(this, |f| f.least_fresh(this)));
             self.state.fill_details(&key, &fetched).await;
             let page = Arc::clone(&fetched.value);
             total = total.or(page.total_devices);
@@ -309,6 +318,7 @@ impl Walk<'_> {
             edges,
             page_info,
             total_count: total.and_then(|n| i32::try_from(n).ok()),
+            freshness,
         })
     }
 
@@ -394,6 +404,10 @@ pub(crate) struct AccountDeviceConnection {
     /// Number of devices in the account (before any filter), when the upstream
     /// reports it; ThingSpace's device list does not, so usually null.
     total_count: Option<i32>,
+    /// Freshness of the account's device list this page was cut from: of the least
+    /// fresh of the upstream pages it read (the oldest fetch, stale if any was).
+    /// Never calls the upstream.
+    freshness: Option<Freshness>,
 }
 
 /// One device of an account page and its cursor.

@@ -13,7 +13,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
-use devicegraph_cache::Freshness;
+use devicegraph_cache::Freshness as CacheFreshness;
 use devicegraph_upstream::model::CampaignDevice as WireDevice;
 use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, UpstreamError};
 
@@ -195,6 +195,7 @@ impl Walk<'_> {
                 }
                 edges.push(CampaignDeviceEdge::new(
                     self.account,
+                    self.campaign,
                     owner,
                     dev,
                     upstream_cursor.clone(),
@@ -304,6 +305,7 @@ pub(crate) struct CampaignDeviceEdge {
 impl CampaignDeviceEdge {
     fn new(
         account: &AccountName,
+        campaign: &CampaignId,
         owner: Owner<'_>,
         dev: &WireDevice,
         anchor: Option<String>,
@@ -315,7 +317,7 @@ impl CampaignDeviceEdge {
         .encode(owner);
         Self {
             cursor,
-            node: CampaignDevice::new(account, owner.campaign, dev),
+            node: CampaignDevice::new(account, campaign, dev),
         }
     }
 }
@@ -420,7 +422,7 @@ pub(crate) struct Rows {
     /// The rows found, by device id.
     pub(crate) found: HashMap<String, CampaignDevice>,
     /// The worst freshness of the pages read.
-    pub(crate) freshness: Freshness,
+    pub(crate) freshness: CacheFreshness,
     /// Set when the walk stopped at [`NODE_SCAN_PAGES`] uncached pages: the last
     /// device id it saw. Ids above it were not looked for.
     pub(crate) scanned_to: Option<String>,
@@ -448,11 +450,11 @@ impl Rows {
     }
 }
 
-fn worse(a: Freshness, b: Freshness) -> Freshness {
+fn worse(a: CacheFreshness, b: CacheFreshness) -> CacheFreshness {
     match (a, b) {
-        (Freshness::Stale, _) | (_, Freshness::Stale) => Freshness::Stale,
-        (Freshness::Miss, _) | (_, Freshness::Miss) => Freshness::Miss,
-        _ => Freshness::Hit,
+        (CacheFreshness::Stale, _) | (_, CacheFreshness::Stale) => CacheFreshness::Stale,
+        (CacheFreshness::Miss, _) | (_, CacheFreshness::Miss) => CacheFreshness::Miss,
+        _ => CacheFreshness::Hit,
     }
 }
 
@@ -470,7 +472,7 @@ pub(crate) async fn find_rows(
 ) -> Result<Rows> {
     let mut rows = Rows {
         found: HashMap::new(),
-        freshness: Freshness::Hit,
+        freshness: CacheFreshness::Hit,
         scanned_to: None,
     };
     let Some(highest) = wanted.iter().max_by(|a, b| id_cmp(a, b)) else {

@@ -43,8 +43,8 @@ use async_graphql::parser::types::{
 use async_graphql::{Positioned, Value, Variables};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{
-    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, CheckIns, Details,
-    Provisioning, ProvisioningKey, UpgradeHistory,
+    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning,
+    ProvisioningKey, UpgradeHistory,
 };
 use devicegraph_cache::{Resource, Store};
 use devicegraph_upstream::{
@@ -360,9 +360,10 @@ impl<'a> Estimator<'a> {
             };
             total = total.or(page.total_devices);
             seen = seen.saturating_add(page.devices.len() as u64);
-            let covers = page.devices.last().is_some_and(|d| {
-                id_cmp(&d.device_id, device_id) != std::cmp::Ordering::Less
-            });
+            let covers = page
+                .devices
+                .last()
+                .is_some_and(|d| id_cmp(&d.device_id, device_id) != std::cmp::Ordering::Less);
             if covers || !page.has_more_data {
                 let listed = page.devices.iter().any(|d| d.device_id == device_id);
                 if let (true, Some(parts), Ok(imei)) = (listed, parts, device_id.parse::<Imei>()) {

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Lookahead, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{CheckIns, Provisioning, ProvisioningKey, UpgradeHistory};
 use devicegraph_upstream::model::{self, DeviceDetails};
