@@ -17,7 +17,7 @@ use devicegraph_cache::Freshness as CacheFreshness;
 use devicegraph_upstream::model::CampaignDevice as WireDevice;
 use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, UpstreamError};
 
-use crate::cost::FILTER_SCAN_PAGES;
+use crate::cost::{FILTER_SCAN_PAGES, NODE_SCAN_PAGES};
 use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::device::{Device, Wants, prefetch_histories};
 use crate::error::{Code, bad_input, coded, from_cache, from_upstream};
@@ -29,11 +29,6 @@ use crate::state::RequestState;
 /// Upstream pages one client page may walk before we call the upstream broken
 /// (10 million devices at 1,000 a page).
 const MAX_UPSTREAM_PAGES: usize = 10_000;
-
-/// Upstream pages not yet cached that reading campaign devices back by id may fetch
-/// (the first 10,000 devices of a campaign on a cold cache). Cached pages cost
-/// nothing and are not counted; the cost estimate counts the same bound.
-pub(crate) const NODE_SCAN_PAGES: u64 = FILTER_SCAN_PAGES;
 
 /// A campaign of one account.
 pub(crate) struct Campaign {
@@ -439,10 +434,9 @@ impl Rows {
             Some(last) if id_cmp(device_id, last) == Ordering::Greater => Err(coded(
                 Code::QueryTooComplex,
                 format!(
-                    "campaign device {device_id} lies beyond the {} campaign pages one id \
-                     lookup may fetch; page through Campaign.devices first (that caches \
-                     them) or ask again",
-                    NODE_SCAN_PAGES
+                    "campaign device {device_id} lies beyond the {NODE_SCAN_PAGES} uncached \
+                     campaign pages one id lookup may fetch; page through Campaign.devices \
+                     first, or ask again (each lookup caches the pages it read)"
                 ),
             )),
             _ => Ok(None),

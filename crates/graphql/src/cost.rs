@@ -53,7 +53,6 @@ use devicegraph_upstream::{
 
 use crate::AccountScope;
 use crate::account::Filter;
-use crate::campaign::NODE_SCAN_PAGES;
 use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::global_id::GlobalId;
 
@@ -66,6 +65,10 @@ pub(crate) const ACCOUNT_PAGE: u64 = 1_000;
 /// Upstream pages one filtered campaign page may scan beyond those `first` needs
 /// (the resolver stops there and returns a shorter page with `hasNextPage`).
 pub(crate) const FILTER_SCAN_PAGES: u64 = 10;
+/// Upstream pages not yet cached that reading campaign rows back by id may fetch (the
+/// first 10,000 devices of a campaign on a cold cache; `campaign::find_rows`). Cached
+/// pages cost nothing and are not counted.
+pub(crate) const NODE_SCAN_PAGES: u64 = FILTER_SCAN_PAGES;
 
 /// The estimate, by upstream endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

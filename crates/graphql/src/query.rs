@@ -185,8 +185,8 @@ impl Query {
     }
 
     /// Several objects by global id, in the order asked; null where none.
-    ///
-    /// Complexity: the selection counts once per id asked.
+    // (The contract's description, verbatim.) Complexity: the selection counts once
+    // per id asked.
     #[graphql(complexity = "ids.len().max(1).saturating_mul(child_complexity)")]
     async fn nodes(
         &self,
