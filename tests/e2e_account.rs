@@ -70,7 +70,10 @@ async fn rest_account_paging_matches_graphql_and_loses_nothing() {
     let imeis: Vec<&str> = items.iter().map(|i| i["imei"].as_str().unwrap()).collect();
     assert_eq!(imeis.len() as u64, total);
     assert_eq!(pages as u64, total.div_ceil(500));
-    assert!(imeis.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
+    assert!(
+        imeis.windows(2).all(|w| w[0] < w[1]),
+        "ascending, no repeats"
+    );
     let stats = app.sim_stats().await;
     // Every upstream page once; the first was cached by the requests above.
     assert_eq!(
@@ -88,11 +91,12 @@ async fn rest_account_paging_matches_graphql_and_loses_nothing() {
         assert_eq!(item["fotaEligible"], true);
     }
     let (http, _) = walk(&app, "limit=500&protocol=HTTP").await;
-    let http_generic = http
-        .iter()
-        .filter(|i| i["fotaEligible"] == true)
-        .count();
-    assert_eq!(http_generic, generic.len(), "Generic devices are the HTTP ones");
+    let http_generic = http.iter().filter(|i| i["fotaEligible"] == true).count();
+    assert_eq!(
+        http_generic,
+        generic.len(),
+        "Generic devices are the HTTP ones"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +144,10 @@ async fn rest_account_refusals_are_problems_before_any_call() {
     ] {
         let response = app.get(&format!("{PATH}?{query}")).await;
         let body = assert_problem(response, 400, "BAD_USER_INPUT").await;
-        assert!(body["detail"].as_str().unwrap().len() < 300, "{what}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().len() < 300,
+            "{what}: {body}"
+        );
     }
     let response = app.get("/v1/accounts/not%20an%20account/devices").await;
     assert_problem(response, 400, "BAD_USER_INPUT").await;
@@ -194,5 +201,11 @@ async fn a_key_for_another_account_is_forbidden() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["items"].as_array().unwrap().len(), 5);
-    assert!(body["items"].as_array().unwrap().iter().all(|i| i["account"] == other));
+    assert!(
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["account"] == other)
+    );
 }

@@ -72,7 +72,11 @@ async fn pages_are_cached_per_protocol_and_cursor() {
     assert!(p2.devices[0].device_id > next);
     let http: Protocol = "http".parse().unwrap();
     let (h1, freshness, _) = page(&store, &AccountPageKey::new(&account, Some(&http), None)).await;
-    assert_eq!(freshness, Freshness::Miss, "another protocol, another entry");
+    assert_eq!(
+        freshness,
+        Freshness::Miss,
+        "another protocol, another entry"
+    );
     assert!(
         h1.devices
             .iter()

@@ -130,14 +130,14 @@ impl Account {
             desc = "Only devices of this management protocol (LWM2M, OMADM, HTTP; filtered by ThingSpace)."
         )]
         protocol: Option<String>,
-        #[graphql(desc = "Only devices whose raw status equals this, e.g. Active.")]
-        status: Option<String>,
-        #[graphql(desc = "Only devices of this make, e.g. SEQUANS COMMUNICATIONS.")]
-        make: Option<String>,
-        #[graphql(desc = "Only devices of this model, e.g. GM01Q.")]
-        model: Option<String>,
-        #[graphql(desc = "Only devices running this firmware version.")]
-        firmware: Option<String>,
+        #[graphql(desc = "Only devices whose raw status equals this, e.g. Active.")] status: Option<
+            String,
+        >,
+        #[graphql(desc = "Only devices of this make, e.g. SEQUANS COMMUNICATIONS.")] make: Option<
+            String,
+        >,
+        #[graphql(desc = "Only devices of this model, e.g. GM01Q.")] model: Option<String>,
+        #[graphql(desc = "Only devices running this firmware version.")] firmware: Option<String>,
         #[graphql(desc = "Only devices that may (true) or may not (false) take FOTA upgrades.")]
         fota_eligible: Option<bool>,
     ) -> Result<AccountDeviceConnection> {
@@ -193,7 +193,11 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    async fn run(self, ctx: &Context<'_>, after: Option<Cursor>) -> Result<AccountDeviceConnection> {
+    async fn run(
+        self,
+        ctx: &Context<'_>,
+        after: Option<Cursor>,
+    ) -> Result<AccountDeviceConnection> {
         let has_previous_page = after.is_some();
         let floor = after.as_ref().map(|c| c.imei.clone());
         let mut upstream_cursor = after.and_then(|c| c.anchor);

@@ -36,8 +36,8 @@ use async_graphql::parser::types::{
 use async_graphql::{Positioned, Value, Variables};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{
-    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, CheckIns, Details,
-    Provisioning, ProvisioningKey, UpgradeHistory,
+    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning,
+    ProvisioningKey, UpgradeHistory,
 };
 use devicegraph_cache::{Resource, Store};
 use devicegraph_upstream::{

@@ -198,16 +198,16 @@ async fn cursors_survive_another_page_size_and_forged_ones_are_refused() {
         huge.as_str(),
     ] {
         let r = env
-            .run(
-                PAGE,
-                json!({"a": ACCOUNT, "f": 10, "after": forged}),
-            )
+            .run(PAGE, json!({"a": ACCOUNT, "f": 10, "after": forged}))
             .await;
         assert_eq!(codes(&r), ["BAD_USER_INPUT"], "{forged:.40}: {r:#}");
         assert!(r["errors"][0]["message"].as_str().unwrap().len() < 400);
     }
     // Refused before any upstream call.
-    assert_eq!(env.stats().await["totalCalls"].as_u64().unwrap(), calls_before);
+    assert_eq!(
+        env.stats().await["totalCalls"].as_u64().unwrap(),
+        calls_before
+    );
 
     for (vars, what) in [
         (json!({"a": ACCOUNT, "f": 1_001}), "first over the maximum"),
@@ -269,18 +269,25 @@ async fn each_filter_keeps_exactly_the_matching_devices() {
                     && d.fota_eligible == Some(true)
             }),
         ),
-        (
-            Filters::default().with("s", json!("active")),
-            Vec::new(),
-        ),
+        (Filters::default().with("s", json!("active")), Vec::new()),
     ];
     for (filters, expected) in cases {
         let (nodes, _) = walk(&env, 250, &filters).await;
         let label = Value::Object(filters.0.clone());
         assert_eq!(imeis(&nodes), expected, "{label}");
-        eprintln!("filter {label}: {} of {} devices", expected.len(), all.len());
+        eprintln!(
+            "filter {label}: {} of {} devices",
+            expected.len(),
+            all.len()
+        );
         for node in &nodes {
-            for (var, field) in [("s", "status"), ("mk", "make"), ("md", "model"), ("fw", "firmware"), ("fe", "fotaEligible")] {
+            for (var, field) in [
+                ("s", "status"),
+                ("mk", "make"),
+                ("md", "model"),
+                ("fw", "firmware"),
+                ("fe", "fotaEligible"),
+            ] {
                 if let Some(want) = filters.0.get(var) {
                     assert_eq!(&node[field], want, "{label}: {node}");
                 }
@@ -353,13 +360,22 @@ async fn expired_details_of_a_cached_page_cost_one_batch_per_page() {
     let vars = json!({"a": ACCOUNT});
     let cold = common::run(&schema, query, vars.clone()).await;
     assert!(cold.get("errors").is_none(), "{cold:#}");
-    assert_eq!((calls("account_devices").await, calls("device_details").await), (1, 0));
+    assert_eq!(
+        (
+            calls("account_devices").await,
+            calls("device_details").await
+        ),
+        (1, 0)
+    );
     // Past the details' TTL and stale-while-revalidate window, within the page's.
     clock.advance(Duration::from_secs(120));
     let warm_page = common::run(&schema, query, vars.clone()).await;
     assert_eq!(warm_page["data"], cold["data"]);
     assert_eq!(
-        (calls("account_devices").await, calls("device_details").await),
+        (
+            calls("account_devices").await,
+            calls("device_details").await
+        ),
         (1, 1),
         "one details batch for the page's 1,000 devices"
     );
@@ -395,7 +411,10 @@ async fn another_account_than_the_callers_is_forbidden_without_a_call() {
     )
     .await;
     assert!(r.get("errors").is_none(), "{r:#}");
-    assert_eq!(r["data"]["account"]["devices"]["edges"][0]["node"]["account"], other.as_str());
+    assert_eq!(
+        r["data"]["account"]["devices"]["edges"][0]["node"]["account"],
+        other.as_str()
+    );
 }
 
 #[tokio::test]
@@ -423,8 +442,7 @@ async fn histories_of_a_page_are_read_together_and_unknown_accounts_fail_their_f
         .await;
     assert_eq!(r["data"]["account"], Value::Null, "{r:#}");
     assert_eq!(
-        r["errors"][0]["extensions"]["upstream"]["errorCode"],
-        "REQUEST_FAILED.Account.NotFound",
+        r["errors"][0]["extensions"]["upstream"]["errorCode"], "REQUEST_FAILED.Account.NotFound",
         "{r:#}"
     );
 }
@@ -468,8 +486,19 @@ async fn the_estimate_counts_the_pages_a_walk_will_read_and_nothing_once_cached(
     // A filter counts the pages it may scan (one for `first` plus ten), or, over
     // cached pages and details, nothing.
     let fresh = SimEnv::default().await;
-    let filtered = run_costed(&fresh, query, json!({"a": ACCOUNT, "f": 10, "s": "Inactive"})).await;
-    assert_eq!(filtered["extensions"]["cost"]["estimate"]["accountPages"], 11);
+    let filtered = run_costed(
+        &fresh,
+        query,
+        json!({"a": ACCOUNT, "f": 10, "s": "Inactive"}),
+    )
+    .await;
+    assert_eq!(
+        filtered["extensions"]["cost"]["estimate"]["accountPages"],
+        11
+    );
     let again = run_costed(&env, query, json!({"a": ACCOUNT, "f": 10, "s": "Inactive"})).await;
-    assert_eq!(again["extensions"]["cost"]["estimate"]["upstreamCalls"], 0, "{again:#}");
+    assert_eq!(
+        again["extensions"]["cost"]["estimate"]["upstreamCalls"], 0,
+        "{again:#}"
+    );
 }

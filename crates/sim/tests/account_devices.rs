@@ -17,7 +17,9 @@ async fn pages(s: &Session, account: &str, protocol: Option<&str>) -> Vec<Value>
     let mut out = Vec::new();
     let mut cursor = "0".to_string();
     loop {
-        let filter = protocol.map(|p| format!("&protocol={p}")).unwrap_or_default();
+        let filter = protocol
+            .map(|p| format!("&protocol={p}"))
+            .unwrap_or_default();
         let (status, page) = s
             .get_json(&format!(
                 "/fota/v3/devices/{account}?lastSeenDeviceId={cursor}{filter}"
@@ -53,7 +55,10 @@ async fn every_device_of_the_account_once_in_ascending_pages_of_1000() {
     let sim = start(SimConfig::default()).await;
     let catalog = sim.catalog();
     let total = catalog.account_devices[ACCOUNT];
-    assert!(total > 2_000, "the seed account spans several pages: {total}");
+    assert!(
+        total > 2_000,
+        "the seed account spans several pages: {total}"
+    );
     assert_eq!(catalog.page_sizes.account_devices, 1_000);
     let s = Session::open(&sim).await;
     let pages = pages(&s, ACCOUNT, None).await;
@@ -74,8 +79,14 @@ async fn every_device_of_the_account_once_in_ascending_pages_of_1000() {
     let all = devices(&pages);
     let numbers = ids(&all);
     assert_eq!(numbers.len() as u64, total);
-    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
-    assert!(all.iter().all(|d| luhn_imei(d["deviceId"].as_str().unwrap())));
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "ascending, no repeats"
+    );
+    assert!(
+        all.iter()
+            .all(|d| luhn_imei(d["deviceId"].as_str().unwrap()))
+    );
     // The sample IMEIs of the account (its first and last device included) are there.
     for imei in &catalog.sample_imeis[ACCOUNT] {
         assert!(numbers.contains(&imei.parse().unwrap()), "{imei}");
@@ -136,7 +147,9 @@ async fn protocol_keeps_that_protocols_devices_and_cursors_mean_greater_than() {
     let all = ids(&devices(&pages(&s, ACCOUNT, None).await));
     let mid = all[1_500] - 1;
     let (_, page) = s
-        .get_json(&format!("/fota/v3/devices/{ACCOUNT}?lastSeenDeviceId={mid}"))
+        .get_json(&format!(
+            "/fota/v3/devices/{ACCOUNT}?lastSeenDeviceId={mid}"
+        ))
         .await;
     let got = ids(&devices(std::slice::from_ref(&page)));
     assert_eq!(got.first(), Some(&all[1_500]));

@@ -16,9 +16,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use schemas::{
-    AccountDevicesPage, BatchRequest, BatchResponse, CampaignDevice, CampaignDevicesPage,
-    CheckIn, CheckInFailure, CheckInResult, ClientType, Device, FirmwareUpgrade, Problem,
-    Software, UpstreamErrorInfo,
+    AccountDevicesPage, BatchRequest, BatchResponse, CampaignDevice, CampaignDevicesPage, CheckIn,
+    CheckInFailure, CheckInResult, ClientType, Device, FirmwareUpgrade, Problem, Software,
+    UpstreamErrorInfo,
 };
 
 #[utoipa::path(

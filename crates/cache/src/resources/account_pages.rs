@@ -36,7 +36,11 @@ pub struct AccountPageKey {
 impl AccountPageKey {
     /// The page after `last_seen` (`None`, `""` and `"0"` all mean the first page, as
     /// for campaign pages) of `protocol`'s devices (`None`: all).
-    pub fn new(account: &AccountName, protocol: Option<&Protocol>, last_seen: Option<&str>) -> Self {
+    pub fn new(
+        account: &AccountName,
+        protocol: Option<&Protocol>,
+        last_seen: Option<&str>,
+    ) -> Self {
         Self {
             account: account.clone(),
             protocol: protocol.cloned(),

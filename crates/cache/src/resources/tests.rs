@@ -141,11 +141,8 @@ fn account_pages_belong_to_the_account_alone() {
     let a: Imei = valid_imei("99001390783557").parse().unwrap();
     let lwm2m: devicegraph_upstream::Protocol = "lwm2m".parse().unwrap();
     let all = AnyKey::new::<AccountPages>(AccountPageKey::new(&acc, None, Some("0")));
-    let after = AnyKey::new::<AccountPages>(AccountPageKey::new(
-        &acc,
-        Some(&lwm2m),
-        Some(a.as_str()),
-    ));
+    let after =
+        AnyKey::new::<AccountPages>(AccountPageKey::new(&acc, Some(&lwm2m), Some(a.as_str())));
     assert_eq!(all.redis_key("p"), "p:v2:a:0000123456-00001:ad:-:0");
     assert_eq!(
         after.redis_key("p"),
