@@ -45,8 +45,8 @@ use devicegraph_upstream::{
 };
 
 use crate::AccountScope;
-use crate::account::Filter;
 use crate::cursor::{Cursor, Owner, id_cmp};
+use crate::filter::Filter;
 
 /// Devices per upstream device-details request.
 const DETAILS_BATCH: u64 = 1_000;

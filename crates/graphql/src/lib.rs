@@ -22,6 +22,7 @@ mod deps;
 mod device;
 mod documents;
 mod error;
+mod filter;
 mod guard;
 mod history;
 mod limits;
