@@ -52,8 +52,8 @@ use devicegraph_upstream::{
 };
 
 use crate::AccountScope;
-use crate::account::Filter;
 use crate::cursor::{Cursor, Owner, id_cmp};
+use crate::filter::Filter;
 use crate::global_id::GlobalId;
 
 /// Devices per upstream device-details request.

@@ -24,6 +24,7 @@ mod deps;
 mod device;
 mod documents;
 mod error;
+mod filter;
 mod freshness;
 mod global_id;
 mod guard;
