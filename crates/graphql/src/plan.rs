@@ -1,5 +1,6 @@
 //! Looks at the parsed operation once to tell the resolvers whether batching can
-//! matter.
+//! matter, and whether anything selects `freshness` (only then does the operation
+//! keep what `Device.freshness` needs: see `RequestState::tracks_freshness`).
 //!
 //! The details DataLoader gathers loads over a short timer window before calling the
 //! store. That is what batches aliases of `device`, but for the most common operation,
@@ -51,6 +52,26 @@ pub(crate) fn detail_fields(doc: &ExecutableDocument) -> usize {
     in_operations + in_fragments
 }
 
+/// Whether any field of the document (operations and fragments) is named `name`.
+pub(crate) fn selects(doc: &ExecutableDocument, name: &str) -> bool {
+    fn any(set: &SelectionSet, name: &str) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => {
+                f.node.name.node.as_str() == name || any(&f.node.selection_set.node, name)
+            }
+            Selection::InlineFragment(fr) => any(&fr.node.selection_set.node, name),
+            Selection::FragmentSpread(_) => false,
+        })
+    }
+    doc.operations
+        .iter()
+        .any(|(_, op)| any(&op.node.selection_set.node, name))
+        || doc
+            .fragments
+            .values()
+            .any(|fr| any(&fr.node.selection_set.node, name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +110,25 @@ mod tests {
         );
         assert_eq!(n(r#"{ nodes(ids: ["x"]) { id } }"#), 1);
         assert_eq!(n(r#"{ __typename }"#), 0);
+    }
+
+    #[test]
+    fn finds_a_field_anywhere() {
+        let doc = |q: &str| parse_query(q).unwrap_or_else(|e| panic!("{e}"));
+        let f = "freshness";
+        assert!(!selects(
+            &doc(r#"{ device(account: "a", imei: "1") { imei } }"#),
+            f
+        ));
+        assert!(selects(
+            &doc(r#"{ device(account: "a", imei: "1") { freshness { details { stale } } } }"#),
+            f
+        ));
+        assert!(selects(
+            &doc(
+                r#"{ ...F } fragment F on Query { a: device(account: "a", imei: "1") { ... on Device { freshness { details { stale } } } } }"#
+            ),
+            f
+        ));
     }
 }

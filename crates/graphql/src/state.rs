@@ -78,6 +78,10 @@ pub(crate) struct RequestState {
     /// Set by a stale or failed read, or by a field true only at the moment it is
     /// answered (`ageSeconds`): the answer is not one to store.
     uncacheable: AtomicBool,
+    /// Set by the plan extension when the document selects `freshness`: only then
+    /// are `details_reads` and `parts` kept (a key clone and a map insert per
+    /// device, which a 500-device dashboard without freshness need not pay).
+    tracks_freshness: AtomicBool,
     /// What each device's details read answered (without the details), for
     /// `Device.freshness.details`.
     details_reads: Mutex<HashMap<DeviceKey, Fetched<()>>>,
@@ -112,6 +116,7 @@ impl RequestState {
             memos: Mutex::new(HashMap::new()),
             dependencies: Mutex::new(Dependencies::default()),
             uncacheable: AtomicBool::new(false),
+            tracks_freshness: AtomicBool::new(false),
             details_reads: Mutex::new(HashMap::new()),
             parts: Mutex::new(HashMap::new()),
             stale: Mutex::new(BTreeSet::new()),
@@ -234,7 +239,18 @@ impl RequestState {
         found
     }
 
+    pub(crate) fn set_tracks_freshness(&self, tracks: bool) {
+        self.tracks_freshness.store(tracks, Ordering::Relaxed);
+    }
+
+    fn tracks_freshness(&self) -> bool {
+        self.tracks_freshness.load(Ordering::Relaxed)
+    }
+
     fn note_details_read(&self, key: &DeviceKey, result: &DetailsResult) {
+        if !self.tracks_freshness() {
+            return;
+        }
         if let Ok(fetched) = result {
             self.details_reads
                 .lock()
@@ -254,6 +270,9 @@ impl RequestState {
 
     /// Records that a selection of the devices `keys` reads the histories `wants`.
     pub(crate) fn select_parts(&self, keys: &[DeviceKey], wants: Wants) {
+        if !self.tracks_freshness() {
+            return;
+        }
         let mut parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
         for key in keys {
             let entry = parts.entry(key.clone()).or_default();
