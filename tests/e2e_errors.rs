@@ -218,7 +218,8 @@ async fn unknown_accounts_and_campaigns_are_not_found_and_remembered() {
     let app = spawn_app().await;
     let imei = app.sample_imei(ACCOUNT, 0);
     let unknown_account = "9999999999-00001";
-    let campaign = "query($a: String!, $c: ID!) { campaign(account: $a, id: $c) { id totalDevices } }";
+    let campaign =
+        "query($a: String!, $c: ID!) { campaign(account: $a, id: $c) { id totalDevices } }";
     for round in ["cold", "remembered"] {
         app.sim_reset().await;
         let body = app

@@ -133,17 +133,42 @@ async fn request_errors_are_one_clear_error_without_data_or_cache_status() {
     app.sim_reset().await;
     let url = app.url("/graphql");
     let cases: [(&str, Value, &str, u16); 6] = [
-        ("no query", json!({ "variables": {} }), "has no `query`", 400),
-        ("empty query", json!({ "query": "  " }), "has no `query`", 400),
+        (
+            "no query",
+            json!({ "variables": {} }),
+            "has no `query`",
+            400,
+        ),
+        (
+            "empty query",
+            json!({ "query": "  " }),
+            "has no `query`",
+            400,
+        ),
         (
             "null query",
             json!({ "query": null, "operationName": "A" }),
             "has no `query`",
             400,
         ),
-        ("syntax", json!({ "query": "{ device(" }), "syntax error at line 1, column 10", 200),
-        ("unknown field", json!({ "query": "{ nope }" }), "Unknown field", 200),
-        ("mutation", json!({ "query": "mutation { rename }" }), "no mutations", 200),
+        (
+            "syntax",
+            json!({ "query": "{ device(" }),
+            "syntax error at line 1, column 10",
+            200,
+        ),
+        (
+            "unknown field",
+            json!({ "query": "{ nope }" }),
+            "Unknown field",
+            200,
+        ),
+        (
+            "mutation",
+            json!({ "query": "mutation { rename }" }),
+            "no mutations",
+            200,
+        ),
     ];
     for (case, body, says, legacy_status) in cases {
         for (accept, status) in [
@@ -165,10 +190,17 @@ async fn request_errors_are_one_clear_error_without_data_or_cache_status() {
             );
             let answer: Value = response.json().await.unwrap();
             assert!(answer.get("data").is_none(), "{case}, {accept}: {answer}");
-            assert_eq!(codes(&answer), ["BAD_USER_INPUT"], "{case}, {accept}: {answer}");
+            assert_eq!(
+                codes(&answer),
+                ["BAD_USER_INPUT"],
+                "{case}, {accept}: {answer}"
+            );
             let message = answer["errors"][0]["message"].as_str().unwrap();
             assert!(message.contains(says), "{case}: {message}");
-            assert!(!message.contains("-->"), "{case}: a raw parser dump: {message}");
+            assert!(
+                !message.contains("-->"),
+                "{case}: a raw parser dump: {message}"
+            );
             assert!(
                 answer["extensions"].get("cacheStatus").is_none(),
                 "{case}, {accept}: {answer}"

@@ -103,7 +103,10 @@ mod tests {
     fn syntax_errors_are_one_line_with_their_position() {
         let cache = DocumentCache::new(DocumentLimits::default());
         for (query, want) in [
-            ("{ device(", "syntax error at line 1, column 10: expected name"),
+            (
+                "{ device(",
+                "syntax error at line 1, column 10: expected name",
+            ),
             ("{ a }\n}", "syntax error at line 2, column 1: expected "),
         ] {
             let Err(err) = cache.get_or_parse(query) else {

@@ -241,18 +241,16 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
             };
             let code = error_code.clone();
             let message = error_message.clone();
-            Error::new(format!("{text} {error_code}")).extend_with(
-                move |_, e| {
-                    e.set("code", coded_as.as_str());
-                    e.set(
-                        "upstream",
-                        object([
-                            ("errorCode", Value::String(code.clone())),
-                            ("errorMessage", Value::String(message.clone())),
-                        ]),
-                    );
-                },
-            )
+            Error::new(format!("{text} {error_code}")).extend_with(move |_, e| {
+                e.set("code", coded_as.as_str());
+                e.set(
+                    "upstream",
+                    object([
+                        ("errorCode", Value::String(code.clone())),
+                        ("errorMessage", Value::String(message.clone())),
+                    ]),
+                );
+            })
         }
         UpstreamError::Timeout { .. } => {
             tracing::warn!(endpoint, "upstream timed out");

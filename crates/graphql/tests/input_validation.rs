@@ -244,7 +244,10 @@ async fn syntax_and_validation_errors_are_bad_user_input() {
     // checks there is exactly one).
     for (operation, says) in [
         ("mutation { anything }", "no mutations"),
-        ("mutation Rename($x: String) { rename(to: $x) }", "no mutations"),
+        (
+            "mutation Rename($x: String) { rename(to: $x) }",
+            "no mutations",
+        ),
         ("subscription { anything }", "no subscriptions"),
     ] {
         let msg = refused(operation, json!({}), "BAD_USER_INPUT").await;

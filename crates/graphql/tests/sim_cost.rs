@@ -320,11 +320,15 @@ async fn a_campaigns_existence_check_is_estimated_as_it_costs() {
         // A cold cache each time.
         let env = SimEnv::default().await;
         let (campaign, _) = env.campaign_over(ACCOUNT, 2_500);
-        let query = format!("query($a: String!, $c: ID!) {{ campaign(account: $a, id: $c) {selection} }}");
+        let query =
+            format!("query($a: String!, $c: ID!) {{ campaign(account: $a, id: $c) {selection} }}");
         let r = run_costed(&env, &query, json!({"a": ACCOUNT, "c": campaign}), None).await;
         assert!(r.get("errors").is_none(), "{selection}: {r:#}");
         let cost = &r["extensions"]["cost"];
-        assert_eq!(cost["estimate"]["campaignPages"], calls, "{selection}: {cost:#}");
+        assert_eq!(
+            cost["estimate"]["campaignPages"], calls,
+            "{selection}: {cost:#}"
+        );
         assert_eq!(env.calls("campaign_devices").await, calls, "{selection}");
     }
 }

@@ -98,7 +98,10 @@ async fn an_unknown_campaign_is_null_and_the_rest_of_the_operation_answers() {
             if index == 0 && round == "cold" {
                 assert_eq!(calls, 1, "{selection}");
             } else {
-                assert_eq!(calls, 0, "{selection} ({round}): the not-found answer is remembered");
+                assert_eq!(
+                    calls, 0,
+                    "{selection} ({round}): the not-found answer is remembered"
+                );
             }
         }
     }

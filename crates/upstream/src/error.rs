@@ -174,7 +174,11 @@ mod tests {
         ] {
             assert!(api(code).is_not_found(), "{code}");
         }
-        for code in ["REQUEST_FAILED.InvalidParameter", "NotFoundYet", "FOTA.NotFound.Later"] {
+        for code in [
+            "REQUEST_FAILED.InvalidParameter",
+            "NotFoundYet",
+            "FOTA.NotFound.Later",
+        ] {
             assert!(!api(code).is_not_found(), "{code}");
         }
         let timeout = UpstreamError::Timeout {

@@ -106,9 +106,9 @@ fn is_campaign_id(s: &str) -> bool {
     const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
     let mut groups = s.split('-');
     GROUPS.iter().all(|&len| {
-        groups.next().is_some_and(|g| {
-            g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        groups
+            .next()
+            .is_some_and(|g| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
     }) && groups.next().is_none()
 }
 
@@ -347,13 +347,30 @@ mod tests {
     /// issue calls malformed does not.
     #[test]
     fn account_names_and_campaign_ids_have_their_shape() {
-        for good in ["0000123456-00001", "0000390947-00002", "1-1", "12345678901234567890-0123456789"] {
+        for good in [
+            "0000123456-00001",
+            "0000390947-00002",
+            "1-1",
+            "12345678901234567890-0123456789",
+        ] {
             assert!(good.parse::<AccountName>().is_ok(), "{good}");
         }
         for bad in [
-            "0", "", "-", "0000123456", "0000123456-", "-00001", "0000123456--00001",
-            "0000123456-00001-1", "a000123456-00001", "0000123456-0000x", " 0000123456-00001",
-            "123456789012345678901-1", "1-12345678901", "0000123456_00001", "０-1",
+            "0",
+            "",
+            "-",
+            "0000123456",
+            "0000123456-",
+            "-00001",
+            "0000123456--00001",
+            "0000123456-00001-1",
+            "a000123456-00001",
+            "0000123456-0000x",
+            " 0000123456-00001",
+            "123456789012345678901-1",
+            "1-12345678901",
+            "0000123456_00001",
+            "０-1",
         ] {
             let e = bad.parse::<AccountName>().unwrap_err();
             assert_eq!(e.kind, "account", "{bad}");
@@ -370,10 +387,16 @@ mod tests {
             assert_eq!(good.parse::<CampaignId>().unwrap().as_str(), good);
         }
         for bad in [
-            "nope", "", "c1", "252d7ffc7e3511ec931d76f56843c393",
-            "252d7ffc-7e35-11ec-931d-76f56843c39", "252d7ffc-7e35-11ec-931d-76f56843c3933",
-            "252d7ffc-7e35-11ec-931d-76f56843c39g", "{252d7ffc-7e35-11ec-931d-76f56843c393}",
-            "252d7ffc-7e35-11ec-931d-76f56843c393-", "252d7ffc_7e35-11ec-931d-76f56843c393",
+            "nope",
+            "",
+            "c1",
+            "252d7ffc7e3511ec931d76f56843c393",
+            "252d7ffc-7e35-11ec-931d-76f56843c39",
+            "252d7ffc-7e35-11ec-931d-76f56843c3933",
+            "252d7ffc-7e35-11ec-931d-76f56843c39g",
+            "{252d7ffc-7e35-11ec-931d-76f56843c393}",
+            "252d7ffc-7e35-11ec-931d-76f56843c393-",
+            "252d7ffc_7e35-11ec-931d-76f56843c393",
         ] {
             let e = bad.parse::<CampaignId>().unwrap_err();
             assert_eq!(e.kind, "campaign id", "{bad}");

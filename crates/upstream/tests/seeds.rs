@@ -518,7 +518,11 @@ async fn the_seed_pages_and_the_simulators_ids_pass_the_identifier_rules() {
         collect(&value, "accountName", &mut accounts);
         collect(&value, "campaignId", &mut campaigns);
     }
-    assert_eq!((accounts.len(), campaigns.len()), (6, 5), "the seeds' examples");
+    assert_eq!(
+        (accounts.len(), campaigns.len()),
+        (6, 5),
+        "the seeds' examples"
+    );
 
     for devices in [10_000, 200_000] {
         let sim = devicegraph_sim::spawn_on(
@@ -536,7 +540,10 @@ async fn the_seed_pages_and_the_simulators_ids_pass_the_identifier_rules() {
         // Upgrade history names the campaigns of other devices too.
         accounts.extend(catalog.campaigns.iter().map(|c| c.account.clone()));
     }
-    assert!(accounts.len() > 10 && campaigns.len() > 30, "{accounts:?} {campaigns:?}");
+    assert!(
+        accounts.len() > 10 && campaigns.len() > 30,
+        "{accounts:?} {campaigns:?}"
+    );
     for account in &accounts {
         assert!(account.parse::<AccountName>().is_ok(), "{account}");
     }

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use devicegraph_cache::{Store, StoreConfig};
 use devicegraph_graphql::{
-    AccountScope, CacheStatus, DeviceSchema, GraphqlConfig, RequestContext, build_schema,
-    execute,
+    AccountScope, CacheStatus, DeviceSchema, GraphqlConfig, RequestContext, build_schema, execute,
 };
 use devicegraph_sim::{RunningSim, SimConfig};
 use devicegraph_upstream::{
