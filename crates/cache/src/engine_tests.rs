@@ -458,7 +458,7 @@ async fn invalidation_drops_the_scope_and_counts() {
     let (engine, fake) = (engine(), Fake::new());
     read(&engine, &fake, &[1, 2, 3]).await;
     let other: AccountName = "0000999999-00001".parse().unwrap();
-    let campaign: CampaignId = "camp-1".parse().unwrap();
+    let campaign: CampaignId = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9".parse().unwrap();
     let answer: Answer<Arc<Vec<CheckIn>>> = Answer {
         value: Cached::Found(Arc::new(Vec::new())),
         ttl: TTL,

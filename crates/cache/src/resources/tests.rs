@@ -47,7 +47,7 @@ fn scope_selects_account_device_and_campaign_entries() {
     let other = account("0000999999-00001");
     let a: Imei = valid_imei("99001390783557").parse().unwrap();
     let b: Imei = valid_imei("49015420323751").parse().unwrap();
-    let camp: CampaignId = "c1".parse().unwrap();
+    let camp: CampaignId = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9".parse().unwrap();
     let keys = [
         AnyKey::new::<Details>((acc.clone(), a.clone())),
         AnyKey::new::<CheckIns>((acc.clone(), a.clone())),
@@ -100,9 +100,12 @@ fn redis_keys_fall_under_their_scope_patterns() {
         campaign: None,
     };
     assert!(redis_scope_patterns("p", &scope).contains(&key.redis_key("p")));
-    let camp: CampaignId = "c1".parse().unwrap();
+    let camp: CampaignId = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9".parse().unwrap();
     let page = AnyKey::new::<CampaignPages>(CampaignPageKey::new(&acc, &camp, Some("0")));
-    assert_eq!(page.redis_key("p"), "p:v2:a:0000123456-00001:cp:c1:0");
+    assert_eq!(
+        page.redis_key("p"),
+        "p:v2:a:0000123456-00001:cp:f841e14a-7c9f-11ec-b56c-76bbdf26f3b9:0"
+    );
     let window = AnyKey::new::<Provisioning>(ProvisioningKey {
         device: DeviceIdentifier::new(DeviceIdKind::Imei, a.as_str()).unwrap(),
         earliest: DateTime::UNIX_EPOCH,
