@@ -89,6 +89,91 @@ async fn rest_batch_splits_found_and_not_found() {
     assert_eq!(body["devices"][0], graphql["data"]["device"]);
 }
 
+/// `count` distinct IMEIs with valid Luhn digits (mostly unknown to the simulator).
+fn luhn_imeis(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|n| {
+            let body = format!("35693803{n:06}");
+            let sum: u32 = body
+                .bytes()
+                .rev()
+                .enumerate()
+                .map(|(i, b)| {
+                    let d = u32::from(b - b'0');
+                    if i % 2 == 0 {
+                        let d = d * 2;
+                        if d > 9 { d - 9 } else { d }
+                    } else {
+                        d
+                    }
+                })
+                .sum();
+            format!("{body}{}", (10 - sum % 10) % 10)
+        })
+        .collect()
+}
+
+/// Found by schemathesis: the route accepts up to 1,000 IMEIs with any `include`,
+/// but one operation reading them all was over `limits.max_complexity` (a device
+/// with both histories weighs 34) or `limits.max_upstream_calls`, so a valid batch
+/// was refused QUERY_TOO_COMPLEX. The route now reads a batch in as many
+/// operations as the limits need, and repeated IMEIs once.
+#[tokio::test]
+async fn a_full_batch_with_histories_is_answered_within_the_limits() {
+    let app = spawn_app_configured(|c| {
+        c.limits.upstream_calls_per_minute = 0;
+        // Exactly ten devices with both histories an operation (34 each)...
+        c.limits.max_complexity = 340;
+        // ...and a call limit that allows them (1 details + 2 per device).
+        c.limits.documents.max_upstream_calls = 21;
+    })
+    .await;
+    let known = app.catalog().sample_imeis[ACCOUNT].clone();
+    let mut asked = luhn_imeis(40);
+    asked.extend(known.iter().take(5).cloned());
+    asked.push(known[0].clone());
+    app.sim_reset().await;
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/accounts/{ACCOUNT}/devices:batch?include=upgradeHistory,checkIns"
+        )))
+        .json(&json!({ "imeis": asked }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let found: Vec<&str> = body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["imei"].as_str().unwrap())
+        .collect();
+    let mut expected: Vec<&str> = known.iter().take(5).map(String::as_str).collect();
+    expected.push(&known[0]);
+    assert_eq!(found, expected, "in the order asked, the repeat included");
+    assert_eq!(body["notFound"].as_array().unwrap().len(), 40);
+    assert!(body["devices"][0]["upgradeHistory"].is_array());
+    // 45 distinct IMEIs, ten an operation.
+    assert_eq!(app.calls("device_details").await, 5);
+
+    // With the defaults, the largest batch with every part.
+    let app = spawn_app_configured(|c| c.limits.upstream_calls_per_minute = 0).await;
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/accounts/{ACCOUNT}/devices:batch?include=upgradeHistory,checkIns,lastCheckIn"
+        )))
+        .json(&json!({ "imeis": luhn_imeis(1000) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["notFound"].as_array().unwrap().len(), 1000);
+}
+
 #[tokio::test]
 async fn rest_campaign_paging_matches_graphql_and_loses_nothing() {
     let app = spawn_app().await;

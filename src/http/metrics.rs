@@ -9,6 +9,10 @@
 //!
 //! The recorder is process-global (the `metrics` facade has one slot), so it is built
 //! once per process behind a `OnceLock`; several servers in one test process share it.
+//! When it is installed, every metric of the workspace gets its HELP text
+//! ([`all_metrics`]: each crate's list; a test holds the lists to the names the code
+//! records) and `devicegraph_build_info` is set. The `process_*` families are added
+//! at each scrape by [`render`] (`process_metrics`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,8 +22,11 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use devicegraph_upstream::metric_help::MetricHelp;
 use http::Method;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::process_metrics;
 
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -27,6 +34,96 @@ static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// The commit the binary was built from, when the build said so
+/// (`DEVICEGRAPH_GIT_SHA=$(git rev-parse HEAD) cargo build --release`).
+const GIT_SHA: &str = match option_env!("DEVICEGRAPH_GIT_SHA") {
+    Some(sha) => sha,
+    None => "unknown",
+};
+
+const BUILD_INFO: &str = "devicegraph_build_info";
+
+/// Every metric this crate records, with its HELP text.
+pub(crate) const METRICS: &[MetricHelp] = &[
+    MetricHelp::counter(
+        "devicegraph_http_requests_total",
+        "HTTP requests answered, by route template, method and status.",
+    ),
+    MetricHelp::histogram(
+        "devicegraph_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template.",
+    ),
+    MetricHelp::counter(
+        "devicegraph_rate_limit_rejections_total",
+        "Requests refused 429 by the per-client inbound rate limit.",
+    ),
+    MetricHelp::gauge(
+        "devicegraph_rate_limit_tracked_clients",
+        "Clients the inbound rate limiter holds state for.",
+    ),
+    MetricHelp::counter(
+        "devicegraph_response_cache_hits_total",
+        "Requests answered from a stored response (or 304) without executing.",
+    ),
+    MetricHelp::counter(
+        "devicegraph_response_cache_misses_total",
+        "Cacheable requests with no current stored response.",
+    ),
+    MetricHelp::counter(
+        "devicegraph_response_cache_invalidated_total",
+        "Stored responses dropped because an entry they were built from changed or expired.",
+    ),
+    MetricHelp::counter(
+        "devicegraph_response_cache_evictions_total",
+        "Stored responses evicted to stay within cache.response_cache_max_bytes.",
+    ),
+    MetricHelp::gauge(
+        "devicegraph_response_cache_bytes",
+        "Bytes held by the response cache.",
+    ),
+    MetricHelp::gauge(
+        "devicegraph_trusted_documents",
+        "Operations in the trusted-documents manifest.",
+    ),
+    MetricHelp::counter(
+        "devicegraph_trusted_documents_reloads_total",
+        "Reloads of the trusted-documents manifest (SIGHUP), by result (ok, error).",
+    ),
+    MetricHelp::counter(
+        "devicegraph_trusted_documents_refused_total",
+        "GraphQL requests refused by persisted queries or the allow-list, by reason.",
+    ),
+    MetricHelp::gauge(
+        BUILD_INFO,
+        "Always 1; the labels say which build is running (version, git_sha).",
+    ),
+];
+
+/// Every metric of the workspace: the upstream client's, the cache's and this
+/// crate's (the `process_*` families describe themselves).
+pub(crate) fn all_metrics() -> impl Iterator<Item = &'static MetricHelp> {
+    devicegraph_upstream::metric_help::METRICS
+        .iter()
+        .chain(devicegraph_cache::METRICS)
+        .chain(METRICS)
+}
+
+/// The exposition for `/metrics`: the recorder's families, then the process's.
+pub(crate) fn render(handle: &PrometheusHandle) -> String {
+    let mut out = handle.render();
+    process_metrics::render(&mut out);
+    out
+}
+
+/// The HELP texts and the build info, given to a recorder just installed.
+fn describe_installed() {
+    for metric in all_metrics() {
+        metric.describe();
+    }
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => GIT_SHA)
+        .set(1.0);
+}
 
 /// The process's Prometheus handle, installing the global recorder on first use.
 pub(crate) fn prometheus() -> PrometheusHandle {
@@ -37,7 +134,10 @@ pub(crate) fn prometheus() -> PrometheusHandle {
                     .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
             };
             match builder().and_then(PrometheusBuilder::install_recorder) {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    describe_installed();
+                    handle
+                }
                 Err(e) => {
                     // Another recorder owns the global slot (an embedding program):
                     // serve an empty exposition rather than fail to start.
@@ -140,7 +240,126 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    use devicegraph_upstream::metric_help::MetricKind;
+
     use super::*;
+
+    /// Every `.rs` file under `dir`, with its text.
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// The metric names the workspace's code records: the first argument of every
+    /// `counter!`, `gauge!` and `histogram!`, a literal or a `const` of a literal.
+    fn recorded_names() -> BTreeMap<String, String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        sources(&root.join("src"), &mut files);
+        for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+            if entry.path().join("src").is_dir() {
+                sources(&entry.path().join("src"), &mut files);
+            }
+        }
+        let ident = |text: &str| -> String {
+            text.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let mut consts = BTreeMap::new();
+        for (_, text) in &files {
+            for (at, _) in text.match_indices("const ") {
+                let rest = &text[at + 6..];
+                let name = ident(rest);
+                if let Some(literal) = rest[name.len()..]
+                    .trim_start()
+                    .strip_prefix(": &str = \"")
+                    .and_then(|r| r.split('"').next())
+                {
+                    consts.insert(name, literal.to_owned());
+                }
+            }
+        }
+        let mut recorded = BTreeMap::new();
+        for (path, text) in &files {
+            for macro_name in ["counter!(", "gauge!(", "histogram!("] {
+                for (at, _) in text.match_indices(macro_name) {
+                    // Descriptions, and this scan's own strings, are not recordings.
+                    if text[..at].ends_with("describe_") || text[..at].ends_with('"') {
+                        continue;
+                    }
+                    let arg = text[at + macro_name.len()..].trim_start();
+                    let name = match arg.strip_prefix('"') {
+                        Some(literal) => literal.split('"').next().unwrap().to_owned(),
+                        None => {
+                            let name = ident(arg);
+                            consts.get(&name).cloned().unwrap_or_else(|| {
+                                panic!(
+                                    "{path}: the metric name `{name}` is not a literal or a const"
+                                )
+                            })
+                        }
+                    };
+                    recorded.insert(name, path.clone());
+                }
+            }
+        }
+        recorded
+    }
+
+    /// Every metric the code records has a HELP text in its crate's list (so
+    /// `/metrics` has a `# HELP` line for it), and every listed metric is recorded.
+    #[test]
+    fn every_recorded_metric_is_described() {
+        let recorded = recorded_names();
+        let listed: BTreeSet<&str> = all_metrics().map(|m| m.name).collect();
+        assert_eq!(listed.len(), all_metrics().count(), "a metric listed twice");
+        for (name, path) in &recorded {
+            assert!(
+                listed.contains(name.as_str()),
+                "{name} (recorded in {path}) has no HELP text: add it to its crate's METRICS"
+            );
+        }
+        for name in &listed {
+            assert!(
+                recorded.contains_key(*name),
+                "{name} is listed but never recorded"
+            );
+        }
+        assert!(recorded.len() >= 25, "the scan found only {recorded:?}");
+    }
+
+    #[test]
+    fn names_and_help_follow_prometheus_conventions() {
+        for metric in all_metrics() {
+            let name = metric.name;
+            assert!(name.starts_with("devicegraph_"), "{name}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+            assert_eq!(
+                metric.kind == MetricKind::Counter,
+                name.ends_with("_total"),
+                "{name}: counters, and only counters, end in _total"
+            );
+            assert!(
+                !metric.help.is_empty() && !metric.help.contains('\n'),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn made_up_methods_share_one_label() {

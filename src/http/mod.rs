@@ -11,6 +11,7 @@ pub(crate) mod identity;
 pub(crate) mod metrics;
 pub(crate) mod negotiate;
 pub(crate) mod problem;
+pub(crate) mod process_metrics;
 pub(crate) mod rate_limit;
 pub(crate) mod request_id;
 pub(crate) mod security_headers;

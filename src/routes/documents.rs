@@ -24,11 +24,21 @@ pub(crate) struct Include {
 pub(crate) const INCLUDE_VALUES: &[&str] = &["upgradeHistory", "checkIns", "lastCheckIn"];
 
 impl Include {
-    /// Parses `upgradeHistory,checkIns`; an unknown name is refused, naming it.
+    /// Parses `upgradeHistory,checkIns`; an unknown name is refused, naming it, and
+    /// so is an empty one (`include=`, `checkIns,`): the OpenAPI document declares
+    /// `include` as a non-empty list of these names, and on the wire an empty list
+    /// cannot be told from a list of one empty name. No `include` at all is
+    /// [`Include::default`].
     pub(crate) fn parse(list: &str) -> Result<Self, String> {
         let mut include = Self::default();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in list.split(',').map(str::trim) {
             match name {
+                "" => {
+                    return Err(format!(
+                        "empty name; omit `include` for none, or list some of {}",
+                        INCLUDE_VALUES.join(", ")
+                    ));
+                }
                 "upgradeHistory" => include.upgrade_history = true,
                 "checkIns" => include.check_ins = true,
                 "lastCheckIn" => include.last_check_in = true,
@@ -41,6 +51,23 @@ impl Include {
             }
         }
         Ok(include)
+    }
+
+    /// What one device of this selection adds to an operation's complexity
+    /// (`limits.max_complexity`): async-graphql counts each field once plus its
+    /// sub-selection, so for these flat selections, the number of field names.
+    pub(crate) fn complexity_per_device(self) -> usize {
+        self.selection()
+            .split_whitespace()
+            .filter(|word| !matches!(*word, "{" | "}"))
+            .count()
+    }
+
+    /// Upstream calls one uncached device of this selection costs beyond its
+    /// details (`limits.max_upstream_calls`): one per history read (`checkIns` and
+    /// `lastCheckIn` read the same one).
+    pub(crate) fn histories_per_device(self) -> usize {
+        usize::from(self.upgrade_history) + usize::from(self.check_ins || self.last_check_in)
     }
 
     fn selection(self) -> String {
@@ -101,7 +128,8 @@ mod tests {
 
     #[test]
     fn include_parses_known_names_only() {
-        assert_eq!(Include::parse(""), Ok(Include::default()));
+        assert!(Include::parse("").is_err(), "an empty include");
+        assert!(Include::parse("checkIns,").is_err(), "an empty name");
         assert_eq!(
             Include::parse("upgradeHistory, checkIns"),
             Ok(Include {
@@ -112,6 +140,19 @@ mod tests {
         );
         let err = Include::parse("checkIns,history").unwrap_err();
         assert!(err.contains("\"history\""), "{err}");
+    }
+
+    #[test]
+    fn complexity_and_calls_per_device() {
+        let all = Include {
+            upgrade_history: true,
+            check_ins: true,
+            last_check_in: true,
+        };
+        assert_eq!(Include::default().complexity_per_device(), 20);
+        assert_eq!(all.complexity_per_device(), 20 + 9 + 5 + 5);
+        assert_eq!(Include::default().histories_per_device(), 0);
+        assert_eq!(all.histories_per_device(), 2);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Operational routes: `/healthz` (liveness), `/readyz` (readiness) and `/metrics`.
+//! Operational routes: `/healthz` (liveness), `/readyz` (readiness) and `/metrics`
+//! (the families and their HELP texts: `crate::http::metrics`).
 //!
 //! Readiness asks the upstream client for its tokens (`ensure_authenticated`) and, when
 //! Redis is configured, pings it. The answer is cached for a few seconds so a load
@@ -62,9 +63,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format, with the `process_*` families.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    metrics::gauge!("devicegraph_cache_weighted_bytes").set(state.store.weighted_size() as f64);
+    // Brings `devicegraph_cache_bytes` up to date (the cache sets it as it goes; the
+    // figure after moka's pending evictions is the one worth scraping).
+    state.store.weighted_size();
     metrics::gauge!("devicegraph_rate_limit_tracked_clients")
         .set(state.limiter.tracked_clients() as f64);
     (
@@ -72,7 +75,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        crate::http::metrics::render(&state.metrics),
     )
         .into_response()
 }

@@ -10,6 +10,7 @@
 //! with GraphQL's field order. A `data` of another shape is a bug of ours (the
 //! documents and these structs disagree): an `INTERNAL` problem, logged.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use axum::body::Bytes;
@@ -25,6 +26,7 @@ use serde_json::{Value, json};
 
 use super::documents::{self, Include};
 use super::graphql::Caller;
+use crate::config::Config;
 use crate::http::body_limit::body_rejection;
 use crate::http::problem::ApiError;
 use crate::response_cache;
@@ -39,11 +41,32 @@ pub(crate) const ROUTES: [&str; 4] = [
     "/v1/accounts/{account}/devices",
 ];
 
-/// Most IMEIs one batch request may name.
+/// Most IMEIs one batch request may name (also bounded by `limits.max_list_length`:
+/// [`max_batch`]).
 pub(crate) const MAX_BATCH: usize = 1000;
 
-/// Default page size of the campaign and account devices routes.
+/// Default page size of the campaign and account devices routes (at most [`max_limit`]).
 const DEFAULT_LIMIT: usize = 100;
+
+/// The largest batch `config` lets through: the executor refuses a longer list
+/// argument (`limits.max_list_length`) as the route's own check would.
+pub(crate) fn max_batch(config: &Config) -> usize {
+    MAX_BATCH.min(config.limits.documents.max_list_length)
+}
+
+/// The largest `limit` of the campaign route under `config`: the connection's page
+/// bound, and the executor's bound on any `first`.
+pub(crate) fn max_limit(config: &Config) -> usize {
+    config
+        .graphql
+        .max_page_size
+        .min(config.limits.documents.max_list_length)
+}
+
+/// The `limit` of the campaign route when none is given.
+pub(crate) fn default_limit(config: &Config) -> usize {
+    DEFAULT_LIMIT.min(max_limit(config))
+}
 
 /// A device (or a campaign device) as the operation selected it: passed through.
 type Node = serde_json::Map<String, Value>;
@@ -114,20 +137,16 @@ struct BatchAnswer {
 }
 
 impl BatchAnswer {
-    /// Splits the answer for `imeis` (in the order asked) into found and not found;
-    /// an IMEI the answer has no entry for counts as not found.
-    fn new(imeis: &[Imei], data: DevicesData) -> Self {
+    /// The answer for `imeis` (in the order asked, repeats included) from the
+    /// devices `found` by IMEI; the others are not found.
+    fn new(imeis: &[Imei], found: &HashMap<String, Node>) -> Self {
         let mut answer = Self {
-            devices: Vec::with_capacity(imeis.len()),
+            devices: Vec::with_capacity(found.len()),
             not_found: Vec::new(),
         };
-        let listed = data
-            .devices
-            .into_iter()
-            .chain(std::iter::repeat_with(|| None));
-        for (imei, device) in imeis.iter().zip(listed) {
-            match device {
-                Some(device) => answer.devices.push(device),
+        for imei in imeis {
+            match found.get(imei.as_str()) {
+                Some(device) => answer.devices.push(device.clone()),
                 None => answer.not_found.push(imei.as_str().to_owned()),
             }
         }
@@ -273,6 +292,9 @@ fn include_of(pairs: &[(String, String)]) -> Result<Include, ApiError> {
         .filter(|(k, _)| k == "include")
         .map(|(_, v)| v.as_str())
         .collect();
+    if list.is_empty() {
+        return Ok(Include::default());
+    }
     Include::parse(&list.join(","))
         .map_err(|e| ApiError::bad_input(format!("query parameter `include`: {e}")))
 }
@@ -337,9 +359,10 @@ pub(crate) async fn devices_batch(
             "body must be {{\"imeis\": [\"<IMEI>\", ...]}}: {e}"
         ))
     })?;
-    if batch.imeis.len() > MAX_BATCH {
+    let max_batch = max_batch(&state.config);
+    if batch.imeis.len() > max_batch {
         return Err(ApiError::bad_input(format!(
-            "at most {MAX_BATCH} IMEIs per batch, got {}",
+            "at most {max_batch} IMEIs per batch, got {}",
             batch.imeis.len()
         )));
     }
@@ -349,18 +372,62 @@ pub(crate) async fn devices_batch(
             Imei::from_str(raw).map_err(|e| ApiError::bad_input(format!("imeis[{i}]: {e}")))?;
         imeis.push(imei);
     }
-    let variables = json!({
-        "account": account.as_str(),
-        "imeis": imeis.iter().map(Imei::as_str).collect::<Vec<_>>(),
-    });
-    let (data, cache, _): (DevicesData, _, _) = run(
-        &state,
-        caller.context(&state),
-        documents::devices(include),
-        variables,
-    )
-    .await?;
-    Ok(json_response(BatchAnswer::new(&imeis, data), cache))
+    let mut unique: Vec<&Imei> = Vec::with_capacity(imeis.len());
+    let mut seen = HashSet::with_capacity(imeis.len());
+    unique.extend(imeis.iter().filter(|imei| seen.insert(*imei)));
+    let ctx = caller.context(&state);
+    let mut found: HashMap<String, Node> = HashMap::with_capacity(unique.len());
+    let mut cache = CacheStatus::Hit;
+    let mut chunks: Vec<&[&Imei]> = unique.chunks(batch_chunk(&state.config, include)).collect();
+    if chunks.is_empty() {
+        // An empty batch still runs once: the account is checked (scope, existence).
+        chunks.push(&[]);
+    }
+    for chunk in chunks {
+        let variables = json!({
+            "account": account.as_str(),
+            "imeis": chunk.iter().map(|imei| imei.as_str()).collect::<Vec<_>>(),
+        });
+        let (data, status, _): (DevicesData, _, _) =
+            run(&state, ctx.clone(), documents::devices(include), variables).await?;
+        cache = worse(cache, status);
+        for (imei, device) in chunk.iter().zip(data.devices) {
+            if let Some(device) = device {
+                found.insert(imei.as_str().to_owned(), device);
+            }
+        }
+    }
+    Ok(json_response(BatchAnswer::new(&imeis, &found), cache))
+}
+
+/// How many distinct IMEIs one operation of the batch route reads with `include`:
+/// as many as `limits.max_complexity` and `limits.max_upstream_calls` let one
+/// operation have, so a batch the route accepts (up to [`max_batch`]) is never
+/// refused as too complex; a larger batch runs as several operations, one after
+/// another, each charged to the caller's upstream budget like any other
+/// (`limits.upstream_calls_per_minute`: a cold batch over it is 429 with
+/// `Retry-After`, and its retry finds the first operations' devices cached).
+fn batch_chunk(config: &Config, include: Include) -> usize {
+    let by_complexity = config.limits.max_complexity / include.complexity_per_device().max(1);
+    let max_calls =
+        usize::try_from(config.limits.documents.max_upstream_calls).unwrap_or(usize::MAX);
+    // One details call per operation (a chunk is at most MAX_BATCH, the upstream's
+    // batch size), plus the histories of each uncached device.
+    let by_calls = match include.histories_per_device() {
+        0 => usize::MAX,
+        _ if max_calls == 0 => usize::MAX,
+        per_device => max_calls.saturating_sub(1) / per_device,
+    };
+    max_batch(config).min(by_complexity).min(by_calls).max(1)
+}
+
+/// The least fresh of two answers' statuses.
+fn worse(a: CacheStatus, b: CacheStatus) -> CacheStatus {
+    match (a, b) {
+        (CacheStatus::Stale, _) | (_, CacheStatus::Stale) => CacheStatus::Stale,
+        (CacheStatus::Miss, _) | (_, CacheStatus::Miss) => CacheStatus::Miss,
+        _ => CacheStatus::Hit,
+    }
 }
 
 /// `GET /v1/accounts/{account}/campaigns/{id}/devices?limit=&cursor=&status=`
@@ -371,12 +438,12 @@ pub(crate) async fn campaign_devices(
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let max_page = state.config.graphql.max_page_size;
+    let max_page = max_limit(&state.config);
     let Path((account_raw, id_raw)) = path.map_err(|r| path_error(&r))?;
     let account = account(&account_raw)?;
     let campaign = CampaignId::from_str(&id_raw)
         .map_err(|e| ApiError::bad_input(format!("path parameter `id`: {e}")))?;
-    let mut limit = DEFAULT_LIMIT.min(max_page);
+    let mut limit = default_limit(&state.config);
     let mut cursor = None;
     let mut status = None;
     for (key, value) in query_pairs(query.as_deref()) {
@@ -536,20 +603,45 @@ mod tests {
 
     #[test]
     fn batch_keeps_the_order_asked_and_lists_the_rest_as_not_found() {
-        let imeis: Vec<Imei> = ["490154203237518", "356938035643809", "353918058380284"]
-            .iter()
-            .map(|i| Imei::from_str(i).unwrap())
-            .collect();
-        let listed: DevicesData =
-            data(json!({ "devices": [{ "imei": "490154203237518" }, null] })).unwrap();
-        let answer = serde_json::to_value(BatchAnswer::new(&imeis, listed)).unwrap();
+        let imeis: Vec<Imei> = [
+            "490154203237518",
+            "356938035643809",
+            "490154203237518",
+            "353918058380284",
+        ]
+        .iter()
+        .map(|i| Imei::from_str(i).unwrap())
+        .collect();
+        let mut device = Node::new();
+        device.insert("imei".to_owned(), json!("490154203237518"));
+        let found = HashMap::from([("490154203237518".to_owned(), device)]);
+        let answer = serde_json::to_value(BatchAnswer::new(&imeis, &found)).unwrap();
         assert_eq!(
             answer,
             json!({
-                "devices": [{ "imei": "490154203237518" }],
+                "devices": [{ "imei": "490154203237518" }, { "imei": "490154203237518" }],
                 "notFound": ["356938035643809", "353918058380284"],
             })
         );
+    }
+
+    #[test]
+    fn a_batch_runs_in_operations_within_the_limits() {
+        let all = Include {
+            upgrade_history: true,
+            check_ins: true,
+            last_check_in: false,
+        };
+        let config = Config::default();
+        // 20 fields a device: 1,000 fit the default complexity of 20,000.
+        assert_eq!(batch_chunk(&config, Include::default()), 1000);
+        // With both histories, 2 calls a device within 500 calls an operation.
+        assert_eq!(batch_chunk(&config, all), 249);
+        let mut config = Config::default();
+        config.limits.documents.max_upstream_calls = 0;
+        assert_eq!(batch_chunk(&config, all), 20_000 / 34);
+        config.limits.max_complexity = 10;
+        assert_eq!(batch_chunk(&config, all), 1, "never empty");
     }
 
     #[test]

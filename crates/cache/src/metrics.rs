@@ -5,6 +5,7 @@
 //! that record (`engine`, `pacer`, `redis_conn`, `fanout`). Resources are named by
 //! their `Resource::NAME`.
 
+use devicegraph_upstream::metric_help::MetricHelp;
 use tracing::debug;
 
 use crate::fetched::{Freshness, KeyResult};
@@ -17,6 +18,43 @@ pub(crate) const REDIS_ERRORS: &str = "devicegraph_cache_redis_errors_total";
 pub(crate) const BUDGET_WAITS: &str = "devicegraph_upstream_budget_waits_total";
 pub(crate) const BUDGET_EXHAUSTED: &str = "devicegraph_upstream_budget_exhausted_total";
 pub(crate) const UPSTREAM_PAUSES: &str = "devicegraph_upstream_pauses_total";
+
+/// Every metric the cache records, with its HELP text (re-exported as
+/// `devicegraph_cache::METRICS`).
+pub const METRICS: &[MetricHelp] = &[
+    MetricHelp::counter(
+        CACHE_REQUESTS,
+        "Keys read through the cache, by resource and outcome (hit, miss, stale, error).",
+    ),
+    MetricHelp::counter(
+        CACHE_COALESCED,
+        "Keys that waited on another request's upstream fetch instead of making their own, by resource.",
+    ),
+    MetricHelp::gauge(
+        CACHE_BYTES,
+        "Estimated heap bytes held by the in-memory cache (bounded by cache.max_bytes).",
+    ),
+    MetricHelp::counter(
+        CACHE_REFRESHES,
+        "Background refreshes of entries served past their TTL (stale-while-revalidate), by resource.",
+    ),
+    MetricHelp::counter(
+        REDIS_ERRORS,
+        "Failed Redis operations (L2 cache, shared budget, invalidation stream), by operation.",
+    ),
+    MetricHelp::counter(
+        BUDGET_WAITS,
+        "Upstream calls that waited for the shared budget, by limit (rate or concurrency).",
+    ),
+    MetricHelp::counter(
+        BUDGET_EXHAUSTED,
+        "Upstream calls that failed because the shared budget stayed spent until their deadline, by limit.",
+    ),
+    MetricHelp::counter(
+        UPSTREAM_PAUSES,
+        "Pauses of an endpoint after a ThingSpace 429 with Retry-After, by endpoint.",
+    ),
+];
 
 /// `n` keys answered with `outcome`: `hit`, `miss`, `stale` or `error`.
 pub(crate) fn requests(resource: &'static str, outcome: &'static str, n: u64) {

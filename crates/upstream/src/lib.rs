@@ -11,6 +11,8 @@
 //! - [`gate`]: the hook through which an outer layer paces every request.
 //! - [`time`]: the timestamp shapes the upstream sends, and [`time::Timestamp`].
 //! - [`error`]: [`UpstreamError`] and the [`Endpoint`] names.
+//! - [`metric_help`]: the HELP text of the metrics it records, and the type every
+//!   crate lists its metrics with.
 //!
 //! Private modules: `endpoints/` holds one file per data endpoint (model, parser,
 //! request, stream; `device_details` alone knows the 1,000-IMEI limit and chunks a
@@ -27,6 +29,7 @@ mod endpoints;
 pub mod error;
 pub mod gate;
 pub mod ids;
+pub mod metric_help;
 pub mod model;
 mod paging;
 mod request_id;

@@ -4,40 +4,45 @@
 //! of the same fields); the path items below document the handlers in `rest.rs`. A
 //! test checks that every `/v1` route of the router is described here.
 
+mod running;
 mod schemas;
 
 use axum::Json;
+use axum::extract::State;
 use devicegraph_graphql::Code;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use crate::state::AppState;
+
 use schemas::{
-    AccountDevicesPage, BatchRequest, BatchResponse, CampaignDevice, CampaignDevicesPage, CheckIn,
-    CheckInFailure, CheckInResult, ClientType, Device, FirmwareUpgrade, Problem, Software,
-    UpstreamErrorInfo,
+    AccountDevicesPage, AccountName, BatchRequest, BatchResponse, CampaignDevice,
+    CampaignDevicesPage, CampaignId, CheckIn, CheckInFailure, CheckInResult, ClientType, Device,
+    FirmwareUpgrade, Imei, IncludePart, Problem, Software, UpstreamErrorInfo,
 };
 
 #[utoipa::path(
     get,
     path = "/v1/accounts/{account}/devices/{imei}",
+    operation_id = "getDevice",
     tag = "devices",
     summary = "One merged device",
     params(
-        ("account" = String, Path, description = "Account name, e.g. 0000123456-00001"),
-        ("imei" = String, Path, description = "15-digit IMEI with a valid Luhn digit"),
-        ("include" = Option<String>, Query, description = "Comma-separated: upgradeHistory, checkIns, lastCheckIn"),
+        ("account" = AccountName, Path, description = "Account name, e.g. 0000123456-00001"),
+        ("imei" = Imei, Path, description = "15-digit IMEI; its last digit must be the Luhn check digit, which the pattern cannot express (a wrong one is a 400)"),
+        ("include" = Option<Vec<IncludePart>>, Query, style = Form, explode = false, min_items = 1,
+            description = "Parts to embed, comma-separated (repeated `include` parameters add up)"),
     ),
     responses(
         (status = 200, description = "The device", body = Device,
             headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
-        (status = 400, description = "Invalid account, IMEI or include", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The account has no such device", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("apiKey" = []))
+        (status = 400, description = "Invalid account, IMEI (a wrong Luhn digit included) or include", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account, or the account has no such device", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[allow(dead_code)]
 fn get_device() {}
@@ -45,20 +50,22 @@ fn get_device() {}
 #[utoipa::path(
     post,
     path = "/v1/accounts/{account}/devices:batch",
+    operation_id = "getDevices",
     tag = "devices",
     summary = "Several devices of one account",
     params(
-        ("account" = String, Path, description = "Account name"),
-        ("include" = Option<String>, Query, description = "Comma-separated: upgradeHistory, checkIns, lastCheckIn"),
+        ("account" = AccountName, Path, description = "Account name"),
+        ("include" = Option<Vec<IncludePart>>, Query, style = Form, explode = false, min_items = 1,
+            description = "Parts to embed in every device, comma-separated"),
     ),
     request_body = BatchRequest,
     responses(
         (status = 200, description = "Found devices and the IMEIs not found", body = BatchResponse,
             headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
-        (status = 400, description = "Invalid account or IMEI, or more than 1,000 IMEIs", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("apiKey" = []))
+        (status = 400, description = "Invalid account, body or IMEI (a wrong Luhn digit included), too many IMEIs, or more upstream calls than `limits.max_upstream_calls` (`QUERY_TOO_COMPLEX`: with `include`, each uncached device costs one call per history)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than `limits.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[allow(dead_code)]
 fn batch_devices() {}
@@ -66,21 +73,24 @@ fn batch_devices() {}
 #[utoipa::path(
     get,
     path = "/v1/accounts/{account}/campaigns/{id}/devices",
+    operation_id = "getCampaignDevices",
     tag = "campaigns",
     summary = "One page of a campaign's devices, ascending IMEI",
     params(
-        ("account" = String, Path, description = "Account name"),
-        ("id" = String, Path, description = "Campaign id"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to graphql.max_page_size (default 100)"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("status" = Option<String>, Query, description = "Keep only devices with this raw status"),
+        ("account" = AccountName, Path, description = "Account name"),
+        ("id" = CampaignId, Path, description = "Campaign id"),
+        ("limit" = Option<u32>, Query, minimum = 1,
+            description = "Page size (the bounds are this server's `graphql.max_page_size` and `limits.max_list_length`)"),
+        ("cursor" = Option<String>, Query,
+            description = "`nextCursor` of the previous page, as given (opaque; a cursor of another campaign or one this server did not issue is a 400)"),
+        ("status" = Option<String>, Query, description = "Keep only devices with this raw status, e.g. UpgradeFailed"),
     ),
     responses(
         (status = 200, description = "One page", body = CampaignDevicesPage,
             headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
         (status = 400, description = "Invalid parameters or cursor", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("apiKey" = []))
+        (status = 404, description = "No such account or campaign", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[allow(dead_code)]
 fn campaign_devices() {}
@@ -88,12 +98,13 @@ fn campaign_devices() {}
 #[utoipa::path(
     get,
     path = "/v1/accounts/{account}/devices",
+    operation_id = "getAccountDevices",
     tag = "devices",
     summary = "One page of every device of an account, ascending IMEI",
     description = "Cursors are positions (valid with any limit or filter). protocol is filtered by ThingSpace; status, make, model, firmware and fotaEligible over each device's details, exactly as ThingSpace spells the value. A filtered page scans at most 10 ThingSpace pages beyond those its limit needs: it may hold fewer than limit devices, even none, with a nextCursor to continue from.",
     params(
-        ("account" = String, Path, description = "Account name"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 500 (or graphql.max_page_size when lower; default 100)"),
+        ("account" = AccountName, Path, description = "Account name"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (or graphql.max_page_size when lower; default 100)"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
         ("protocol" = Option<String>, Query, description = "Only this management protocol, e.g. LWM2M, OMADM, HTTP"),
         ("status" = Option<String>, Query, description = "Only devices with this raw status, e.g. Active"),
@@ -106,18 +117,17 @@ fn campaign_devices() {}
         (status = 200, description = "One page", body = AccountDevicesPage,
             headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
         (status = 400, description = "Invalid parameters or cursor", body = Problem, content_type = "application/problem+json"),
-    ),
-    security(("bearer" = []), ("apiKey" = []))
+        (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 #[allow(dead_code)]
 fn account_devices() {}
 
-/// The error answers every `/v1` route can give: declared once under
-/// `components.responses` by [`CommonErrors`] and referenced from each operation
-/// (the `responses(...)` lists above hold only each route's own).
-const COMMON_ERRORS: [(Code, &str); 6] = [
-    (Code::Unauthenticated, "Missing or unknown API key"),
-    (Code::Forbidden, "The key may not read this account"),
+/// The error answers every `/v1` route can give whatever the configuration:
+/// declared once under `components.responses` by [`CommonErrors`] and referenced
+/// from each operation (the `responses(...)` lists above hold only each route's
+/// own).
+const COMMON_ERRORS: [(Code, &str); 5] = [
     (Code::RateLimited, "Rate limited; see Retry-After"),
     (Code::UpstreamError, "ThingSpace refused the request"),
     (
@@ -125,7 +135,27 @@ const COMMON_ERRORS: [(Code, &str); 6] = [
         "ThingSpace unavailable (see Retry-After when paused)",
     ),
     (Code::UpstreamTimeout, "ThingSpace too slow"),
+    (
+        Code::Internal,
+        "A fault of the gateway; quote the request id when reporting it",
+    ),
 ];
+
+/// The error answers of the `/v1` routes when `auth.mode = "api_key"` (with auth
+/// off, keys are neither needed nor looked at, so neither can happen).
+const AUTH_ERRORS: [(Code, &str); 2] = [
+    (Code::Unauthenticated, "Missing or unknown API key"),
+    (Code::Forbidden, "The key may not read this account"),
+];
+
+/// The common error answers under a configuration that does (`true`) or does not
+/// require an API key, in status order.
+fn common_errors(auth_required: bool) -> Vec<(Code, &'static str)> {
+    let auth = if auth_required { &AUTH_ERRORS[..] } else { &[] };
+    let mut errors: Vec<_> = auth.iter().chain(&COMMON_ERRORS).copied().collect();
+    errors.sort_by_key(|(code, _)| code.http_status());
+    errors
+}
 
 /// The status of a common error response, as an OpenAPI response key.
 fn status_key(code: Code) -> String {
@@ -149,11 +179,31 @@ fn problem_codes() -> impl Iterator<Item = Code> {
     Code::ALL.into_iter().filter(|code| !code.graphql_only())
 }
 
-/// Adds [`COMMON_ERRORS`] to the components and to every operation under `/v1`, and
-/// the [`problem_codes`] to the `Problem` schema's `code`.
-struct CommonErrors;
+/// The operations of the `/v1` paths.
+fn v1_operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi
+        .paths
+        .paths
+        .iter_mut()
+        .filter(|(path, _)| path.starts_with("/v1/"))
+        .flat_map(|(_, item)| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+        })
+        .filter_map(Option::as_mut)
+}
 
-impl Modify for CommonErrors {
+/// The [`problem_codes`] as the `Problem` schema's `code` enum.
+struct ProblemCodes;
+
+impl Modify for ProblemCodes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         if let Some(RefOr::T(Schema::Object(problem))) = components.schemas.get_mut("Problem") {
@@ -166,14 +216,26 @@ impl Modify for CommonErrors {
                     .into(),
             );
         }
-        for (code, description) in COMMON_ERRORS {
-            let mut response = ResponseBuilder::new().description(description).content(
+    }
+}
+
+/// Adds [`common_errors`] to the components and to every operation under `/v1`.
+struct CommonErrors {
+    auth_required: bool,
+}
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let errors = common_errors(self.auth_required);
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (code, description) in &errors {
+            let mut response = ResponseBuilder::new().description(*description).content(
                 "application/problem+json",
                 ContentBuilder::new()
                     .schema(Some(Ref::from_schema_name("Problem")))
                     .build(),
             );
-            if has_retry_after(code) {
+            if has_retry_after(*code) {
                 response = response.header(
                     "Retry-After",
                     HeaderBuilder::new()
@@ -184,29 +246,15 @@ impl Modify for CommonErrors {
             }
             components
                 .responses
-                .insert(response_name(code), RefOr::T(response.build()));
+                .insert(response_name(*code), RefOr::T(response.build()));
         }
-        for (path, item) in &mut openapi.paths.paths {
-            if !path.starts_with("/v1/") {
-                continue;
-            }
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                for (code, _) in COMMON_ERRORS {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status_key(code))
-                        .or_insert_with(|| {
-                            RefOr::Ref(Ref::from_response_name(response_name(code)))
-                        });
-                }
+        for operation in v1_operations(openapi) {
+            for (code, _) in &errors {
+                operation
+                    .responses
+                    .responses
+                    .entry(status_key(*code))
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name(response_name(*code))));
             }
         }
     }
@@ -279,6 +327,62 @@ impl Modify for ConditionalGets {
     }
 }
 
+/// The rules of the identifiers in paths and bodies, as `pattern`s of their schemas.
+/// TODO(integration): point the account and campaign patterns at the server's
+/// validation consts (`ACCOUNT_NAME_PATTERN`, `CAMPAIGN_ID_PATTERN`).
+pub(crate) const ACCOUNT_PATTERN: &str = "^[0-9]{1,20}-[0-9]{1,10}$";
+/// 15 digits; the Luhn check digit is beyond a pattern (the schema's description
+/// says so).
+pub(crate) const IMEI_PATTERN: &str = "^[0-9]{15}$";
+pub(crate) const CAMPAIGN_ID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// The custom `format` of the IMEI schema: its pattern cannot say "Luhn", the format
+/// names the rule for generators (`.ci/schemathesis_hooks.py` teaches it to
+/// schemathesis).
+pub(crate) const IMEI_FORMAT: &str = "imei";
+/// A cursor is base64url without padding...
+const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]*$";
+/// ...and only the server can issue a valid one (bound to its account and
+/// campaign): a custom `format` says it is opaque.
+pub(crate) const CURSOR_FORMAT: &str = "devicegraph-cursor";
+
+/// Sets [`ACCOUNT_PATTERN`], [`IMEI_PATTERN`] and [`CAMPAIGN_ID_PATTERN`] on the
+/// identifier schemas every path parameter and body refers to, and the syntax of
+/// the campaign route's `cursor`.
+struct Identifiers;
+
+impl Modify for Identifiers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, pattern, format) in [
+            ("AccountName", ACCOUNT_PATTERN, None),
+            ("Imei", IMEI_PATTERN, Some(IMEI_FORMAT)),
+            ("CampaignId", CAMPAIGN_ID_PATTERN, None),
+        ] {
+            if let Some(RefOr::T(Schema::Object(schema))) = components.schemas.get_mut(name) {
+                schema.pattern = Some(pattern.to_owned());
+                if let Some(format) = format {
+                    schema.format = Some(SchemaFormat::Custom(format.to_owned()));
+                }
+            }
+        }
+        for operation in v1_operations(openapi) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name == "cursor" {
+                    parameter.schema = Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(CURSOR_PATTERN))
+                            .format(Some(SchemaFormat::Custom(CURSOR_FORMAT.to_owned())))
+                            .into(),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Declares the two ways to present an API key.
 struct KeySchemes;
 
@@ -304,11 +408,12 @@ impl Modify for KeySchemes {
     ),
     paths(get_device, batch_devices, campaign_devices, account_devices),
     components(schemas(
+        AccountName, Imei, CampaignId, IncludePart,
         Device, Software, FirmwareUpgrade, CheckIn, ClientType, CheckInResult, CheckInFailure,
         CampaignDevice, BatchRequest, BatchResponse, CampaignDevicesPage, AccountDevicesPage,
         Problem, UpstreamErrorInfo
     )),
-    modifiers(&KeySchemes, &CommonErrors, &ConditionalGets),
+    modifiers(&KeySchemes, &Identifiers, &ProblemCodes, &ConditionalGets),
     tags(
         (name = "devices", description = "Merged devices"),
         (name = "campaigns", description = "Firmware campaign reports"),
@@ -316,9 +421,9 @@ impl Modify for KeySchemes {
 )]
 pub(crate) struct ApiDoc;
 
-/// The handler.
-pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The handler: the document for the running configuration.
+pub(crate) async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(running::document(&state.config))
 }
 
 #[cfg(test)]
@@ -434,10 +539,17 @@ mod tests {
         );
     }
 
+    /// The document of a gateway requiring keys (all the common errors).
+    fn keyed_doc() -> serde_json::Value {
+        let mut config = crate::config::Config::default();
+        config.auth.mode = crate::config::AuthMode::ApiKey;
+        running::document(&config)
+    }
+
     #[test]
     fn every_v1_operation_lists_the_common_errors_once() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-        for (code, _) in COMMON_ERRORS {
+        let doc = keyed_doc();
+        for (code, _) in common_errors(true) {
             let name = response_name(code);
             let shared = &doc["components"]["responses"][&name];
             assert_eq!(
@@ -457,12 +569,14 @@ mod tests {
             for (method, operation) in item {
                 let responses = &operation["responses"];
                 assert!(responses["200"].is_object(), "{method} {path}: 200");
-                assert_eq!(
-                    responses["400"]["content"]["application/problem+json"]["schema"]["$ref"],
-                    "#/components/schemas/Problem",
-                    "{method} {path}: its own 400 stays"
-                );
-                for (code, _) in COMMON_ERRORS {
+                for own in ["400", "404"] {
+                    assert_eq!(
+                        responses[own]["content"]["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{method} {path}: its own {own} stays"
+                    );
+                }
+                for (code, _) in common_errors(true) {
                     let status = status_key(code);
                     let name = response_name(code);
                     assert_eq!(
@@ -479,22 +593,26 @@ mod tests {
     /// exactly the codes a problem can carry, from the one table.
     #[test]
     fn error_responses_and_codes_come_from_the_code_table() {
-        let named: Vec<(String, String)> = COMMON_ERRORS
-            .iter()
-            .map(|(code, _)| (status_key(*code), response_name(*code)))
-            .collect();
+        let named = |auth: bool| -> Vec<(String, String)> {
+            common_errors(auth)
+                .iter()
+                .map(|(code, _)| (status_key(*code), response_name(*code)))
+                .collect()
+        };
         let expected = [
             ("401", "Unauthenticated"),
             ("403", "Forbidden"),
             ("429", "RateLimited"),
+            ("500", "Internal"),
             ("502", "UpstreamError"),
             ("503", "UpstreamUnavailable"),
             ("504", "UpstreamTimeout"),
         ]
         .map(|(s, n)| (s.to_owned(), n.to_owned()));
-        assert_eq!(named, expected);
+        assert_eq!(named(true), expected);
+        assert_eq!(named(false), expected[2..]);
 
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let doc = keyed_doc();
         let listed: Vec<String> =
             doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
                 .as_array()
@@ -517,6 +635,79 @@ mod tests {
                 "UPSTREAM_TIMEOUT",
                 "INTERNAL",
             ]
+        );
+    }
+
+    /// Path parameters and bodies name their identifiers through the three pattern
+    /// schemas, and `include` is a list of exactly the values the route parses.
+    #[test]
+    fn identifiers_have_patterns_and_include_is_an_enum_list() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["AccountName"]["pattern"], ACCOUNT_PATTERN);
+        assert_eq!(schemas["Imei"]["pattern"], IMEI_PATTERN);
+        assert_eq!(schemas["CampaignId"]["pattern"], CAMPAIGN_ID_PATTERN);
+        assert_eq!(schemas["Imei"]["format"], IMEI_FORMAT);
+        assert!(
+            schemas["Imei"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("Luhn")),
+            "the IMEI schema says what its pattern cannot"
+        );
+        let params = |path: &str, method: &str| -> Vec<serde_json::Value> {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let schema_of = |params: &[serde_json::Value], name: &str| {
+            params
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["schema"].clone())
+                .unwrap_or_default()
+        };
+        let [device, batch, campaign] = crate::routes::rest::ROUTES;
+        let device = params(device, "get");
+        let batch = params(batch, "post");
+        let campaign = params(campaign, "get");
+        for params in [&device, &batch, &campaign] {
+            assert_eq!(
+                schema_of(params, "account")["$ref"],
+                "#/components/schemas/AccountName"
+            );
+        }
+        assert_eq!(
+            schema_of(&device, "imei")["$ref"],
+            "#/components/schemas/Imei"
+        );
+        assert_eq!(
+            schema_of(&campaign, "id")["$ref"],
+            "#/components/schemas/CampaignId"
+        );
+        for params in [&device, &batch] {
+            let include = params.iter().find(|p| p["name"] == "include").cloned();
+            let include = include.unwrap_or_default();
+            assert_eq!(include["style"], "form");
+            assert_eq!(include["explode"], false);
+            assert_eq!(include["schema"]["minItems"], 1, "`include=` is refused");
+            assert_eq!(
+                include["schema"]["items"]["$ref"],
+                "#/components/schemas/IncludePart"
+            );
+        }
+        let values: Vec<&str> = schemas["IncludePart"]["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(values, crate::routes::documents::INCLUDE_VALUES);
+        assert_eq!(schemas["BatchRequest"]["additionalProperties"], false);
+        let cursor = schema_of(&campaign, "cursor");
+        assert_eq!(
+            (cursor["pattern"].as_str(), cursor["format"].as_str()),
+            (Some(CURSOR_PATTERN), Some(CURSOR_FORMAT))
         );
     }
 }

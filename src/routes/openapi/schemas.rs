@@ -5,14 +5,47 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use utoipa::ToSchema;
 
+/// A ThingSpace billing account name: digits, `-`, digits, leading zeros kept, e.g.
+/// `0000123456-00001`.
+#[derive(ToSchema)]
+#[schema(example = "0000123456-00001")]
+#[allow(dead_code)]
+pub(crate) struct AccountName(String);
+
+/// A 15-digit IMEI whose last digit is its Luhn check digit. The pattern says only
+/// "15 digits": a pattern cannot express the Luhn rule, which the server checks too
+/// (a wrong check digit is a 400 `BAD_USER_INPUT`).
+#[derive(ToSchema)]
+#[schema(example = "361004961400806")]
+#[allow(dead_code)]
+pub(crate) struct Imei(String);
+
+/// A FOTA campaign id: a UUID.
+#[derive(ToSchema)]
+#[schema(example = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9")]
+#[allow(dead_code)]
+pub(crate) struct CampaignId(String);
+
+/// An optional part of a device to embed (`?include=`).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) enum IncludePart {
+    /// Firmware upgrade history, newest first.
+    UpgradeHistory,
+    /// Check-ins, newest first.
+    CheckIns,
+    /// The latest check-in.
+    LastCheckIn,
+}
+
 /// A device merged from its details, firmware upgrade history and check-ins.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)]
 pub(crate) struct Device {
-    /// 15 digits with a valid Luhn check digit.
-    imei: String,
-    account: String,
+    imei: Imei,
+    account: AccountName,
     mdn: Option<String>,
     make: Option<String>,
     model: Option<String>,
@@ -113,7 +146,7 @@ pub(crate) struct CheckIn {
 #[serde(rename_all = "camelCase")]
 #[allow(dead_code)]
 pub(crate) struct CampaignDevice {
-    imei: String,
+    imei: Imei,
     status: String,
     result_reason: Option<String>,
     updated_time: Option<DateTime<Utc>>,
@@ -122,10 +155,12 @@ pub(crate) struct CampaignDevice {
 }
 
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct BatchRequest {
-    /// Up to 1,000 IMEIs.
-    imeis: Vec<String>,
+    /// The IMEIs to read, in the order the answer keeps (`maxItems` is the running
+    /// limit: `min(1000, limits.max_list_length)`).
+    imeis: Vec<Imei>,
 }
 
 #[derive(ToSchema)]
@@ -135,7 +170,7 @@ pub(crate) struct BatchResponse {
     /// The devices found, in the order asked.
     devices: Vec<Device>,
     /// The IMEIs the account has no device for.
-    not_found: Vec<String>,
+    not_found: Vec<Imei>,
 }
 
 #[derive(ToSchema)]
