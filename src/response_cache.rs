@@ -12,8 +12,11 @@
 //!   cross-replica invalidation, a TTL expiry or a refresh that stored a new value
 //!   makes every answer that used the entry miss at once. Its remaining lifetime
 //!   (`Cache-Control: max-age`) is the shortest remaining freshness among them.
-//! - Answers with errors, stale parts or a per-request cost report are never stored
-//!   (`Executed::dependencies` is `None` for them).
+//! - Answers with errors, stale parts, a per-request cost report or a
+//!   `Freshness.ageSeconds` are never stored (`Executed::dependencies` is `None` for
+//!   them): an age is true only when stated, and a replay (or a `304`) would state
+//!   it to clients that do not add the `Age` header. `fetchedAt` is stored: it is a
+//!   fact about the entries the answer is pinned to.
 //! - **Conditional requests**: the strong `ETag` is a SHA-256 of the representation
 //!   (media type and stored body bytes; the first answer, which built them, differs
 //!   only in saying `extensions.cacheStatus: MISS`), so it names what the client holds. Two

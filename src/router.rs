@@ -90,6 +90,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(rest::ROUTES[0], get(rest::device))
         .route(rest::ROUTES[1], post(rest::devices_batch))
         .route(rest::ROUTES[2], get(rest::campaign_devices))
+        .route(rest::ROUTES[3], get(rest::account_devices))
         // 13. auth: innermost, so a refused key still counted against the limiter.
         .route_layer(from_fn_with_state(
             AuthGate {

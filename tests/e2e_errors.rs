@@ -207,26 +207,141 @@ async fn query_too_complex() {
     assert_eq!(app.sim_stats().await["totalCalls"], 0);
 }
 
+/// Not a campaign of the simulator (its ids are version-1 UUIDs).
+const UNKNOWN_CAMPAIGN: &str = "00000000-0000-4000-8000-000000000000";
+
+/// An unknown account or campaign is NOT_FOUND (GraphQL) and a 404 problem (REST),
+/// not an upstream failure, still quoting ThingSpace's answer; asked again within
+/// `cache.ttl.not_found`, it costs no upstream call.
 #[tokio::test]
-async fn upstream_error_carries_the_thingspace_code() {
+async fn unknown_accounts_and_campaigns_are_not_found_and_remembered() {
     let app = spawn_app().await;
     let imei = app.sample_imei(ACCOUNT, 0);
-    let body = app
-        .graphql(DEVICE, json!({ "a": "9999999999-00001", "i": imei }))
-        .await;
-    assert_eq!(codes(&body), vec!["UPSTREAM_ERROR"], "{body}");
-    let upstream = &body["errors"][0]["extensions"]["upstream"];
-    assert_eq!(upstream["errorCode"], "REQUEST_FAILED.Account.NotFound");
-    assert!(upstream["errorMessage"].is_string());
+    let unknown_account = "9999999999-00001";
+    let campaign =
+        "query($a: String!, $c: ID!) { campaign(account: $a, id: $c) { id totalDevices } }";
+    for round in ["cold", "remembered"] {
+        app.sim_reset().await;
+        let body = app
+            .graphql(DEVICE, json!({ "a": unknown_account, "i": imei }))
+            .await;
+        assert_eq!(body["data"]["device"], Value::Null, "{body}");
+        assert_eq!(codes(&body), vec!["NOT_FOUND"], "{body}");
+        let upstream = &body["errors"][0]["extensions"]["upstream"];
+        assert_eq!(upstream["errorCode"], "REQUEST_FAILED.Account.NotFound");
+        assert!(upstream["errorMessage"].is_string());
 
-    let response = app
-        .get(&format!("/v1/accounts/9999999999-00001/devices/{imei}"))
+        let body = app
+            .graphql(campaign, json!({ "a": ACCOUNT, "c": UNKNOWN_CAMPAIGN }))
+            .await;
+        assert_eq!(body["data"]["campaign"], Value::Null, "{body}");
+        assert_eq!(codes(&body), vec!["NOT_FOUND"], "{body}");
+        assert_eq!(body["errors"][0]["path"], json!(["campaign"]), "{body}");
+        let upstream = &body["errors"][0]["extensions"]["upstream"];
+        assert_eq!(upstream["errorCode"], "FOTA.CAMPAIGN.NotFound");
+
+        let response = app
+            .get(&format!("/v1/accounts/{unknown_account}/devices/{imei}"))
+            .await;
+        let problem = assert_problem(response, 404, "NOT_FOUND").await;
+        assert_eq!(
+            problem["upstream"]["errorCode"],
+            "REQUEST_FAILED.Account.NotFound"
+        );
+        assert!(problem["upstream"]["errorMessage"].is_string());
+        let response = app
+            .get(&format!(
+                "/v1/accounts/{ACCOUNT}/campaigns/{UNKNOWN_CAMPAIGN}/devices?limit=5"
+            ))
+            .await;
+        let problem = assert_problem(response, 404, "NOT_FOUND").await;
+        assert_eq!(problem["upstream"]["errorCode"], "FOTA.CAMPAIGN.NotFound");
+
+        let (details, pages) = (
+            app.calls("device_details").await,
+            app.calls("campaign_devices").await,
+        );
+        match round {
+            // GraphQL asked; REST then found the remembered answers.
+            "cold" => assert_eq!((details, pages), (1, 1), "{round}"),
+            _ => assert_eq!((details, pages), (0, 0), "{round}"),
+        }
+    }
+}
+
+/// A malformed account name (`0`) or campaign id (`nope`) is refused before any
+/// upstream call, in GraphQL and REST alike.
+#[tokio::test]
+async fn malformed_account_names_and_campaign_ids_are_bad_user_input() {
+    let app = spawn_app().await;
+    app.sim_reset().await;
+    let imei = app.sample_imei(ACCOUNT, 0);
+    let body = app.graphql(DEVICE, json!({ "a": "0", "i": imei })).await;
+    assert_eq!(codes(&body), vec!["BAD_USER_INPUT"], "{body}");
+    let body = app
+        .graphql(
+            "query($a: String!, $c: ID!) { campaign(account: $a, id: $c) { id totalDevices } }",
+            json!({ "a": ACCOUNT, "c": "nope" }),
+        )
         .await;
-    let problem = assert_problem(response, 502, "UPSTREAM_ERROR").await;
-    assert_eq!(
-        problem["upstream"]["errorCode"],
-        "REQUEST_FAILED.Account.NotFound"
+    assert_eq!(codes(&body), vec!["BAD_USER_INPUT"], "{body}");
+    assert_eq!(body["data"]["campaign"], Value::Null, "{body}");
+
+    let problem = assert_problem(
+        app.get(&format!("/v1/accounts/0/devices/{imei}")).await,
+        400,
+        "BAD_USER_INPUT",
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("account"),
+        "{problem}"
     );
+    let problem = assert_problem(
+        app.get(&format!("/v1/accounts/{ACCOUNT}/campaigns/nope/devices"))
+            .await,
+        400,
+        "BAD_USER_INPUT",
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("campaign id"),
+        "{problem}"
+    );
+    let response = app
+        .client
+        .post(app.url("/v1/accounts/0/devices:batch"))
+        .json(&json!({ "imeis": [imei] }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, "BAD_USER_INPUT").await;
+    assert_eq!(app.sim_stats().await["totalCalls"], 0);
+}
+
+/// The issue's dashboard: one unknown campaign next to good devices answers the
+/// devices, over HTTP, with the campaign null and an error; an answer with an error
+/// is never a cache HIT, not even once everything it read is cached.
+#[tokio::test]
+async fn an_unknown_campaign_next_to_good_devices_is_a_partial_answer() {
+    let app = spawn_app().await;
+    let imeis = [app.sample_imei(ACCOUNT, 0), app.sample_imei(ACCOUNT, 1)];
+    let query = "query($a: String!, $c: ID!, $l: [IMEI!]!) { \
+                 campaign(account: $a, id: $c) { totalDevices devices(first: 5) { edges { node { imei } } } } \
+                 devices(account: $a, imeis: $l) { imei firmware } }";
+    let vars = json!({ "a": ACCOUNT, "c": UNKNOWN_CAMPAIGN, "l": imeis });
+    for round in ["cold", "warm"] {
+        let response = app.post_graphql(query, vars.clone()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-cache"], "MISS", "{round}");
+        let body = assert_graphql_errors(response).await;
+        assert_eq!(body["data"]["campaign"], Value::Null, "{body}");
+        assert_eq!(body["data"]["devices"][0]["imei"], imeis[0].as_str());
+        assert_eq!(body["data"]["devices"][1]["imei"], imeis[1].as_str());
+        assert!(body["data"]["devices"][1]["firmware"].is_string(), "{body}");
+        assert_eq!(codes(&body), vec!["NOT_FOUND"], "{body}");
+        assert_eq!(body["extensions"]["cacheStatus"], "MISS", "{round}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -427,6 +427,34 @@ const PROVISIONING: &str = r#"query($id: String!, $from: DateTime!, $to: DateTim
 /// A boundary device's history spans several 202 pages with distinct events sharing
 /// a timestamp across the boundaries. The merged answer must equal the one a
 /// simulator with unbounded pages gives (same seed: same data, one page).
+/// The README's `provisioningHistory` example, as written there, answers on the
+/// simulator `cargo run --release` embeds (seed 42, 10,000 devices: the defaults of
+/// both `config/default.toml` and `SimConfig`), with an identifier it really has.
+#[tokio::test]
+async fn the_readmes_provisioning_example_answers_on_the_simulator() {
+    const README: &str = include_str!("../README.md");
+    let start = README
+        .find("{ provisioningHistory(")
+        .expect("the README has a provisioningHistory example");
+    let end = start
+        + README[start..]
+            .find("} } }")
+            .expect("the example ends with `} } }`")
+        + "} } }".len();
+    let example = &README[start..end];
+    let app = spawn_app().await;
+    let iccid = &app.catalog().sample_identifiers[ACCOUNT].iccid;
+    assert!(
+        example.contains(&format!("kind: ICCID, id: \"{iccid}\"")),
+        "the README's ICCID is the simulator's sample: {example}"
+    );
+    let body = app.graphql(example, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let events = body["data"]["provisioningHistory"].as_array().unwrap();
+    assert!(!events.is_empty(), "{body}");
+    assert!(events.iter().all(|e| e["eventType"].is_string()), "{body}");
+}
+
 #[tokio::test]
 async fn provisioning_history_across_202_pages_loses_and_repeats_nothing() {
     let paged = spawn_app().await;

@@ -121,6 +121,118 @@ async fn graphql_over_http_negotiates_media_types_and_statuses() {
     assert_eq!(response.status(), 406);
 }
 
+/// The request errors a client meets most (no query, a syntax error, an unknown
+/// field, a mutation): one clear error each, no `data` member in either media type,
+/// and no cache status (`X-Cache`, `extensions.cacheStatus`), since nothing was read.
+/// A body without a query is not a GraphQL request at all: 400 in both media types;
+/// the others are 400 in the new one and 200 in legacy `application/json`. None
+/// reaches the upstream.
+#[tokio::test]
+async fn request_errors_are_one_clear_error_without_data_or_cache_status() {
+    let app = spawn_app().await;
+    app.sim_reset().await;
+    let url = app.url("/graphql");
+    let cases: [(&str, Value, &str, u16); 6] = [
+        (
+            "no query",
+            json!({ "variables": {} }),
+            "has no `query`",
+            400,
+        ),
+        (
+            "empty query",
+            json!({ "query": "  " }),
+            "has no `query`",
+            400,
+        ),
+        (
+            "null query",
+            json!({ "query": null, "operationName": "A" }),
+            "has no `query`",
+            400,
+        ),
+        (
+            "syntax",
+            json!({ "query": "{ device(" }),
+            "syntax error at line 1, column 10",
+            200,
+        ),
+        (
+            "unknown field",
+            json!({ "query": "{ nope }" }),
+            "Unknown field",
+            200,
+        ),
+        (
+            "mutation",
+            json!({ "query": "mutation { rename }" }),
+            "no mutations",
+            200,
+        ),
+    ];
+    for (case, body, says, legacy_status) in cases {
+        for (accept, status) in [
+            ("application/graphql-response+json", 400),
+            ("application/json", legacy_status),
+        ] {
+            let response = app
+                .client
+                .post(&url)
+                .header("accept", accept)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status, "{case}, {accept}");
+            assert!(
+                response.headers().get("x-cache").is_none(),
+                "{case}, {accept}: a request error has no X-Cache"
+            );
+            let answer: Value = response.json().await.unwrap();
+            assert!(answer.get("data").is_none(), "{case}, {accept}: {answer}");
+            assert_eq!(
+                codes(&answer),
+                ["BAD_USER_INPUT"],
+                "{case}, {accept}: {answer}"
+            );
+            let message = answer["errors"][0]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{case}: {message}");
+            assert!(
+                !message.contains("-->"),
+                "{case}: a raw parser dump: {message}"
+            );
+            assert!(
+                answer["extensions"].get("cacheStatus").is_none(),
+                "{case}, {accept}: {answer}"
+            );
+        }
+    }
+    // A GET without a query (and not a browser asking for GraphiQL) is the same 400.
+    let response = app
+        .client
+        .get(&url)
+        .header("accept", "application/graphql-response+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let answer: Value = response.json().await.unwrap();
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("has no `query`"), "{message}");
+    // `application/graphql` with an empty body, too.
+    let response = app
+        .client
+        .post(&url)
+        .header("content-type", "application/graphql")
+        .header("accept", "application/graphql-response+json")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(app.sim_stats().await["totalCalls"], 0);
+}
+
 #[tokio::test]
 async fn graphiql_is_served_to_browsers_when_enabled() {
     let app = spawn_app().await;

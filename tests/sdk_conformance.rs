@@ -1,8 +1,8 @@
 //! Wire conformance with a client nobody here wrote: Verizon's public Python SDK
 //! (`sdksio-verizon-apis-sdk`, pinned in `tests/conformance/requirements.txt`) is
 //! pointed at an in-process simulator and must obtain both tokens and read all
-//! five endpoints (`tests/conformance/sdk_conformance.py` does the calls and the
-//! assertions). Our own client and simulator could agree on a private dialect;
+//! six endpoints, every page of the paged ones (`tests/conformance/sdk_conformance.py`
+//! does the calls and the assertions). Our own client and simulator could agree on a private dialect;
 //! this test is what keeps the simulator honest about the real wire format.
 //!
 //! It needs a Python with the SDK installed, named by `DEVICEGRAPH_SDK_PYTHON`
@@ -18,8 +18,8 @@ use std::time::Duration;
 use devicegraph_sim::SimConfig;
 use tokio::process::Command;
 
-/// Upper bound for the whole SDK run (a dozen requests and two campaign pages
-/// normally take a second or two); a hang must fail the test, not CI's clock.
+/// Upper bound for the whole SDK run (a few dozen requests, campaign and account
+/// pages, normally take a few seconds); a hang must fail the test, not CI's clock.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The Python interpreter that has the SDK, or `None` when the test should skip.
@@ -49,7 +49,7 @@ fn script() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verizon_python_sdk_gets_both_tokens_and_reads_all_five_endpoints() {
+async fn verizon_python_sdk_gets_both_tokens_and_reads_all_six_endpoints() {
     let Some(python) = sdk_python() else {
         return;
     };
@@ -94,7 +94,7 @@ async fn verizon_python_sdk_gets_both_tokens_and_reads_all_five_endpoints() {
     );
     // The script's last line is its verdict; guard against a script that exits 0 early.
     assert!(
-        stdout.contains("OK: the Verizon SDK obtained both tokens and read all five endpoints"),
+        stdout.contains("OK: the Verizon SDK obtained both tokens and read all six endpoints"),
         "the SDK conformance script exited 0 without its final OK line:\n{stdout}"
     );
 }

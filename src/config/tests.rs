@@ -410,3 +410,37 @@ fn url_problems_never_quote_a_password() {
         assert!(!found[0].contains("hunter2"), "{found:?}");
     }
 }
+
+/// Every cached resource has its `[cache.ttl]` key, documented in default.toml with
+/// its default value (the keys come from the cache's resource list, so a new
+/// resource is configurable without touching the config code).
+#[test]
+fn default_file_names_every_resource_ttl() {
+    let builtin = Config::default();
+    let from_file = Config::from_toml_str(DEFAULT_TOML, "default.toml", no_env()).unwrap();
+    for name in builtin.cache.ttl.names() {
+        assert!(
+            DEFAULT_TOML.contains(&format!("\n{name} = ")),
+            "config/default.toml does not document cache.ttl.{name}"
+        );
+        assert_eq!(
+            from_file.cache.ttl.get(name),
+            builtin.cache.ttl.get(name),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        from_file.cache.ttl.get("account_devices"),
+        Some(Duration::from_secs(300))
+    );
+    let set = Config::from_toml_str(
+        DEFAULT_TOML,
+        "default.toml",
+        env(&[("DEVICEGRAPH_CACHE__TTL__ACCOUNT_DEVICES", "2m")]),
+    )
+    .unwrap();
+    assert_eq!(
+        set.cache.ttl.get("account_devices"),
+        Some(Duration::from_secs(120))
+    );
+}

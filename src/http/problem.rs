@@ -8,7 +8,8 @@
 //! - Codes, their statuses and titles are one table, [`Code`] (the GraphQL crate's
 //!   mapping from failures to codes uses the same enum).
 //! - REST answers are RFC 9457 `application/problem+json` with `type`, `title`,
-//!   `status`, `detail`, `code` (and `upstream` for `UPSTREAM_ERROR`); requests to
+//!   `status`, `detail`, `code` (and `upstream`, ThingSpace's `errorCode` and
+//!   `errorMessage`, for `UPSTREAM_ERROR` and an upstream `NOT_FOUND`); requests to
 //!   `/graphql` get the same error in GraphQL shape (`errors[].extensions.code`).
 //! - Tower errors (the request timeout, the inbound rate limit) are classified by
 //!   type with downcasts in [`handle_error`], never by message.
@@ -81,7 +82,7 @@ struct Details {
     code: Code,
     status: StatusCode,
     detail: String,
-    /// `{errorCode, errorMessage}` of an `UPSTREAM_ERROR`.
+    /// `{errorCode, errorMessage}` of an `UPSTREAM_ERROR` or an upstream `NOT_FOUND`.
     upstream: Option<Value>,
     rate_limited: Option<RateLimited>,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -149,7 +150,7 @@ impl ApiError {
         let code = code_of(error).unwrap_or(Code::Internal);
         let extensions = error.extensions.as_ref();
         let mut err = Self::new(code, error.message.clone());
-        if code == Code::UpstreamError {
+        if matches!(code, Code::UpstreamError | Code::NotFound) {
             err.0.upstream = extensions
                 .and_then(|e| e.get("upstream"))
                 .and_then(|v| v.clone().into_json().ok())

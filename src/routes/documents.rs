@@ -109,6 +109,18 @@ devices(first: $first, after: $after, status: $status) { totalCount \
 pageInfo { hasNextPage endCursor } \
 edges { node { imei status resultReason updatedTime recentAttemptTime nextAttemptTime } } } } }";
 
+/// One page of `account(name).devices`, every filter a variable (null = none).
+pub(crate) fn account_devices() -> String {
+    format!(
+        "query RestAccountDevices($account: String!, $first: Int!, $after: String, \
+$protocol: String, $status: String, $make: String, $model: String, $firmware: String, \
+$fotaEligible: Boolean) {{ account(name: $account) {{ devices(first: $first, after: $after, \
+protocol: $protocol, status: $status, make: $make, model: $model, firmware: $firmware, \
+fotaEligible: $fotaEligible) {{ totalCount pageInfo {{ hasNextPage endCursor }} \
+edges {{ node {{ {DEVICE_FIELDS} }} }} }} }} }}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -9,11 +9,14 @@
 //!   (Apollo's `extensions.persistedQuery`, or `documentId`); `crate::trusted`
 //!   resolves it, and enforces the allow-list, before anything runs.
 //! - A client accepting `application/graphql-response+json` gets it, and a request
-//!   error (the operation could not start: syntax, validation, limits) is 400 with no
-//!   `data`; otherwise `application/json` and 200 (the spec's legacy behaviour).
+//!   error (the operation could not start: no query, syntax, validation, limits, a
+//!   mutation) is 400; otherwise `application/json` and 200 (the spec's legacy
+//!   behaviour). Either way a request error has no `data` member, and no cache status
+//!   (`X-Cache`, `extensions.cacheStatus`): nothing was read.
 //! - A browser GET (`Accept: text/html`) gets GraphiQL when `graphql.graphiql` is on
 //!   (our page over embedded assets: see `crate::graphiql`).
-//! - `X-Cache` is `HIT`, `MISS` or `STALE`, as for the REST routes.
+//! - `X-Cache` is `HIT`, `MISS` or `STALE`, as for the REST routes; never `HIT` on an
+//!   answer with errors.
 //! - Every error object carries `extensions.requestId`, the request's id (the
 //!   `X-Request-ID` response header), as the problems of the REST routes do.
 
@@ -255,11 +258,10 @@ async fn run(
             extensions.set("requestId", id.as_str());
         }
     }
+    // A request error: nothing executed, so no `data` (in either media type) and, in
+    // the new media type, 400.
+    let request_error = executed.is_request_error();
     let response = &executed.response;
-    // A request error: nothing executed, so no `data` and (in the new media type) 400.
-    let request_error = response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty());
     // A spent upstream budget says when to come back, as HTTP does.
     let retry_after = response.errors.iter().find_map(|e| {
         if devicegraph_graphql::code_of(e) != Some(Code::RateLimited) {
@@ -273,17 +275,20 @@ async fn run(
     let max_bytes = usize::try_from(state.config.limits.max_response_bytes).unwrap_or(usize::MAX);
     // Serialized straight from the executor's ordered maps: response keys keep the
     // selection order the GraphQL spec asks for, and the hot path serializes once.
-    let serialized = if request_error && media == GraphqlMedia::GraphqlResponseJson {
+    let serialized = if request_error {
         #[derive(serde::Serialize)]
         struct RequestError<'a> {
             errors: &'a [async_graphql::ServerError],
             #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
             extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
         }
-        let status = if retry_after.is_some() {
-            StatusCode::TOO_MANY_REQUESTS
-        } else {
-            StatusCode::BAD_REQUEST
+        let status = match media {
+            GraphqlMedia::GraphqlResponseJson if retry_after.is_some() => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            GraphqlMedia::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            // The spec's legacy behaviour for `application/json`.
+            GraphqlMedia::Json => StatusCode::OK,
         };
         let body = RequestError {
             errors: &response.errors,
@@ -348,10 +353,13 @@ async fn run(
         header::CONTENT_TYPE,
         HeaderValue::from_static(media.content_type()),
     );
-    headers.insert(
-        "x-cache",
-        HeaderValue::from_static(executed.cache_status.as_str()),
-    );
+    // A request error read nothing: it has no cache status.
+    if !request_error {
+        headers.insert(
+            "x-cache",
+            HeaderValue::from_static(executed.cache_status.as_str()),
+        );
+    }
     if let Some(secs) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }

@@ -4,7 +4,8 @@
 //! Errors are problem+json (via the rescue point), and `X-Cache` reports freshness.
 //!
 //! The operation's `data` is read into a typed struct per route ([`DeviceData`],
-//! [`DevicesData`], [`CampaignData`]) straight from the executor's value; the
+//! [`DevicesData`], [`CampaignData`], [`AccountData`]) straight from the executor's
+//! value; the
 //! objects the client gets (devices, campaign devices) stay opaque, passed through
 //! with GraphQL's field order. A `data` of another shape is a bug of ours (the
 //! documents and these structs disagree): an `INTERNAL` problem, logged.
@@ -33,17 +34,18 @@ use crate::state::AppState;
 
 /// The route templates, in the order of the handlers below (`crate::router` routes
 /// them; the OpenAPI test checks each is documented).
-pub(crate) const ROUTES: [&str; 3] = [
+pub(crate) const ROUTES: [&str; 4] = [
     "/v1/accounts/{account}/devices/{imei}",
     "/v1/accounts/{account}/devices:batch",
     "/v1/accounts/{account}/campaigns/{id}/devices",
+    "/v1/accounts/{account}/devices",
 ];
 
 /// Most IMEIs one batch request may name (also bounded by `limits.max_list_length`:
 /// [`max_batch`]).
 pub(crate) const MAX_BATCH: usize = 1000;
 
-/// Default page size of the campaign devices route (at most [`max_limit`]).
+/// Default page size of the campaign and account devices routes (at most [`max_limit`]).
 const DEFAULT_LIMIT: usize = 100;
 
 /// The largest batch `config` lets through: the executor refuses a longer list
@@ -81,20 +83,34 @@ struct DevicesData {
     devices: Vec<Option<Node>>,
 }
 
-/// `data` of [`documents::CAMPAIGN_DEVICES`].
+/// `data` of [`documents::CAMPAIGN_DEVICES`]; `campaign` is null only with an error
+/// (NOT_FOUND for an unknown campaign), which `run` answers first.
 #[derive(Debug, Deserialize)]
 struct CampaignData {
-    campaign: Campaign,
+    campaign: Option<Campaign>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Campaign {
-    devices: CampaignDevices,
+    devices: Connection,
+}
+
+/// `data` of [`documents::account_devices`]; `account` is null only with an error,
+/// which `run` answers first.
+#[derive(Debug, Deserialize)]
+struct AccountData {
+    account: Option<Account>,
 }
 
 #[derive(Debug, Deserialize)]
+struct Account {
+    devices: Connection,
+}
+
+/// A device connection page (of a campaign or an account).
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CampaignDevices {
+struct Connection {
     total_count: Option<i64>,
     page_info: PageInfo,
     edges: Vec<Edge>,
@@ -138,23 +154,23 @@ impl BatchAnswer {
     }
 }
 
-/// The answer of the campaign devices route.
+/// The answer of the campaign and account devices routes.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CampaignPage {
+struct ItemsPage {
     items: Vec<Node>,
     /// `endCursor` when another page follows, else `null`.
     next_cursor: Option<String>,
     total_count: Option<i64>,
 }
 
-impl From<CampaignData> for CampaignPage {
-    fn from(data: CampaignData) -> Self {
-        let CampaignDevices {
+impl From<Connection> for ItemsPage {
+    fn from(connection: Connection) -> Self {
+        let Connection {
             total_count,
             page_info,
             edges,
-        } = data.campaign.devices;
+        } = connection;
         Self {
             items: edges.into_iter().map(|edge| edge.node).collect(),
             next_cursor: page_info.end_cursor.filter(|_| page_info.has_next_page),
@@ -432,18 +448,7 @@ pub(crate) async fn campaign_devices(
     let mut status = None;
     for (key, value) in query_pairs(query.as_deref()) {
         match key.as_str() {
-            "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=max_page).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_input(format!(
-                            "query parameter `limit`: expected a whole number from 1 to \
-                             {max_page}, got {value:?}"
-                        ))
-                    })?;
-            }
+            "limit" => limit = limit_of(&value, max_page)?,
             "cursor" if !value.is_empty() => cursor = Some(value),
             "status" if !value.is_empty() => status = Some(value),
             "cursor" | "status" => {}
@@ -468,7 +473,105 @@ pub(crate) async fn campaign_devices(
         &headers,
         ROUTES[2],
         operation,
-        |data: CampaignData| Ok(CampaignPage::from(data)),
+        |data: CampaignData| {
+            data.campaign
+                .map(|c| ItemsPage::from(c.devices))
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("account {account} has no campaign {campaign}"))
+                })
+        },
+    )
+    .await
+}
+
+/// `limit=`: 1 to `max_page`.
+fn limit_of(value: &str, max_page: usize) -> Result<usize, ApiError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max_page).contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_input(format!(
+                "query parameter `limit`: expected a whole number from 1 to {max_page}, \
+                 got {value:?}"
+            ))
+        })
+}
+
+/// Largest `limit` of the account devices route. Its items are whole devices (about
+/// 20 fields each), so a page counts some 26 complexity points a device: 500 keep
+/// the default `limits.max_complexity` (20,000) with room to spare, where 1,000
+/// would be refused as too complex.
+pub(crate) const MAX_ACCOUNT_LIMIT: usize = 500;
+
+/// The query parameters of the account devices route, each as `Account.devices`
+/// takes it (empty values are absent).
+const ACCOUNT_PARAMETERS: [&str; 8] = [
+    "limit",
+    "cursor",
+    "protocol",
+    "status",
+    "make",
+    "model",
+    "firmware",
+    "fotaEligible",
+];
+
+/// `GET /v1/accounts/{account}/devices?limit=&cursor=&protocol=&status=&make=&model=&firmware=&fotaEligible=`
+pub(crate) async fn account_devices(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let max_page = state.config.graphql.max_page_size.min(MAX_ACCOUNT_LIMIT);
+    let Path(account_raw) = path.map_err(|r| path_error(&r))?;
+    let account = account(&account_raw)?;
+    let mut variables = serde_json::Map::new();
+    variables.insert("account".into(), json!(account.as_str()));
+    variables.insert("first".into(), json!(DEFAULT_LIMIT.min(max_page)));
+    for (key, value) in query_pairs(query.as_deref()) {
+        let name = match key.as_str() {
+            "limit" => "first",
+            "cursor" => "after",
+            other if ACCOUNT_PARAMETERS.contains(&other) => other,
+            other => {
+                return Err(ApiError::bad_input(format!(
+                    "unknown query parameter `{other}` (expected {})",
+                    ACCOUNT_PARAMETERS.join(", ")
+                )));
+            }
+        };
+        let value = match name {
+            _ if value.is_empty() => continue,
+            "first" => json!(limit_of(&value, max_page)?),
+            "fotaEligible" => match value.as_str() {
+                "true" => json!(true),
+                "false" => json!(false),
+                _ => {
+                    return Err(ApiError::bad_input(format!(
+                        "query parameter `fotaEligible`: expected true or false, got {:?}",
+                        value.chars().take(40).collect::<String>()
+                    )));
+                }
+            },
+            _ => json!(value),
+        };
+        variables.insert(name.to_owned(), value);
+    }
+    let operation = (documents::account_devices(), Value::Object(variables));
+    cached_get(
+        &state,
+        caller,
+        &headers,
+        ROUTES[3],
+        operation,
+        |data: AccountData| {
+            data.account
+                .map(|a| ItemsPage::from(a.devices))
+                .ok_or_else(|| ApiError::internal(&"account devices without an account"))
+        },
     )
     .await
 }
@@ -550,13 +653,28 @@ mod tests {
                 "edges": [{ "node": { "imei": "1" } }, { "node": { "imei": "2" } }],
             } } }))
             .unwrap();
-            serde_json::to_value(CampaignPage::from(data)).unwrap()
+            serde_json::to_value(ItemsPage::from(data.campaign.unwrap().devices)).unwrap()
         };
         assert_eq!(
             page(true),
             json!({ "items": [{ "imei": "1" }, { "imei": "2" }], "nextCursor": "c2", "totalCount": 7 })
         );
         assert_eq!(page(false)["nextCursor"], Value::Null);
+    }
+
+    #[test]
+    fn account_page_reads_the_same_connection() {
+        let data: AccountData = data(json!({ "account": { "devices": {
+            "totalCount": null,
+            "pageInfo": { "hasNextPage": true, "endCursor": "c9" },
+            "edges": [{ "node": { "imei": "1", "firmware": "f" } }],
+        } } }))
+        .unwrap();
+        let page = ItemsPage::from(data.account.unwrap().devices);
+        assert_eq!(
+            serde_json::to_value(page).unwrap(),
+            json!({ "items": [{ "imei": "1", "firmware": "f" }], "nextCursor": "c9", "totalCount": null })
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! | --- | --- | --- |
 //! | hash or id unknown | `PERSISTED_QUERY_NOT_FOUND`, message `PersistedQueryNotFound` | 200 |
 //! | hash only, and no APQ store nor manifest | `PERSISTED_QUERY_NOT_SUPPORTED`, message `PersistedQueryNotSupported` | 200 |
-//! | hash does not match the query, version not 1, malformed extension, id and query both | `BAD_USER_INPUT` | 400 |
+//! | hash does not match the query, version not 1, malformed extension, id and query both, no query at all | `BAD_USER_INPUT` | 400 |
 //! | allow-list mode, text not in the manifest (also an APQ registration) | `OPERATION_NOT_ALLOWED` | 400 (graphql-response+json), 200 (application/json) |
 //!
 //! - Apollo Client's persisted-query link retries with the full text when an error has
@@ -313,6 +313,12 @@ impl TrustedDocuments {
             (Some(id), None) => self.by_reference(&id, request),
             (None, Some(pq)) if has_text => self.register(&pq.sha256_hash, request),
             (None, Some(pq)) => self.by_reference(&pq.sha256_hash, request),
+            (None, None) if request.query.trim().is_empty() => Err(Refusal::BadInput(
+                "the request has no `query`: send the operation's text in `query` \
+                 (or a persisted query's hash in `extensions.persistedQuery`, or a \
+                 `documentId`)"
+                    .to_owned(),
+            )),
             (None, None) => self.check_text(request),
         }
     }

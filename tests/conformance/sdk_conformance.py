@@ -3,7 +3,7 @@
 
 The public `sdksio-verizon-apis-sdk` package (generated from Verizon's API
 definitions) is a ThingSpace client nobody on this project wrote. If it can
-obtain both tokens and read all five endpoints from the simulator, the
+obtain both tokens and read all six endpoints from the simulator, the
 simulator speaks the wire format real clients expect, not just the one our own
 Rust client happens to produce.
 
@@ -58,6 +58,7 @@ PRODUCTION_BASE = "https://thingspace.verizon.com/api"
 HTTP_TIMEOUT_SECS = 30
 # Bounds so a broken pagination fails the check instead of hanging CI.
 MAX_CAMPAIGN_PAGES = 50
+MAX_ACCOUNT_PAGES = 200
 MAX_PROVISIONING_PAGES = 50
 # A sample device may legitimately have no check-ins or upgrades; try a few.
 MAX_DEVICES_TRIED = 8
@@ -176,6 +177,11 @@ class Targets:
         paged = [c for c in campaigns if 1000 < int(c["devices"]) <= 20000]
         self.campaign = min(paged or campaigns, key=lambda c: int(c["devices"]))
         self.account = self.campaign["account"]
+        # The account with the most devices, so its list spans the most pages.
+        sizes = {a: int(n) for a, n in (catalog.get("accountDevices") or {}).items()}
+        self.listed_account = max(sizes, key=sizes.get) if sizes else self.account
+        self.account_devices = sizes.get(self.listed_account, 0)
+        self.account_page = int(catalog.get("pageSizes", {}).get("accountDevices", 1000))
         samples = catalog.get("sampleImeis", {})
         self.imeis = list(samples.get(self.account, []))
         if not self.imeis:
@@ -364,6 +370,83 @@ def check_campaign(report, client, account, campaign):
     return devices
 
 
+def account_pages(api, account, protocol):
+    """Every page of the account's device list through the SDK, following
+    lastSeenDeviceId from the first page (no cursor, as the SDK's caller starts).
+    `protocol` is passed as given: the SDK's own default is LWM2M, None leaves the
+    parameter out."""
+    devices, pages, cursor = [], 0, None
+    while True:
+        pages += 1
+        if pages > MAX_ACCOUNT_PAGES:
+            raise RuntimeError(f"still hasMoreData after {pages - 1} pages")
+        resp = api.get_account_device_information(
+            account, last_seen_device_id=cursor, protocol=protocol
+        )
+        page = resp.body
+        if page.account_name != account:
+            raise RuntimeError(f"page {pages}: accountName {page.account_name!r}")
+        batch = [d for d in (page.device_list or []) if d is not None]
+        devices.extend(batch)
+        if not page.has_more_data:
+            return devices, pages, page.max_page_size
+        next_cursor = str(getattr(page, "last_seen_device_id", "") or "")
+        if not batch or next_cursor in ("", "0", cursor):
+            raise RuntimeError(
+                f"page {pages}: hasMoreData with {len(batch)} devices and cursor {next_cursor!r}"
+            )
+        cursor = next_cursor
+
+
+def check_account_devices(report, client, targets):
+    """Walk every page of the account's device list (GET /fota/v3/devices/{acc}):
+    every protocol, the SDK's default protocol, and the other protocol."""
+    api = client.account_devices
+    account, expected = targets.listed_account, targets.account_devices
+    try:
+        everything, pages, max_page = account_pages(api, account, None)
+        lwm2m, _, _ = account_pages(api, account, "LWM2M")
+        http, _, _ = account_pages(api, account, "HTTP")
+    except APIException as err:
+        return report.fail("account_devices", describe_error(err))
+    ids = [d.device_id for d in everything]
+    ordered = ids == sorted(ids) and len(set(ids)) == len(ids)
+    described = all(d.make and d.model and d.firmware and d.protocol for d in everything)
+    expected_pages = max(1, -(-expected // targets.account_page))
+    report.check(
+        "account_devices",
+        len(ids) == expected and ordered and described and pages == expected_pages
+        and max_page == targets.account_page,
+        f"GET /fota/v3/devices/{account} -> {len(ids)} devices in {pages} pages"
+        f" (catalog says {expected}, maxPageSize={max_page}), ascending and unique={ordered},"
+        f" make/model/firmware/protocol present={described}",
+    )
+    by_protocol = all(d.protocol == "LWM2M" for d in lwm2m) and all(
+        d.protocol == "HTTP" for d in http
+    )
+    split = sorted(d.device_id for d in lwm2m + http) == ids
+    report.check(
+        "account_devices(protocol)",
+        bool(lwm2m or http) and by_protocol and split,
+        f"protocol=LWM2M -> {len(lwm2m)} devices, protocol=HTTP -> {len(http)},"
+        f" each of its protocol={by_protocol}, together the whole list={split}",
+    )
+    # The SDK's own default (protocol=LWM2M when the caller names none).
+    try:
+        first = api.get_account_device_information(account).body
+        got = [d.device_id for d in (first.device_list or [])]
+        want = [d.device_id for d in lwm2m][: len(got)]
+        report.check(
+            "account_devices(SDK default)",
+            bool(got) and got == want,
+            f"GET /fota/v3/devices/{account} with the SDK's defaults -> {len(got)}"
+            " devices, the first LWM2M page",
+        )
+    except APIException as err:
+        report.fail("account_devices(SDK default)", describe_error(err))
+    return ids
+
+
 def check_device_details(report, client, account, imeis):
     api = client.account_devices
     wanted = sorted(set(imeis))
@@ -490,6 +573,7 @@ def check_stats(report, stats_url):
         "campaign_devices",
         "device_details",
         "provisioning_history",
+        "account_devices",
     ]
     ok = (
         calls.get("oauth_token") == 1
@@ -559,6 +643,7 @@ def main(argv):
         imeis[:3] + campaign_imeis[:3],
     )
     guarded(report, "provisioning_history", check_provisioning, report, client, targets)
+    guarded(report, "account_devices", check_account_devices, report, client, targets)
     guarded(
         report, "error_shape", check_error_shape, report, client, account, targets.unknown_imei
     )
@@ -573,7 +658,7 @@ def main(argv):
     if report.failures:
         print(f"FAILED: {report.failures} check(s)")
         return 1
-    print("OK: the Verizon SDK obtained both tokens and read all five endpoints")
+    print("OK: the Verizon SDK obtained both tokens and read all six endpoints")
     return 0
 
 

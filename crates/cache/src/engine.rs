@@ -34,13 +34,14 @@ use std::time::Duration;
 use devicegraph_upstream::UpstreamError;
 use futures::future::BoxFuture;
 use moka::Expiry;
+use tokio::time::Instant;
 use tracing::debug;
 
 use crate::clock::Clock;
 use crate::coalesce::{Flight, FlightGuard, FlightSender, Inflight, KeyOutcome, Published};
 use crate::epoch::{Epochs, FlightEpoch};
 use crate::error::CacheError;
-use crate::fetched::{Fetched, Freshness, KeyResult};
+use crate::fetched::{Fetched, Freshness, KeyResult, StaleReason, Stamp};
 use crate::freshness::{State, Windows, state_of};
 use crate::key::{AnyKey, KeyRef};
 use crate::l2::L2;
@@ -127,6 +128,7 @@ fn found<R: Resource>(result: KeyResult<R::Value>) -> Result<Fetched<R::Value>, 
             value,
             freshness: fetched.freshness,
             version: fetched.version,
+            stamp: fetched.stamp,
         }),
         Cached::Absent(nf) => Err(CacheError::Upstream(nf.to_error(R::INFO.endpoint))),
     }
@@ -242,14 +244,14 @@ impl Engine {
         for key in unique {
             let entry = self.lookup::<R>(&key);
             match entry.as_ref().map(|e| state_of(e, now, self.windows)) {
-                Some(State::Fresh) => out.put(key, hit(entry, Freshness::Hit)),
+                Some(State::Fresh) => out.put(key, hit(entry, now, None)),
                 Some(State::Revalidate) => {
                     revalidate.push((key.clone(), AnyKey::new::<R>(key.clone())));
-                    out.put(key, hit(entry, Freshness::Hit));
+                    out.put(key, hit(entry, now, None));
                 }
                 // The upstream asked us to back off: trying would only wait or fail.
                 Some(State::StaleIfError) if paused() => {
-                    out.put(key, hit(entry, Freshness::Stale));
+                    out.put(key, hit(entry, now, Some(StaleReason::RateLimited)));
                 }
                 Some(State::StaleIfError) => need.push(Need {
                     any: AnyKey::new::<R>(key.clone()),
@@ -289,7 +291,7 @@ impl Engine {
                             State::Fresh | State::Revalidate
                         )
                     {
-                        out.put(n.key, hit(Some(e), Freshness::Hit));
+                        out.put(n.key, hit(Some(e), now, None));
                         continue;
                     }
                     map.insert(n.any.clone(), flight.clone());
@@ -339,9 +341,10 @@ impl Engine {
                 .map(|(flight, needs)| async move { (flight.wait::<R>().await, needs) }),
         )
         .await;
+        let now = self.clock.now();
         for (result, needs) in published {
             for n in needs {
-                let answer = resolve::<R>(&n, result.as_deref());
+                let answer = resolve::<R>(&n, result.as_deref(), now);
                 out.put(n.key, answer);
             }
         }
@@ -371,7 +374,7 @@ impl Engine {
         if let Some(l2) = &self.l2 {
             let now = self.clock.now();
             let found = l2
-                .get_many::<R>(remaining.iter().map(|(_, any)| any), now)
+                .get_many::<R>(remaining.iter().map(|(_, any)| any), now, self.clock.wall())
                 .await;
             let mut fresh: Vec<(AnyKey, Arc<Entry<R::Value>>)> = Vec::new();
             let mut left = Vec::with_capacity(remaining.len());
@@ -406,11 +409,12 @@ impl Engine {
         if !remaining.is_empty() {
             let mut answers = fetch(remaining.iter().map(|(key, _)| key.clone()).collect()).await;
             let stored_at = self.clock.now();
+            let fetched_at = self.clock.wall();
             let mut fetched: Vec<(AnyKey, Arc<Entry<R::Value>>)> = Vec::new();
             for (key, any) in remaining {
                 let outcome = match answers.remove(&key) {
                     Some(Ok(answer)) => {
-                        let entry = Arc::new(Entry::new(answer, stored_at));
+                        let entry = Arc::new(Entry::new(answer, stored_at, fetched_at));
                         fetched.push((any, Arc::clone(&entry)));
                         KeyOutcome::Value {
                             entry,
@@ -432,6 +436,7 @@ impl Engine {
                         error: UpstreamError::Unavailable {
                             endpoint: R::INFO.endpoint,
                             reason: "the upstream answer did not cover this key".to_owned(),
+                            status: None,
                         },
                         stale: l2_stale.remove(&key),
                     },
@@ -581,18 +586,43 @@ impl Engine {
     /// Stores an entry directly, as a flight would (tests).
     #[cfg(test)]
     pub(crate) fn insert<R: Resource>(&self, key: R::Key, answer: Answer<R::Value>) {
-        let entry = Arc::new(Entry::new(answer, self.clock.now()));
+        let entry = Arc::new(Entry::new(answer, self.clock.now(), self.clock.wall()));
         self.put::<R>(&AnyKey::new::<R>(key), &entry);
     }
 }
 
-fn hit<V: Clone>(entry: Option<Arc<Entry<V>>>, freshness: Freshness) -> KeyResult<V> {
+/// `entry` as a read at `now` answers it: a hit, or served stale for `stale`.
+fn served<V: Clone>(
+    entry: &Entry<V>,
+    freshness: Freshness,
+    now: Instant,
+    stale: Option<StaleReason>,
+) -> Fetched<Cached<V>> {
+    Fetched {
+        value: entry.value.clone(),
+        freshness,
+        version: entry.version,
+        stamp: Stamp {
+            fetched_at: Some(entry.fetched_at),
+            age: now.saturating_duration_since(entry.stored_at),
+            stale_reason: stale,
+        },
+    }
+}
+
+/// An entry found in L1, served as a hit, or stale for `stale`.
+fn hit<V: Clone>(
+    entry: Option<Arc<Entry<V>>>,
+    now: Instant,
+    stale: Option<StaleReason>,
+) -> KeyResult<V> {
+    let freshness = if stale.is_some() {
+        Freshness::Stale
+    } else {
+        Freshness::Hit
+    };
     match entry {
-        Some(e) => Ok(Fetched {
-            value: e.value.clone(),
-            freshness,
-            version: e.version,
-        }),
+        Some(e) => Ok(served(&e, freshness, now, stale)),
         // Callers only pass entries they found; keep the type honest anyway.
         None => Err(CacheError::Internal {
             reason: "hit without an entry",
@@ -600,27 +630,27 @@ fn hit<V: Clone>(entry: Option<Arc<Entry<V>>>, freshness: Freshness) -> KeyResul
     }
 }
 
-/// One key's answer from the flight it waited on.
-fn resolve<R: Resource>(need: &Need<R>, published: Option<&Published<R>>) -> KeyResult<R::Value> {
+/// One key's answer from the flight it waited on, read at `now`.
+fn resolve<R: Resource>(
+    need: &Need<R>,
+    published: Option<&Published<R>>,
+    now: Instant,
+) -> KeyResult<R::Value> {
     match published.and_then(|p| p.get(&need.key)) {
-        Some(KeyOutcome::Value { entry, from_l2 }) => Ok(Fetched {
-            value: entry.value.clone(),
-            freshness: if *from_l2 {
+        Some(KeyOutcome::Value { entry, from_l2 }) => {
+            let freshness = if *from_l2 {
                 Freshness::Hit
             } else {
                 Freshness::Miss
-            },
-            version: entry.version,
-        }),
+            };
+            Ok(served(entry, freshness, now, None))
+        }
         Some(KeyOutcome::Failed { error, stale }) => {
             if error.is_transient()
                 && let Some(entry) = need.stale.as_ref().or(stale.as_ref())
             {
-                return Ok(Fetched {
-                    value: entry.value.clone(),
-                    freshness: Freshness::Stale,
-                    version: entry.version,
-                });
+                let reason = StaleReason::of(error);
+                return Ok(served(entry, Freshness::Stale, now, Some(reason)));
             }
             Err(CacheError::Upstream(error.clone()))
         }

@@ -244,6 +244,66 @@ async fn failed_background_refresh_keeps_the_entry() {
     assert_eq!(engine.inflight().len(), 0);
 }
 
+/// Every read says when its entry was fetched, how old it was when read and, when
+/// served stale, why (from the failure that made it fall back).
+#[tokio::test(start_paused = true)]
+async fn reads_stamp_the_fetch_time_the_age_and_why_stale() {
+    let (engine, fake) = (engine(), Fake::new());
+    let miss = read1(&engine, &fake, 1).await.unwrap();
+    assert_eq!(miss.freshness, Freshness::Miss);
+    let at = miss.stamp.fetched_at.unwrap();
+    assert_eq!(miss.stamp.age, Duration::ZERO);
+    assert_eq!(miss.stamp.stale_reason, None);
+
+    advance(Duration::from_secs(20)).await;
+    let hit = read1(&engine, &fake, 1).await.unwrap();
+    assert_eq!(hit.freshness, Freshness::Hit);
+    assert_eq!(
+        hit.stamp.fetched_at,
+        Some(at),
+        "the entry's, not the read's"
+    );
+    assert_eq!(hit.stamp.age, Duration::from_secs(20));
+
+    advance(TTL + SWR).await;
+    let failures = [
+        (
+            UpstreamError::Unavailable {
+                endpoint: Endpoint::DeviceDetails,
+                reason: "HTTP 503".into(),
+                status: Some(503),
+            },
+            StaleReason::UpstreamError,
+        ),
+        (
+            UpstreamError::Timeout {
+                endpoint: Endpoint::DeviceDetails,
+            },
+            StaleReason::UpstreamUnavailable,
+        ),
+        (
+            UpstreamError::RateLimited {
+                endpoint: Endpoint::DeviceDetails,
+                retry_after: None,
+            },
+            StaleReason::RateLimited,
+        ),
+    ];
+    for (error, reason) in failures {
+        fake.fail_with(Some(error));
+        let stale = read1(&engine, &fake, 1).await.unwrap();
+        assert_eq!(stale.freshness, Freshness::Stale);
+        assert_eq!(stale.stamp.stale_reason, Some(reason));
+        assert_eq!(stale.stamp.fetched_at, Some(at));
+        // 110 s, plus the failed fetches' 100 ms each.
+        let age = stale.stamp.age;
+        assert!(
+            age >= Duration::from_secs(110) && age < Duration::from_secs(111),
+            "{age:?}"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn stale_if_error_only_for_transient_failures_and_within_the_window() {
     let (engine, fake) = (engine(), Fake::new());
@@ -253,6 +313,7 @@ async fn stale_if_error_only_for_transient_failures_and_within_the_window() {
     fake.fail_with(Some(UpstreamError::Unavailable {
         endpoint: Endpoint::DeviceDetails,
         reason: "HTTP 503".into(),
+        status: Some(503),
     }));
     assert_eq!(
         version(&read1(&engine, &fake, 1).await),
@@ -397,7 +458,7 @@ async fn invalidation_drops_the_scope_and_counts() {
     let (engine, fake) = (engine(), Fake::new());
     read(&engine, &fake, &[1, 2, 3]).await;
     let other: AccountName = "0000999999-00001".parse().unwrap();
-    let campaign: CampaignId = "camp-1".parse().unwrap();
+    let campaign: CampaignId = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9".parse().unwrap();
     let answer: Answer<Arc<Vec<CheckIn>>> = Answer {
         value: Cached::Found(Arc::new(Vec::new())),
         ttl: TTL,
@@ -463,7 +524,11 @@ async fn the_byte_bound_holds_when_filled_far_past_it() {
             value: device(&imei(n).to_string(), 1),
             ttl: TTL,
         };
-        let entry = Arc::new(Entry::new(answer.clone(), tokio::time::Instant::now()));
+        let entry = Arc::new(Entry::new(
+            answer.clone(),
+            tokio::time::Instant::now(),
+            std::time::SystemTime::now(),
+        ));
         total += u64::from(Slot::new::<Details>(&AnyKey::new::<Details>(key(n)), entry).weight);
         engine.insert::<Details>(key(n), answer);
     }

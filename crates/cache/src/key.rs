@@ -17,8 +17,10 @@ use chrono::SecondsFormat;
 use crate::resource::{Owner, Resource, ResourceKey};
 use crate::scope::InvalidateScope;
 
-/// Bump when the L2 value format changes; old entries are then simply never read.
-/// (v2: values are stored per resource type, not as one enum of all of them.)
+/// Bump when the L2 value format changes so that one release would misread the
+/// other's records; old entries are then simply never read. An added optional field
+/// needs no bump (see `l2`). (v2: values are stored per resource type, not as one
+/// enum of all of them; v2 records gained `fetched_ms` without a bump.)
 pub(crate) const L2_FORMAT: &str = "v2";
 
 /// One entry's key: which resource, and that resource's key.
@@ -150,6 +152,7 @@ fn redis_key<R: Resource>(key: &R::Key, prefix: &str) -> String {
         Owner::Campaign { account, campaign } => {
             format!("{prefix}:{L2_FORMAT}:a:{account}:{tag}:{campaign}")
         }
+        Owner::Account { account } => format!("{prefix}:{L2_FORMAT}:a:{account}:{tag}"),
         Owner::Identifier { device } => format!(
             "{prefix}:{L2_FORMAT}:d:{}:{}:{tag}",
             device.kind().wire_name(),

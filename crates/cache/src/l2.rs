@@ -4,12 +4,21 @@
 //! Each entry is one JSON record under the key's versioned Redis key, expiring with
 //! Redis's own `PX` after TTL + retention (the same lifetime as in L1). A reader gets
 //! the record and its remaining `PTTL` in one pipeline and computes the entry's age
-//! from them, so replicas never compare wall clocks. Every failure is logged and
-//! treated as a miss: the L2 can make a request cheaper, never fail it.
+//! from them, so replicas never compare wall clocks for freshness. The record also
+//! carries the writer's wall-clock fetch time, so every replica reports the same
+//! `Freshness.fetchedAt` for one entry (not the time it happened to read it). Every
+//! failure is logged and treated as a miss: the L2 can make a request cheaper,
+//! never fail it.
+//!
+//! The record format only ever grows by optional fields (`fetched_ms` was added
+//! without bumping `key::L2_FORMAT`): a replica of the previous release ignores
+//! the field and one of this release reads the previous release's records, so a
+//! rolling upgrade keeps one shared L2 and one invalidation key space. A change
+//! that an older reader would misread must bump `L2_FORMAT`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, timeout};
@@ -29,6 +38,9 @@ struct RecordOut<'a, V> {
     ttl_ms: u64,
     /// TTL + retention as written (the record's full Redis lifetime).
     life_ms: u64,
+    /// When the writer fetched the value: milliseconds since the Unix epoch, on its
+    /// wall clock.
+    fetched_ms: u64,
     value: &'a Cached<V>,
 }
 
@@ -36,7 +48,16 @@ struct RecordOut<'a, V> {
 struct RecordIn<V> {
     ttl_ms: u64,
     life_ms: u64,
+    /// Absent in records written before it existed: the fetch time is then
+    /// estimated from the record's age.
+    #[serde(default)]
+    fetched_ms: Option<u64>,
     value: Cached<V>,
+}
+
+/// `t` in milliseconds since the Unix epoch (0 before it).
+fn epoch_millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
 pub(crate) struct L2 {
@@ -58,11 +79,13 @@ impl L2 {
     }
 
     /// The entries Redis has for `keys` (keys of `R`), in the order asked, with
-    /// their age mapped onto `now`.
+    /// their age mapped onto `now` (`wall`: the same instant on the wall clock, for
+    /// records that do not carry their fetch time).
     pub(crate) async fn get_many<'k, R: Resource>(
         &self,
         keys: impl ExactSizeIterator<Item = &'k AnyKey>,
         now: Instant,
+        wall: SystemTime,
     ) -> Vec<Option<Arc<Entry<R::Value>>>> {
         let asked = keys.len();
         let keys: Vec<String> = keys.map(|key| key.redis_key(&self.prefix)).collect();
@@ -113,11 +136,15 @@ impl L2 {
             let Some(stored_at) = now.checked_sub(age) else {
                 continue;
             };
+            let fetched_at = match record.fetched_ms {
+                Some(ms) => UNIX_EPOCH + Duration::from_millis(ms),
+                None => wall.checked_sub(age).unwrap_or(wall),
+            };
             let answer = Answer {
                 value: record.value,
                 ttl: Duration::from_millis(record.ttl_ms),
             };
-            *slot = Some(Arc::new(Entry::new(answer, stored_at)));
+            *slot = Some(Arc::new(Entry::new(answer, stored_at, fetched_at)));
         }
         found
     }
@@ -140,6 +167,7 @@ impl L2 {
             let record = RecordOut {
                 ttl_ms: millis(entry.ttl),
                 life_ms: millis(life),
+                fetched_ms: epoch_millis(entry.fetched_at),
                 value: &entry.value,
             };
             let Ok(body) = serde_json::to_vec(&record) else {

@@ -42,7 +42,7 @@ mod weigh;
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use config::StoreConfig;
 pub use error::CacheError;
-pub use fetched::{Fetched, Freshness};
+pub use fetched::{Fetched, Freshness, StaleReason, Stamp};
 pub use metrics::METRICS;
 pub use pacer::Pacer;
 pub use resource::{Fetches, Info, OwnedBy, Owner, Resource, ResourceKey, Ttls};

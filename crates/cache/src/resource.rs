@@ -58,7 +58,8 @@ pub trait Resource: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct Ttls {
     configured: BTreeMap<&'static str, Duration>,
-    /// How long "no such device" (or any `*.NotFound` answer) is remembered.
+    /// How long "no such device" (or any answer whose code ends in `NotFound`: an
+    /// unknown account or campaign) is remembered.
     pub not_found: Duration,
 }
 
@@ -148,7 +149,7 @@ impl ResourceKey for (AccountName, Imei) {
 }
 
 /// Who an entry belongs to: what invalidation scopes reach it, and where in Redis
-/// its L2 copy lives (`a:{account}:{tag}:{imei | campaign}[:{part}]` or
+/// its L2 copy lives (`a:{account}:{tag}[:{imei | campaign}][:{part}]` or
 /// `d:{kind}:{id}:{tag}[:{part}]`, see `key`).
 #[derive(Debug, Clone, Copy)]
 pub enum Owner<'a> {
@@ -164,6 +165,8 @@ pub enum Owner<'a> {
     },
     /// A device named without an account (provisioning history).
     Identifier { device: &'a DeviceIdentifier },
+    /// A whole account (the pages of its device list).
+    Account { account: &'a AccountName },
 }
 
 /// The kinds of [`Owner`].
@@ -172,13 +175,16 @@ pub enum OwnedBy {
     Device,
     Campaign,
     Identifier,
+    Account,
 }
 
 impl Owner<'_> {
     /// Whether an invalidation of `scope` drops the entry. A whole-account scope
     /// reaches every account-owned entry; a device scope reaches that device's
     /// entries, including those named by its IMEI without an account; a campaign
-    /// scope, that campaign's pages.
+    /// scope, that campaign's pages. An account's own entries (its device list) only
+    /// the whole-account scope: a device's details are read from that device's
+    /// entries, which its scope reaches, not from the list.
     pub(crate) fn in_scope(self, scope: &InvalidateScope) -> bool {
         let whole = scope.imei.is_none() && scope.campaign.is_none();
         match self {
@@ -191,6 +197,7 @@ impl Owner<'_> {
             Self::Identifier { device } => scope.imei.as_ref().is_some_and(|want| {
                 device.kind() == DeviceIdKind::Imei && device.id() == want.as_str()
             }),
+            Self::Account { account } => *account == scope.account && whole,
         }
     }
 
@@ -205,6 +212,7 @@ impl Owner<'_> {
                 alloc(account.as_str().len()) + alloc(campaign.as_str().len())
             }
             Self::Identifier { device } => alloc(device.id().len()),
+            Self::Account { account } => alloc(account.as_str().len()),
         }
     }
 }
@@ -213,7 +221,7 @@ impl Owner<'_> {
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub(crate) enum Cached<V> {
     Found(V),
-    /// A documented "not found" error answer (`*.NotFound` code), remembered for
+    /// A documented "not found" error answer (a code ending in `NotFound`), remembered for
     /// `ttl.not_found` so a typo is not asked upstream again on every request.
     Absent(Arc<NotFound>),
 }
@@ -227,8 +235,8 @@ pub(crate) struct NotFound {
 }
 
 impl NotFound {
-    /// `Some` for errors that say the thing does not exist. Codes are stable
-    /// (`FOTA.DEVICE.NotFound`, `REQUEST_FAILED.Account.NotFound`); messages are not.
+    /// `Some` for errors that say the thing does not exist
+    /// ([`UpstreamError::is_not_found`]: a code ending in `NotFound`).
     pub(crate) fn from_error(error: &UpstreamError) -> Option<Self> {
         match error {
             UpstreamError::Api {
@@ -236,7 +244,7 @@ impl NotFound {
                 error_code,
                 error_message,
                 ..
-            } if error_code.ends_with(".NotFound") => Some(Self {
+            } if error.is_not_found() => Some(Self {
                 status: *status,
                 error_code: error_code.clone(),
                 error_message: error_message.clone(),

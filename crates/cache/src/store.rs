@@ -188,15 +188,58 @@ impl Store {
         if keys.is_empty() {
             return HashMap::new();
         }
+        self.get_many_known::<R>(keys, HashMap::new(), || false)
+            .await
+    }
+
+    /// [`Store::get_many`] for keys whose values the caller already holds from an
+    /// upstream answer read just now that carries them too (a page of an account's
+    /// device list carries every device's details). A key cached fresh is answered
+    /// from the cache as ever; a key that would be fetched is answered with its
+    /// `known` value instead, stored like a fetched one (TTL from now, L2 copy, new
+    /// version), provided `still_current()` holds when that fetch starts. It should
+    /// say whether the answer the values came from is still the current cache entry:
+    /// if an invalidation dropped it in the meantime, its values are stale too. Keys
+    /// `known` lacks, and every key when `still_current()` fails, are fetched from
+    /// the upstream as usual; an invalidation after the check keeps the flight from
+    /// storing, as for any fetch.
+    pub async fn get_many_known<R: Resource>(
+        &self,
+        keys: Vec<R::Key>,
+        known: HashMap<R::Key, R::Value>,
+        still_current: impl FnOnce() -> bool + Send + 'static,
+    ) -> HashMap<R::Key, Result<Fetched<R::Value>, CacheError>> {
+        if keys.is_empty() {
+            return HashMap::new();
+        }
         let inner = Arc::clone(&self.inner);
         let fetch = move |keys: Vec<R::Key>| -> BoxFuture<'static, FetchAnswers<R>> {
             Box::pin(async move {
-                let fetched = R::fetch(&inner.client, keys).await;
                 let ttls = &inner.config.ttl;
-                fetched
-                    .into_iter()
-                    .map(|(key, result)| (key, settle::<R>(result, ttls)))
-                    .collect()
+                // Checked here, inside the flight (after its epoch began), so an
+                // invalidation either dropped the source before this check or is
+                // seen by the flight's store and keeps it from storing.
+                let mut known = if known.is_empty() || !still_current() {
+                    HashMap::new()
+                } else {
+                    known
+                };
+                let mut answers = FetchAnswers::<R>::with_capacity(keys.len());
+                let mut missing = Vec::new();
+                for key in keys {
+                    match known.remove(&key) {
+                        Some(value) => {
+                            answers.insert(key, settle::<R>(Ok(value), ttls));
+                        }
+                        None => missing.push(key),
+                    }
+                }
+                if !missing.is_empty() {
+                    for (key, result) in R::fetch(&inner.client, missing).await {
+                        answers.insert(key, settle::<R>(result, ttls));
+                    }
+                }
+                answers
             })
         };
         self.inner.engine.read::<R, _>(keys, fetch).await

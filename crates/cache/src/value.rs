@@ -1,6 +1,8 @@
 //! What the cache holds: parsed upstream answers behind `Arc` (a hit clones a pointer,
-//! never a body), stamped with when they were stored and for how long they are fresh,
-//! and what each entry weighs (summed from `weigh`'s estimates of its parts).
+//! never a body), stamped with when they were stored (on the monotonic clock that
+//! decides freshness, and on the wall clock that `Freshness.fetchedAt` reports) and
+//! for how long they are fresh, and what each entry weighs (summed from `weigh`'s
+//! estimates of its parts).
 //!
 //! One L1 holds every resource (one byte budget), so its values are [`Slot`]s: the
 //! TTL and weight moka needs, and the typed [`Entry`] behind `dyn Any`. Only
@@ -12,7 +14,7 @@ use std::any::Any;
 use std::mem::size_of;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -32,6 +34,9 @@ pub(crate) struct Answer<V> {
 pub(crate) struct Entry<V> {
     pub(crate) value: Cached<V>,
     pub(crate) stored_at: Instant,
+    /// Wall-clock time the upstream answered, on the replica that fetched it (an
+    /// L2 copy keeps the writer's).
+    pub(crate) fetched_at: SystemTime,
     pub(crate) ttl: Duration,
     /// Unique in this process: a new entry for the same key (a refresh, a refetch
     /// after an invalidation) has another version, so whatever was built from the
@@ -43,10 +48,11 @@ pub(crate) struct Entry<V> {
 static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
 
 impl<V> Entry<V> {
-    pub(crate) fn new(answer: Answer<V>, stored_at: Instant) -> Self {
+    pub(crate) fn new(answer: Answer<V>, stored_at: Instant, fetched_at: SystemTime) -> Self {
         Self {
             value: answer.value,
             stored_at,
+            fetched_at,
             ttl: answer.ttl,
             version: NEXT_VERSION.fetch_add(1, Ordering::Relaxed),
         }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use devicegraph_cache::resources::*;
-use devicegraph_cache::{CacheError, Freshness, InvalidateScope, Store, StoreConfig, TokioClock};
+use devicegraph_cache::{
+    CacheError, Freshness, InvalidateScope, ManualClock, Store, StoreConfig, TokioClock,
+};
 use devicegraph_upstream::{Endpoint, UpstreamError};
 use futures::future::join_all;
 use serde_json::json;
@@ -30,6 +32,43 @@ fn redis_config(url: &str, test: &str) -> StoreConfig {
     config.redis_url = Some(url.to_owned());
     config.redis_key_prefix = unique_prefix(test);
     config
+}
+
+/// The fetch time travels with the L2 copy: a second store reports the first's
+/// (here an hour ahead of real time, so the second's own clock cannot produce it),
+/// not the time it read the copy; the age comes from Redis's expiry, not from
+/// comparing the two clocks.
+#[tokio::test]
+async fn a_second_store_reports_the_fetch_time_of_the_first() {
+    let Some(url) = redis_url() else { return };
+    let sim = sim(10_000).await;
+    let config = redis_config(&url, "fetched-at");
+    let ahead = Arc::new(ManualClock::new());
+    ahead.advance(Duration::from_secs(3600));
+    let first = store(&sim, config.clone(), ahead);
+    let second = store(&sim, config, Arc::new(TokioClock));
+    let key = (account(), sample_imeis(&sim)[0].clone());
+
+    let fetched = first.get::<CheckIns>(key.clone()).await.unwrap();
+    assert_eq!(fetched.freshness, Freshness::Miss);
+    let at = fetched.stamp.fetched_at.unwrap();
+    let before = stats(&sim).await;
+
+    let copy = second.get::<CheckIns>(key).await.unwrap();
+    assert_eq!(copy.freshness, Freshness::Hit, "from the L2");
+    assert_eq!(
+        calls(&stats(&sim).await, "check_in_history"),
+        calls(&before, "check_in_history")
+    );
+    // Redis keeps milliseconds.
+    let millis =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    assert_eq!(copy.stamp.fetched_at.map(millis), Some(millis(at)));
+    assert!(
+        copy.stamp.age < Duration::from_secs(5),
+        "{:?}",
+        copy.stamp.age
+    );
 }
 
 #[tokio::test]

@@ -4,17 +4,25 @@
 //! client page is cut from as many upstream pages as it needs (each fetched through
 //! `Store::campaign_page`, cached per upstream cursor), starting from the upstream page
 //! its cursor is anchored to (see `cursor.rs`).
+//!
+//! A `CampaignDevice` read back by its global id (`node`) is found on the same cached
+//! pages ([`find_rows`]): free right after the page that gave the id, bounded by
+//! [`NODE_SCAN_PAGES`] upstream pages on a cold cache.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use devicegraph_cache::Freshness as CacheFreshness;
 use devicegraph_upstream::model::CampaignDevice as WireDevice;
 use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, UpstreamError};
 
-use crate::cost::FILTER_SCAN_PAGES;
+use crate::cost::{FILTER_SCAN_PAGES, NODE_SCAN_PAGES};
 use crate::cursor::{Cursor, Owner, id_cmp};
 use crate::device::{Device, Wants, prefetch_histories};
-use crate::error::{bad_input, from_cache, from_upstream};
+use crate::error::{Code, bad_input, coded, from_cache, from_upstream};
+use crate::freshness::Freshness;
+use crate::global_id::GlobalId;
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::RequestState;
 
@@ -94,7 +102,7 @@ impl Campaign {
                     state.max_page_size()
                 ))
             })?;
-        let owner = Owner {
+        let owner = Owner::Campaign {
             account: &self.account,
             campaign: &self.id,
         };
@@ -136,7 +144,7 @@ impl Walk<'_> {
         let mut total = None;
         let mut has_next_page = false;
 
-        let owner = Owner {
+        let owner = Owner::Campaign {
             account: self.account,
             campaign: self.campaign,
         };
@@ -152,6 +160,8 @@ impl Walk<'_> {
         };
         let mut scan_end: Option<String> = None;
         let mut pages = 0usize;
+        // Of the upstream pages this page is cut from (read anyway).
+        let mut freshness: Option<Freshness> = None;
         loop {
             pages += 1;
             if pages > MAX_UPSTREAM_PAGES {
@@ -162,6 +172,8 @@ impl Walk<'_> {
                 .campaign_page(self.account, self.campaign, upstream_cursor.as_deref())
                 .await?;
             self.state.note(ctx, fetched.freshness);
+            let this = Freshness::of(&fetched);
+            freshness = Some(freshness.map_or(this, |f| f.least_fresh(this)));
             let page = fetched.value;
             total = total.or(page.total_devices);
 
@@ -178,6 +190,7 @@ impl Walk<'_> {
                 }
                 edges.push(CampaignDeviceEdge::new(
                     self.account,
+                    self.campaign,
                     owner,
                     dev,
                     upstream_cursor.clone(),
@@ -254,6 +267,7 @@ impl Walk<'_> {
             edges,
             page_info,
             total_count: total.and_then(|n| i32::try_from(n).ok()),
+            freshness,
         })
     }
 }
@@ -268,6 +282,10 @@ pub(crate) struct CampaignDeviceConnection {
     /// Number of devices in the campaign (before any `status` filter), as the
     /// upstream reports it.
     total_count: Option<i32>,
+    /// Freshness of the campaign report this page was cut from: of the least fresh
+    /// of the upstream report pages it read (the oldest fetch, stale if any was).
+    /// Never calls the upstream.
+    freshness: Option<Freshness>,
 }
 
 /// One device of a campaign page and its cursor.
@@ -282,6 +300,7 @@ pub(crate) struct CampaignDeviceEdge {
 impl CampaignDeviceEdge {
     fn new(
         account: &AccountName,
+        campaign: &CampaignId,
         owner: Owner<'_>,
         dev: &WireDevice,
         anchor: Option<String>,
@@ -293,36 +312,55 @@ impl CampaignDeviceEdge {
         .encode(owner);
         Self {
             cursor,
-            node: CampaignDevice {
-                account: account.clone(),
-                device: dev.clone(),
-            },
+            node: CampaignDevice::new(account, campaign, dev),
         }
     }
 }
 
-/// Relay page information.
+/// Relay page information (of the campaign and the account connections).
 #[derive(SimpleObject)]
 pub(crate) struct PageInfo {
-    /// Whether devices follow this page (with the `status` filter applied).
-    has_next_page: bool,
+    /// Whether devices follow this page (with the connection's filters applied).
+    pub(crate) has_next_page: bool,
     /// True when the page was asked for with `after`.
-    has_previous_page: bool,
+    pub(crate) has_previous_page: bool,
     /// Cursor of the first edge.
-    start_cursor: Option<String>,
+    pub(crate) start_cursor: Option<String>,
     /// Cursor of the last edge; pass as `after` for the next page.
-    end_cursor: Option<String>,
+    pub(crate) end_cursor: Option<String>,
 }
 
 /// A device's status in a campaign.
+#[derive(Clone)]
 pub(crate) struct CampaignDevice {
     account: AccountName,
+    campaign: CampaignId,
     device: WireDevice,
+}
+
+impl CampaignDevice {
+    fn new(account: &AccountName, campaign: &CampaignId, device: &WireDevice) -> Self {
+        Self {
+            account: account.clone(),
+            campaign: campaign.clone(),
+            device: device.clone(),
+        }
+    }
 }
 
 /// A device's status in a campaign.
 #[Object]
 impl CampaignDevice {
+    /// The global id (Relay) of this device's row in this campaign: opaque, stable
+    /// across requests and replicas; `node(id:)` reads it back.
+    pub(crate) async fn id(&self) -> ID {
+        ID(GlobalId::campaign_device(
+            &self.account,
+            &self.campaign,
+            &self.device.device_id,
+        ))
+    }
+
     /// The device's IMEI.
     async fn imei(&self) -> GqlImei {
         GqlImei::output(self.device.device_id.as_str())
@@ -372,4 +410,112 @@ impl CampaignDevice {
             .value
             .map(|d| Device::new(self.account.clone(), imei, d)))
     }
+}
+
+/// What reading some devices of one campaign back by id found.
+pub(crate) struct Rows {
+    /// The rows found, by device id.
+    pub(crate) found: HashMap<String, CampaignDevice>,
+    /// The worst freshness of the pages read.
+    pub(crate) freshness: CacheFreshness,
+    /// Set when the walk stopped at [`NODE_SCAN_PAGES`] uncached pages: the last
+    /// device id it saw. Ids above it were not looked for.
+    pub(crate) scanned_to: Option<String>,
+}
+
+impl Rows {
+    /// The row of `device_id`: `Ok(None)` when the campaign does not list it, an
+    /// error when it lies beyond the pages the walk could read.
+    pub(crate) fn get(&self, device_id: &str) -> Result<Option<CampaignDevice>> {
+        if let Some(row) = self.found.get(device_id) {
+            return Ok(Some(row.clone()));
+        }
+        match &self.scanned_to {
+            Some(last) if id_cmp(device_id, last) == Ordering::Greater => Err(coded(
+                Code::QueryTooComplex,
+                format!(
+                    "campaign device {device_id} lies beyond the {NODE_SCAN_PAGES} uncached \
+                     campaign pages one id lookup may fetch; page through Campaign.devices \
+                     first, or ask again (each lookup caches the pages it read)"
+                ),
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn worse(a: CacheFreshness, b: CacheFreshness) -> CacheFreshness {
+    match (a, b) {
+        (CacheFreshness::Stale, _) | (_, CacheFreshness::Stale) => CacheFreshness::Stale,
+        (CacheFreshness::Miss, _) | (_, CacheFreshness::Miss) => CacheFreshness::Miss,
+        _ => CacheFreshness::Hit,
+    }
+}
+
+/// Finds the rows of `wanted` device ids of one campaign, walking its upstream pages
+/// from the first, through the operation's memo and the cache (the entries
+/// `Campaign.devices` reads), until a page reaches the highest id wanted. Pages are in
+/// ascending device order, so an id below the end of the walk that was not seen is not
+/// in the campaign. At most [`NODE_SCAN_PAGES`] of the pages may be uncached; the
+/// walk stops there (see [`Rows::get`]).
+pub(crate) async fn find_rows(
+    state: &RequestState,
+    account: &AccountName,
+    campaign: &CampaignId,
+    wanted: &HashSet<String>,
+) -> Result<Rows> {
+    let mut rows = Rows {
+        found: HashMap::new(),
+        freshness: CacheFreshness::Hit,
+        scanned_to: None,
+    };
+    let Some(highest) = wanted.iter().max_by(|a, b| id_cmp(a, b)) else {
+        return Ok(rows);
+    };
+    let mut cursor: Option<String> = None;
+    let mut uncached = 0u64;
+    for _ in 0..MAX_UPSTREAM_PAGES {
+        if !state.campaign_page_cached(account, campaign, cursor.as_deref()) {
+            uncached += 1;
+            if uncached > NODE_SCAN_PAGES {
+                rows.scanned_to = Some(cursor.unwrap_or_default());
+                return Ok(rows);
+            }
+        }
+        let fetched = state
+            .campaign_page(account, campaign, cursor.as_deref())
+            .await?;
+        rows.freshness = worse(rows.freshness, fetched.freshness);
+        let page = fetched.value;
+        for dev in page
+            .devices
+            .iter()
+            .filter(|d| wanted.contains(&d.device_id))
+        {
+            rows.found.insert(
+                dev.device_id.clone(),
+                CampaignDevice::new(account, campaign, dev),
+            );
+        }
+        let reached = page
+            .devices
+            .last()
+            .is_some_and(|d| id_cmp(&d.device_id, highest) != Ordering::Less);
+        if reached || !page.has_more_data {
+            return Ok(rows);
+        }
+        if page.devices.is_empty() {
+            return Err(broken("hasMoreData with an empty page"));
+        }
+        let Some(next) = page.last_seen_device_id.clone() else {
+            return Err(broken("hasMoreData without lastSeenDeviceId"));
+        };
+        if let Some(cur) = &cursor
+            && id_cmp(&next, cur) != Ordering::Greater
+        {
+            return Err(broken("lastSeenDeviceId did not advance"));
+        }
+        cursor = Some(next);
+    }
+    Err(broken("too many upstream pages"))
 }

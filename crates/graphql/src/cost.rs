@@ -12,11 +12,22 @@
 //! - device details: one call per 1,000 uncached devices of an account (the batch
 //!   size), whether they come from `device`, `devices` or campaign pages;
 //! - upgrade history and check-ins: one call per uncached device that selects them;
+//! - a campaign: its first report page when `totalDevices` reads it, or when no page
+//!   of devices is asked for (the resolver then reads it to know the campaign exists);
 //! - a campaign connection: the upstream pages its `first` needs from its cursor
 //!   (a cached page chain is followed and costs nothing); with a `status` filter, the
 //!   pages the resolver may scan ([`FILTER_SCAN_PAGES`] at most); devices on pages not
 //!   yet cached are assumed uncached;
-//! - provisioning history: one call per started year of its window, when uncached.
+//! - an account connection: the same for its device-list pages (per protocol), with
+//!   any of its detail filters counted like `status`; devices on pages not yet cached
+//!   need no details call (the page carries their details), devices on cached pages
+//!   one per 1,000 whose details are not cached (all scanned ones when filtering);
+//! - provisioning history: one call per started year of its window, when uncached;
+//! - `node`/`nodes`: a device id costs what `device` would (its details batched with
+//!   every other device of the operation); a campaign-device id follows its
+//!   campaign's cached page chain from the first page and, where the chain is not
+//!   cached, counts the pages the resolver may fetch (at most `NODE_SCAN_PAGES` per
+//!   campaign, fewer when a cached page gave the campaign's size).
 //!
 //! Accounts the caller may not read cost nothing (they answer FORBIDDEN without a
 //! call), and reveal nothing of the cache. List arguments longer than
@@ -32,22 +43,32 @@ use async_graphql::parser::types::{
 use async_graphql::{Positioned, Value, Variables};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{
-    CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning, ProvisioningKey,
-    UpgradeHistory,
+    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, CheckIns, Details, Provisioning,
+    ProvisioningKey, UpgradeHistory,
 };
 use devicegraph_cache::{Resource, Store};
-use devicegraph_upstream::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei};
+use devicegraph_upstream::{
+    AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, Imei, Protocol,
+};
 
 use crate::AccountScope;
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, Owner, id_cmp};
+use crate::filter::Filter;
+use crate::global_id::GlobalId;
 
 /// Devices per upstream device-details request.
 const DETAILS_BATCH: u64 = 1_000;
 /// Devices per upstream campaign-report page.
 const CAMPAIGN_PAGE: u64 = 1_000;
+/// Devices per upstream account device-list page (its `maxPageSize`).
+pub(crate) const ACCOUNT_PAGE: u64 = 1_000;
 /// Upstream pages one filtered campaign page may scan beyond those `first` needs
 /// (the resolver stops there and returns a shorter page with `hasNextPage`).
 pub(crate) const FILTER_SCAN_PAGES: u64 = 10;
+/// Upstream pages not yet cached that reading campaign rows back by id may fetch (the
+/// first 10,000 devices of a campaign on a cold cache; `campaign::find_rows`). Cached
+/// pages cost nothing and are not counted.
+pub(crate) const NODE_SCAN_PAGES: u64 = FILTER_SCAN_PAGES;
 
 /// The estimate, by upstream endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,6 +78,7 @@ pub struct Estimate {
     pub check_ins: u64,
     pub campaign_pages: u64,
     pub provisioning: u64,
+    pub account_pages: u64,
 }
 
 impl Estimate {
@@ -66,6 +88,7 @@ impl Estimate {
             .saturating_add(self.check_ins)
             .saturating_add(self.campaign_pages)
             .saturating_add(self.provisioning)
+            .saturating_add(self.account_pages)
     }
 
     /// As reported in `extensions.cost.estimate`.
@@ -78,6 +101,7 @@ impl Estimate {
             ("checkIns", n(self.check_ins)),
             ("campaignPages", n(self.campaign_pages)),
             ("provisioning", n(self.provisioning)),
+            ("accountPages", n(self.account_pages)),
         ])
     }
 }
@@ -108,6 +132,14 @@ struct DeviceParts {
     provisioning: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
+/// What a `node`/`nodes` selection reads, per kind of id.
+struct NodeParts {
+    /// Of a `Device`.
+    device: DeviceParts,
+    /// Of a `CampaignDevice`'s `device`, when selected.
+    row_device: Option<DeviceParts>,
+}
+
 pub(crate) struct Estimator<'a> {
     doc: &'a ExecutableDocument,
     variables: &'a Variables,
@@ -118,6 +150,8 @@ pub(crate) struct Estimator<'a> {
     upgrades: HashSet<(AccountName, Imei)>,
     check_ins: HashSet<(AccountName, Imei)>,
     provisioning: HashSet<(DeviceIdentifier, DateTime<Utc>, DateTime<Utc>)>,
+    /// Campaigns whose uncached pages a campaign-device id lookup already counted.
+    row_scans: HashSet<(AccountName, CampaignId)>,
     out: Estimate,
 }
 
@@ -139,6 +173,7 @@ impl<'a> Estimator<'a> {
             upgrades: HashSet::new(),
             check_ins: HashSet::new(),
             provisioning: HashSet::new(),
+            row_scans: HashSet::new(),
             out: Estimate::default(),
         }
     }
@@ -204,11 +239,52 @@ impl<'a> Estimator<'a> {
                 let Ok(campaign) = id.parse::<CampaignId>() else {
                     return Ok(());
                 };
+                let subs = self.fields(&field.selection_set.node);
+                let devices: Vec<&Field> = subs
+                    .iter()
+                    .copied()
+                    .filter(|sub| sub.name.node == "devices")
+                    .collect();
+                let total = subs.iter().any(|sub| sub.name.node == "totalDevices");
+                // The first report page: read by `totalDevices`, and by the resolver
+                // to know the campaign exists when no page of devices is asked for.
+                let first_counted =
+                    (total || devices.is_empty()) && self.first_page(&account, &campaign);
+                for sub in devices {
+                    self.campaign_devices(&account, &campaign, sub, first_counted)?;
+                }
+            }
+            "node" => {
+                if let Some(Value::String(id)) = self.arg(field, "id") {
+                    let parts = self.node_parts(field);
+                    self.node(&id, &parts);
+                }
+            }
+            "nodes" => {
+                let Some(Value::List(items)) = self.arg(field, "ids") else {
+                    return Ok(());
+                };
+                if items.len() > self.max_list_length {
+                    return Err(TooLong {
+                        argument: "ids",
+                        len: items.len(),
+                        max: self.max_list_length,
+                    });
+                }
+                let parts = self.node_parts(field);
+                for item in items {
+                    if let Value::String(id) = item {
+                        self.node(&id, &parts);
+                    }
+                }
+            }
+            "account" => {
+                let Some(account) = self.account_in(field, "name") else {
+                    return Ok(());
+                };
                 for sub in self.fields(&field.selection_set.node) {
-                    match sub.name.node.as_str() {
-                        "totalDevices" => self.first_page(&account, &campaign),
-                        "devices" => self.campaign_devices(&account, &campaign, sub)?,
-                        _ => {}
+                    if sub.name.node == "devices" {
+                        self.account_devices(&account, sub)?;
                     }
                 }
             }
@@ -248,10 +324,87 @@ impl<'a> Estimator<'a> {
         }
     }
 
-    /// `count` devices not known before their page is fetched.
-    fn unknown_devices(&mut self, account: &AccountName, count: u64, parts: &DeviceParts) {
-        let need = self.accounts.entry(account.clone()).or_default();
-        need.unknown = need.unknown.saturating_add(count);
+    /// One id of `node`/`nodes`; ids that do not decode or that the caller may not
+    /// read cost nothing (they are refused without a call).
+    fn node(&mut self, id: &str, parts: &NodeParts) {
+        let Ok(id) = GlobalId::decode(id) else {
+            return;
+        };
+        if !self.readable(id.account()) {
+            return;
+        }
+        match id {
+            GlobalId::Device { account, imei } => self.device(&account, &imei, &parts.device),
+            GlobalId::CampaignDevice {
+                account,
+                campaign,
+                device_id,
+            } => self.campaign_row(&account, &campaign, &device_id, parts.row_device.as_ref()),
+        }
+    }
+
+    /// A campaign device read back by id: the cached page chain from the first page,
+    /// as `campaign::find_rows` walks it.
+    fn campaign_row(
+        &mut self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        device_id: &str,
+        parts: Option<&DeviceParts>,
+    ) {
+        let mut cursor: Option<String> = None;
+        let mut total: Option<u64> = None;
+        let mut seen = 0u64;
+        // The chain is as long as the resolver would follow, and no longer.
+        for _ in 0..10_000 {
+            let key = CampaignPageKey::new(account, campaign, cursor.as_deref());
+            let Some(page) = self.store.peek::<CampaignPages>(&key) else {
+                break;
+            };
+            total = total.or(page.total_devices);
+            seen = seen.saturating_add(page.devices.len() as u64);
+            let covers = page
+                .devices
+                .last()
+                .is_some_and(|d| id_cmp(&d.device_id, device_id) != std::cmp::Ordering::Less);
+            if covers || !page.has_more_data {
+                let listed = page.devices.iter().any(|d| d.device_id == device_id);
+                if let (true, Some(parts), Ok(imei)) = (listed, parts, device_id.parse::<Imei>()) {
+                    self.device(account, &imei, parts);
+                }
+                return;
+            }
+            match &page.last_seen_device_id {
+                Some(next) => cursor = Some(next.clone()),
+                None => return,
+            }
+        }
+        // Uncached from here: the pages the resolver may fetch, once per campaign.
+        if self.row_scans.insert((account.clone(), campaign.clone())) {
+            let left = total
+                .map(|t| t.saturating_sub(seen).div_ceil(CAMPAIGN_PAGE).max(1))
+                .unwrap_or(NODE_SCAN_PAGES)
+                .min(NODE_SCAN_PAGES);
+            self.out.campaign_pages = self.out.campaign_pages.saturating_add(left);
+        }
+        if let Some(parts) = parts {
+            self.unknown_devices(account, 1, parts, true);
+        }
+    }
+
+    /// `count` devices not known before their page is fetched; `details`: whether
+    /// their details cost a details call (not when the page carries them).
+    fn unknown_devices(
+        &mut self,
+        account: &AccountName,
+        count: u64,
+        parts: &DeviceParts,
+        details: bool,
+    ) {
+        if details {
+            let need = self.accounts.entry(account.clone()).or_default();
+            need.unknown = need.unknown.saturating_add(count);
+        }
         if parts.upgrades {
             self.out.upgrade_history = self.out.upgrade_history.saturating_add(count);
         }
@@ -287,37 +440,31 @@ impl<'a> Estimator<'a> {
         }
     }
 
-    fn first_page(&mut self, account: &AccountName, campaign: &CampaignId) {
-        if !self
+    /// The campaign's first report page; whether it was uncached (and so counted).
+    fn first_page(&mut self, account: &AccountName, campaign: &CampaignId) -> bool {
+        let uncached = !self
             .store
-            .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, None))
-        {
+            .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, None));
+        if uncached {
             self.out.campaign_pages += 1;
         }
+        uncached
     }
 
     /// `Campaign.devices(first, after, status) { edges { node { device { ... } } } }`.
+    /// `first_counted`: the first report page is already counted (by the campaign).
     fn campaign_devices(
         &mut self,
         account: &AccountName,
         campaign: &CampaignId,
         field: &'a Field,
+        first_counted: bool,
     ) -> Result<(), TooLong> {
-        let first = match self.arg(field, "first") {
-            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-            Some(_) => return Ok(()),
-            // The schema's default.
-            None => 100,
+        let Some(first) = self.first(field)? else {
+            return Ok(());
         };
-        if first > self.max_list_length as u64 {
-            return Err(TooLong {
-                argument: "first",
-                len: usize::try_from(first).unwrap_or(usize::MAX),
-                max: self.max_list_length,
-            });
-        }
         let filtered = matches!(self.arg(field, "status"), Some(Value::String(_)));
-        let owner = crate::cursor::Owner { account, campaign };
+        let owner = crate::cursor::Owner::Campaign { account, campaign };
         let after = match self.arg(field, "after") {
             Some(Value::String(s)) => Cursor::decode(&s, owner).ok(),
             _ => None,
@@ -362,17 +509,146 @@ impl<'a> Estimator<'a> {
                 None => return Ok(()),
             }
         }
-        // Uncached from here on.
+        // Uncached from here on (from the first page when the walk starts there and
+        // it is not cached: then the campaign's own read has counted it).
         let pages = if filtered {
             remaining.div_ceil(CAMPAIGN_PAGE) + FILTER_SCAN_PAGES
         } else {
             remaining.div_ceil(CAMPAIGN_PAGE).max(1)
         };
+        let pages = pages.saturating_sub(u64::from(
+            first_counted && pages_seen == 0 && cursor.is_none(),
+        ));
         self.out.campaign_pages = self.out.campaign_pages.saturating_add(pages);
         if let Some(parts) = &parts {
-            self.unknown_devices(account, remaining, parts);
+            self.unknown_devices(account, remaining, parts, true);
         }
         Ok(())
+    }
+
+    /// A connection's `first` (`None`: not a number, validation refuses it), refused
+    /// over `max_list_length`.
+    fn first(&self, field: &Field) -> Result<Option<u64>, TooLong> {
+        let first = match self.arg(field, "first") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
+            Some(_) => return Ok(None),
+            // The schema's default.
+            None => 100,
+        };
+        if first > self.max_list_length as u64 {
+            return Err(TooLong {
+                argument: "first",
+                len: usize::try_from(first).unwrap_or(usize::MAX),
+                max: self.max_list_length,
+            });
+        }
+        Ok(Some(first))
+    }
+
+    /// `Account.devices(first, after, protocol, <filters>) { edges { node { ... } } }`:
+    /// mirrors `account.rs`'s walk over the cached page chain, then counts the pages
+    /// still to fetch.
+    fn account_devices(&mut self, account: &AccountName, field: &'a Field) -> Result<(), TooLong> {
+        let Some(first) = self.first(field)? else {
+            return Ok(());
+        };
+        let protocol = match self.arg(field, "protocol") {
+            Some(Value::String(s)) => match s.parse::<Protocol>() {
+                Ok(p) => Some(p),
+                // Refused by the resolver before any call.
+                Err(_) => return Ok(()),
+            },
+            _ => None,
+        };
+        let text = |name| match self.arg(field, name) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let filter = Filter {
+            status: text("status"),
+            make: text("make"),
+            model: text("model"),
+            firmware: text("firmware"),
+            fota_eligible: match self.arg(field, "fotaEligible") {
+                Some(Value::Boolean(b)) => Some(b),
+                _ => None,
+            },
+        };
+        let filtered = !filter.is_empty();
+        let after = match self.arg(field, "after") {
+            Some(Value::String(s)) => Cursor::decode(&s, Owner::Account { account }).ok(),
+            _ => None,
+        };
+        let parts = self.account_device_parts(field);
+        let floor = after.as_ref().map(|c| c.imei.clone());
+        let mut cursor = after.and_then(|c| c.anchor);
+        let mut remaining = first;
+        let mut pages_seen = 0u64;
+        while let Some(page) = self.store.peek::<AccountPages>(&AccountPageKey::new(
+            account,
+            protocol.as_ref(),
+            cursor.as_deref(),
+        )) {
+            pages_seen += 1;
+            for device in &page.devices {
+                if remaining == 0 {
+                    break;
+                }
+                let id = device.device_id.trim();
+                if floor
+                    .as_deref()
+                    .is_some_and(|f| id_cmp(id, f) != std::cmp::Ordering::Greater)
+                {
+                    continue;
+                }
+                let Ok(imei) = id.parse::<Imei>() else {
+                    continue;
+                };
+                let key = (account.clone(), imei);
+                // A device whose cached details fail the filter costs nothing; one
+                // not cached is read, and assumed to pass (erring high).
+                if filtered {
+                    match self.store.peek::<Details>(&key) {
+                        Some(Some(d)) if !filter.matches(&d) => continue,
+                        Some(None) => continue,
+                        _ => {}
+                    }
+                }
+                remaining -= 1;
+                self.device(account, &key.1, &parts);
+            }
+            if remaining == 0 || !page.has_more_data || pages_seen > FILTER_SCAN_PAGES + 2 {
+                return Ok(());
+            }
+            match &page.last_seen_device_id {
+                Some(next) => cursor = Some(next.clone()),
+                None => return Ok(()),
+            }
+        }
+        // Uncached from here on: their details come with the pages.
+        let pages = if filtered {
+            remaining.div_ceil(ACCOUNT_PAGE) + FILTER_SCAN_PAGES
+        } else {
+            remaining.div_ceil(ACCOUNT_PAGE).max(1)
+        };
+        self.out.account_pages = self.out.account_pages.saturating_add(pages);
+        self.unknown_devices(account, remaining, &parts, false);
+        Ok(())
+    }
+
+    /// The selection under `edges { node { ... } }` of an account connection (its
+    /// nodes are devices), merged over aliases.
+    fn account_device_parts(&self, devices: &'a Field) -> DeviceParts {
+        let mut merged = DeviceParts::default();
+        for edges in self.named(&devices.selection_set.node, "edges") {
+            for node in self.named(&edges.selection_set.node, "node") {
+                let parts = self.device_parts(&node.selection_set.node);
+                merged.upgrades |= parts.upgrades;
+                merged.check_ins |= parts.check_ins;
+                merged.provisioning.extend(parts.provisioning);
+            }
+        }
+        merged
     }
 
     /// The `device` selection under `edges { node { ... } }`, merged over aliases.
@@ -390,6 +666,25 @@ impl<'a> Estimator<'a> {
             }
         }
         found
+    }
+
+    /// What the selection of `node`/`nodes` reads: of a `Device` (its fields, in
+    /// `... on Device` or anywhere: matching by name errs high), and of a
+    /// `CampaignDevice`'s `device`.
+    fn node_parts(&self, field: &'a Field) -> NodeParts {
+        let set = &field.selection_set.node;
+        let mut row_device: Option<DeviceParts> = None;
+        for device in self.named(set, "device") {
+            let parts = self.device_parts(&device.selection_set.node);
+            let merged = row_device.get_or_insert_with(DeviceParts::default);
+            merged.upgrades |= parts.upgrades;
+            merged.check_ins |= parts.check_ins;
+            merged.provisioning.extend(parts.provisioning);
+        }
+        NodeParts {
+            device: self.device_parts(set),
+            row_device,
+        }
     }
 
     fn device_parts(&self, set: &'a SelectionSet) -> DeviceParts {
@@ -480,13 +775,22 @@ impl<'a> Estimator<'a> {
 
     /// The field's `account` when it parses and the caller may read it.
     fn account(&self, field: &Field) -> Option<AccountName> {
-        let Some(Value::String(s)) = self.arg(field, "account") else {
+        self.account_in(field, "account")
+    }
+
+    /// The account named by argument `name` when it parses and the caller may read it.
+    fn account_in(&self, field: &Field, name: &str) -> Option<AccountName> {
+        let Some(Value::String(s)) = self.arg(field, name) else {
             return None;
         };
         let account: AccountName = s.parse().ok()?;
+        self.readable(&account).then_some(account)
+    }
+
+    fn readable(&self, account: &AccountName) -> bool {
         match self.scope {
-            AccountScope::All => Some(account),
-            AccountScope::Only(set) => set.contains(&account).then_some(account),
+            AccountScope::All => true,
+            AccountScope::Only(set) => set.contains(account),
         }
     }
 
@@ -530,7 +834,8 @@ impl<'a> Estimator<'a> {
     }
 }
 
-fn select_operation<'a>(
+/// The operation `name` selects in `doc` (as execution will pick it), if any.
+pub(crate) fn select_operation<'a>(
     doc: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Option<&'a OperationDefinition> {
@@ -566,11 +871,13 @@ mod tests {
             check_ins: 3,
             campaign_pages: 4,
             provisioning: 5,
+            account_pages: 6,
         };
-        assert_eq!(e.total(), 15);
+        assert_eq!(e.total(), 21);
         let Value::Object(map) = e.to_value() else {
             panic!("an object");
         };
-        assert_eq!(map.get("upstreamCalls"), Some(&Value::Number(15.into())));
+        assert_eq!(map.get("upstreamCalls"), Some(&Value::Number(21.into())));
+        assert_eq!(map.get("accountPages"), Some(&Value::Number(6.into())));
     }
 }

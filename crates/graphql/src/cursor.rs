@@ -1,16 +1,18 @@
-//! Relay cursors of the campaign connection.
+//! Relay cursors of the device connections (a campaign's, an account's).
 //!
-//! A cursor names a position in the campaign's ascending IMEI order, so it stays valid
-//! whatever page size the client or the upstream uses. It also remembers the upstream
-//! page the device came from (that page's `lastSeenDeviceId` request parameter), so
-//! the next client page starts from an upstream page that is already cached instead
-//! of a new, uncacheable upstream cursor. Encoded as base64url of
-//! `v2:<owner>:<anchor>:<imei>`: opaque to clients, versioned so the payload can
-//! change. `<owner>` is a hash of the account and campaign the cursor was issued for,
-//! so a cursor passed to another campaign (or account) is refused instead of silently
-//! positioning a foreign list; it is a binding, not a secret (authorization is still
-//! checked on the account). v1 cursors (unbound) are refused with a message to start
-//! again from the first page.
+//! A cursor names a position in the list's ascending IMEI order, so it stays valid
+//! whatever page size the client or the upstream uses (and whatever filter: it is a
+//! position, not a page). It also remembers the upstream page the device came from
+//! (that page's `lastSeenDeviceId` request parameter), so the next client page starts
+//! from an upstream page that is already cached instead of a new, uncacheable
+//! upstream cursor. Encoded as base64url of `v2:<owner>:<anchor>:<imei>`: opaque to
+//! clients, versioned so the payload can change. `<owner>` is a hash of the list the
+//! cursor was issued for (account and campaign, or the account's device list), so a
+//! cursor passed to another list is refused instead of silently positioning a
+//! foreign one; it is a binding, not a secret (authorization is still checked on the
+//! account). v1 cursors (unbound) are refused with a message to start again from the
+//! first page. Decoding is bounded: a cursor longer than any this API issues is
+//! refused before it is decoded.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,22 +23,32 @@ use devicegraph_upstream::{AccountName, CampaignId};
 
 /// The list a cursor belongs to.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Owner<'a> {
-    pub(crate) account: &'a AccountName,
-    pub(crate) campaign: &'a CampaignId,
+pub(crate) enum Owner<'a> {
+    /// A campaign's devices.
+    Campaign {
+        account: &'a AccountName,
+        campaign: &'a CampaignId,
+    },
+    /// Every device of an account.
+    Account { account: &'a AccountName },
 }
 
+/// The longest cursor this API issues is about 120 characters (a 16-digit tag and
+/// two device ids of at most 32 digits, in base64): anything longer is refused
+/// before decoding.
+const MAX_CURSOR_LEN: usize = 160;
+
 impl Owner<'_> {
-    /// FNV-1a (64 bit) of `account \0 campaign`, in hex: stable across replicas and
-    /// releases, unlike std's hasher.
+    /// FNV-1a (64 bit) of `account \0 campaign` (a campaign's list) or `account \0 \0`
+    /// (the account's, which no campaign id can spell), in hex: stable across replicas
+    /// and releases, unlike std's hasher.
     fn tag(&self) -> String {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let bytes = self
-            .account
-            .as_str()
-            .bytes()
-            .chain([0])
-            .chain(self.campaign.as_str().bytes());
+        let (account, list) = match *self {
+            Self::Campaign { account, campaign } => (account, campaign.as_str()),
+            Self::Account { account } => (account, "\0"),
+        };
+        let bytes = account.as_str().bytes().chain([0]).chain(list.bytes());
         for b in bytes {
             hash ^= u64::from(b);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
@@ -84,6 +96,9 @@ impl Cursor {
             cursor: cursor.chars().take(100).collect(),
             reason,
         };
+        if cursor.len() > MAX_CURSOR_LEN {
+            return Err(err("not a cursor returned by this API"));
+        }
         let bytes = URL_SAFE_NO_PAD
             .decode(cursor)
             .map_err(|_| err("not a cursor returned by this API"))?;
@@ -101,7 +116,9 @@ impl Cursor {
             return Err(err("not a cursor returned by this API"));
         };
         if tag != owner.tag() {
-            return Err(err("this cursor belongs to another campaign or account"));
+            return Err(err(
+                "this cursor belongs to another list (another campaign or account)",
+            ));
         }
         if !is_device_id(imei) || !(anchor.is_empty() || is_device_id(anchor)) {
             return Err(err("not a cursor returned by this API"));
@@ -139,21 +156,22 @@ mod tests {
             imei: "490154203237518".into(),
             anchor: None,
         };
-        let mine = Owner {
+        let mine = Owner::Campaign {
             account: &a,
             campaign: &c,
         };
         let s = cursor.encode(mine);
-        assert_eq!(Cursor::decode(&s, mine), Ok(cursor));
+        assert_eq!(Cursor::decode(&s, mine), Ok(cursor.clone()));
         for foreign in [
-            Owner {
+            Owner::Campaign {
                 account: &b,
                 campaign: &c,
             },
-            Owner {
+            Owner::Campaign {
                 account: &a,
                 campaign: &d,
             },
+            Owner::Account { account: &a },
         ] {
             let e = Cursor::decode(&s, foreign).err().map(|e| e.to_string());
             assert!(
@@ -165,12 +183,36 @@ mod tests {
         // An unbound v1 cursor from an older release.
         let old = URL_SAFE_NO_PAD.encode("v1::490154203237518");
         assert!(Cursor::decode(&old, mine).is_err());
+
+        // An account's cursor works for that account's list only.
+        let list = Owner::Account { account: &a };
+        let s = cursor.encode(list);
+        assert_eq!(Cursor::decode(&s, list), Ok(cursor.clone()));
+        for foreign in [Owner::Account { account: &b }, mine] {
+            assert!(Cursor::decode(&s, foreign).is_err());
+        }
+    }
+
+    #[test]
+    fn the_longest_cursor_issued_decodes_and_longer_ones_are_refused_unread() {
+        let (a, _) = ids("0000123456-00001", CAMPAIGN);
+        let owner = Owner::Account { account: &a };
+        let longest = Cursor {
+            imei: "9".repeat(32),
+            anchor: Some("1".repeat(32)),
+        };
+        let s = longest.encode(owner);
+        assert!(s.len() <= MAX_CURSOR_LEN, "{}", s.len());
+        assert_eq!(Cursor::decode(&s, owner), Ok(longest));
+        let huge = "A".repeat(1 << 20);
+        let e = Cursor::decode(&huge, owner).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.len() < 300));
     }
 
     #[test]
     fn round_trip() {
         let (a, c) = ids("0000123456-00001", CAMPAIGN);
-        let owner = Owner {
+        let owner = Owner::Campaign {
             account: &a,
             campaign: &c,
         };
@@ -196,7 +238,7 @@ mod tests {
     #[test]
     fn refuses_garbage() {
         let (a, c) = ids("0000123456-00001", CAMPAIGN);
-        let owner = Owner {
+        let owner = Owner::Campaign {
             account: &a,
             campaign: &c,
         };

@@ -1,11 +1,11 @@
 //! The merged `Device`: details (always loaded, they decide whether the device
 //! exists) plus upgrade history, check-ins and provisioning history, each fetched only
-//! when the query selects it.
+//! when the query selects it, and the freshness of each part the operation loads.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use async_graphql::{Context, Lookahead, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use devicegraph_cache::resources::{CheckIns, Provisioning, ProvisioningKey, UpgradeHistory};
 use devicegraph_upstream::model::{self, DeviceDetails};
@@ -13,9 +13,13 @@ use devicegraph_upstream::{AccountName, DeviceIdKind, DeviceIdentifier, Imei};
 use futures::future::join_all;
 
 use crate::error::bad_input;
+use crate::freshness::DeviceFreshness;
+use crate::global_id::GlobalId;
 use crate::history::{CheckIn, FirmwareUpgrade, ProvisioningEvent};
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::RequestState;
+pub(crate) use crate::wants::Wants;
+use crate::wants::keep_last;
 
 fn dt(t: Option<DateTime<Utc>>) -> Option<GqlDateTime> {
     t.map(GqlDateTime)
@@ -82,57 +86,14 @@ pub(crate) fn check_window(earliest: &GqlDateTime, latest: &GqlDateTime) -> Resu
     Ok(())
 }
 
-/// The per-device histories a `Device` selection reads, so that they can be read
-/// alongside the device's details rather than after them.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Wants {
-    upgrades: bool,
-    check_ins: bool,
-}
-
-impl Wants {
-    /// What the selection `device` (a `Device` field's look-ahead) reads. A field
-    /// whose arguments it will refuse reads nothing: reading ahead must never make a
-    /// call the operation would not make.
-    pub(crate) fn of(device: Lookahead<'_>) -> Self {
-        let check_ins = device.field("checkIns");
-        let check_ins_valid = check_ins.selection_fields().iter().all(|field| {
-            let last = field.arguments().ok().and_then(|args| {
-                args.into_iter()
-                    .find(|(name, _)| name.as_str() == "last")
-                    .map(|(_, value)| value)
-            });
-            match last {
-                None | Some(async_graphql::Value::Null) => true,
-                Some(async_graphql::Value::Number(n)) => n
-                    .as_i64()
-                    .and_then(|n| i32::try_from(n).ok())
-                    .is_some_and(|n| keep_last(Some(n)).is_ok()),
-                Some(_) => false,
-            }
-        });
-        Self {
-            upgrades: device.field("upgradeHistory").exists(),
-            check_ins: (check_ins.exists() && check_ins_valid)
-                || device.field("lastCheckIn").exists(),
-        }
-    }
-}
-
-/// `checkIns(last:)`: how many of the newest to keep (`None` = all).
-fn keep_last(last: Option<i32>) -> Result<Option<usize>> {
-    match last {
-        None => Ok(None),
-        Some(n) => usize::try_from(n)
-            .map(Some)
-            .map_err(|_| bad_input(format!("last must be 0 or more, got {n}"))),
-    }
-}
-
 /// Reads the histories `wants` names for every device of `keys` at once (all of
 /// them concurrently: the shared budget and `upstream.max_concurrency` pace them),
 /// except devices the cache already knows do not exist. The fields that need them
 /// find them in the operation's memo.
+///
+/// Every resolver that builds a `Device` calls it (with what the device selection
+/// wants, even nothing): it also records, for `Device.freshness`, which parts the
+/// operation loads for each device.
 ///
 /// The reads run on a task of their own, so that starting them costs the calling
 /// resolver almost nothing: the other `device` resolvers of the operation keep
@@ -143,12 +104,13 @@ pub(crate) async fn prefetch_histories(
     wants: Wants,
     keys: &[(AccountName, Imei)],
 ) {
-    if !wants.upgrades && !wants.check_ins {
-        return;
-    }
     let Ok(state) = ctx.data::<Arc<RequestState>>() else {
         return;
     };
+    state.select_parts(keys, wants);
+    if wants.is_empty() {
+        return;
+    }
     let keys: Vec<(AccountName, Imei)> = keys
         .iter()
         .filter(|k| !state.known_absent(k))
@@ -161,11 +123,11 @@ pub(crate) async fn prefetch_histories(
     let reads = async move {
         let upgrades = keys
             .iter()
-            .filter(|_| wants.upgrades)
+            .filter(|_| wants.upgrades())
             .map(|k| state.prefetch::<UpgradeHistory>(k.clone()));
         let check_ins = keys
             .iter()
-            .filter(|_| wants.check_ins)
+            .filter(|_| wants.check_ins())
             .map(|k| state.prefetch::<CheckIns>(k.clone()));
         futures::future::join(join_all(upgrades), join_all(check_ins)).await;
     };
@@ -198,6 +160,12 @@ pub(crate) async fn provisioning_events(
 /// only when selected.
 #[Object]
 impl Device {
+    /// The global id (Relay): opaque, stable across requests and replicas; encodes
+    /// the account and IMEI, and `node(id:)` reads the device back.
+    pub(crate) async fn id(&self) -> ID {
+        ID(GlobalId::device(&self.account, &self.imei))
+    }
+
     /// The device's IMEI.
     async fn imei(&self) -> GqlImei {
         GqlImei::output(self.imei.as_str())
@@ -336,6 +304,14 @@ impl Device {
         let id = DeviceIdentifier::new(DeviceIdKind::Imei, self.imei.as_str())
             .map_err(|e| bad_input(e.to_string()))?;
         provisioning_events(ctx, &id, &earliest, &latest).await
+    }
+
+    /// Freshness of the parts selected in this operation; null for parts not loaded.
+    /// Never calls the upstream: details are always loaded with the device, and the
+    /// histories only have a freshness when the operation selects them for this
+    /// device (`upgradeHistory`; `checkIns` or `lastCheckIn`).
+    async fn freshness(&self) -> DeviceFreshness {
+        DeviceFreshness::new((self.account.clone(), self.imei.clone()))
     }
 }
 

@@ -50,7 +50,7 @@ impl DocumentCache {
         guard::scan(query, self.limits.max_tokens).map_err(refused)?;
         let doc = async_graphql::parser::parse_query(query).map_err(|e| {
             let mut err = ServerError::new(
-                crate::error::bounded(&e.to_string(), MAX_PARSE_MESSAGE),
+                crate::error::bounded(&syntax_message(&e), MAX_PARSE_MESSAGE),
                 e.positions().next(),
             );
             set_code(&mut err, Code::BadUserInput);
@@ -65,6 +65,26 @@ impl DocumentCache {
     }
 }
 
+/// One line for a parse error: "syntax error at line L, column C: expected name".
+/// The parser's own text is a multi-line drawing of the input around the error (a
+/// terminal's view, which is the `locations` of the error in JSON).
+fn syntax_message(e: &async_graphql::parser::Error) -> String {
+    match e {
+        async_graphql::parser::Error::Syntax { message, start, .. } => {
+            let what = message
+                .lines()
+                .rev()
+                .find_map(|line| line.trim().strip_prefix("= "))
+                .unwrap_or("unexpected input");
+            format!(
+                "syntax error at line {}, column {}: {what}",
+                start.line, start.column
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 fn refused(e: GuardError) -> ServerError {
     let mut err = ServerError::new(e.to_string(), None);
     let code = match e {
@@ -73,4 +93,27 @@ fn refused(e: GuardError) -> ServerError {
     };
     set_code(&mut err, code);
     err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_are_one_line_with_their_position() {
+        let cache = DocumentCache::new(DocumentLimits::default());
+        for (query, want) in [
+            (
+                "{ device(",
+                "syntax error at line 1, column 10: expected name",
+            ),
+            ("{ a }\n}", "syntax error at line 2, column 1: expected "),
+        ] {
+            let Err(err) = cache.get_or_parse(query) else {
+                panic!("{query:?} parsed");
+            };
+            assert!(err.message.starts_with(want), "{query:?}: {}", err.message);
+            assert!(!err.message.contains('\n'), "{}", err.message);
+        }
+    }
 }

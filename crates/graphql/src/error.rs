@@ -14,9 +14,9 @@ use async_graphql::{Error, ErrorExtensions, ServerError, Value};
 use devicegraph_cache::CacheError;
 use devicegraph_upstream::{AccountName, UpstreamError};
 
-/// The values of `extensions.code` (the contract's error codes, plus `NOT_FOUND` for
-/// REST and the persisted-query codes of `/graphql`), each with its HTTP status and
-/// problem title. The only table of codes: everything else reads it.
+/// The values of `extensions.code` (the contract's error codes, plus the
+/// persisted-query codes of `/graphql`), each with its HTTP status and problem title.
+/// The only table of codes: everything else reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     /// The request itself is wrong: syntax, validation, an argument's format.
@@ -25,8 +25,9 @@ pub enum Code {
     Unauthenticated,
     /// The caller's key may not read the account asked for.
     Forbidden,
-    /// REST only: a resource that does not exist (unknown route, device or campaign);
-    /// added to the contract's list, which the contract allows.
+    /// ThingSpace says the account, campaign or device does not exist (an error code
+    /// ending in `NotFound`; `extensions.upstream` carries it), or, on REST, an
+    /// unknown route or device.
     NotFound,
     /// The caller is over its request rate or upstream-call budget.
     RateLimited,
@@ -168,6 +169,14 @@ pub(crate) fn coded(code: Code, message: impl Into<String>) -> Error {
     Error::new(message).extend_with(move |_, e| e.set("code", code.as_str()))
 }
 
+/// Whether `err` was built with `code` (our own errors always carry one).
+pub(crate) fn has_code(err: &Error, code: Code) -> bool {
+    matches!(
+        err.extensions.as_ref().and_then(|e| e.get("code")),
+        Some(Value::String(s)) if s == code.as_str()
+    )
+}
+
 /// `BAD_USER_INPUT`: the message must name the offending value.
 pub(crate) fn bad_input(message: impl Into<String>) -> Error {
     coded(Code::BadUserInput, message)
@@ -201,7 +210,6 @@ pub(crate) fn from_cache(err: &CacheError) -> Error {
     }
 }
 
-/// Maps an upstream failure to the contract's codes.
 /// A GraphQL object value (for error extensions) from its members, in order.
 pub(crate) fn object<'a>(members: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
     Value::Object(
@@ -212,6 +220,9 @@ pub(crate) fn object<'a>(members: impl IntoIterator<Item = (&'a str, Value)>) ->
     )
 }
 
+/// Maps an upstream failure to the contract's codes: a "not found" answer to
+/// `NOT_FOUND`, any other error answer to `UPSTREAM_ERROR`, both with ThingSpace's
+/// `errorCode` and `errorMessage` in `extensions.upstream`.
 pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
     let endpoint = err.endpoint().map(|e| e.name()).unwrap_or("auth");
     match err {
@@ -222,20 +233,24 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
             ..
         } => {
             tracing::debug!(endpoint, status, error_code = %error_code, "upstream error answer");
+            // Not found is an answer about the request, not a failure of ThingSpace.
+            let (coded_as, text) = if err.is_not_found() {
+                (Code::NotFound, "not found: the upstream answered")
+            } else {
+                (Code::UpstreamError, "the upstream answered with error")
+            };
             let code = error_code.clone();
             let message = error_message.clone();
-            Error::new(format!("the upstream answered with error {error_code}")).extend_with(
-                move |_, e| {
-                    e.set("code", Code::UpstreamError.as_str());
-                    e.set(
-                        "upstream",
-                        object([
-                            ("errorCode", Value::String(code.clone())),
-                            ("errorMessage", Value::String(message.clone())),
-                        ]),
-                    );
-                },
-            )
+            Error::new(format!("{text} {error_code}")).extend_with(move |_, e| {
+                e.set("code", coded_as.as_str());
+                e.set(
+                    "upstream",
+                    object([
+                        ("errorCode", Value::String(code.clone())),
+                        ("errorMessage", Value::String(message.clone())),
+                    ]),
+                );
+            })
         }
         UpstreamError::Timeout { .. } => {
             tracing::warn!(endpoint, "upstream timed out");
@@ -313,29 +328,35 @@ mod tests {
 
     #[test]
     fn api_errors_carry_the_upstream_body() {
-        let e = from_upstream(&UpstreamError::Api {
-            endpoint: Endpoint::UpgradeHistory,
-            status: 400,
-            error_code: "FOTA.DEVICE.NotFound".into(),
-            error_message: "no such device".into(),
-        });
-        assert_eq!(code(&e), Code::UpstreamError.as_str());
-        let up = e
-            .extensions
-            .as_ref()
-            .and_then(|x| x.get("upstream"))
-            .cloned();
-        let Some(Value::Object(up)) = up else {
-            panic!("no upstream extension");
-        };
-        assert_eq!(
-            up.get("errorCode"),
-            Some(&Value::String("FOTA.DEVICE.NotFound".into()))
-        );
-        assert_eq!(
-            up.get("errorMessage"),
-            Some(&Value::String("no such device".into()))
-        );
+        let cases = [
+            ("FOTA.DEVICE.NotFound", Code::NotFound),
+            ("REQUEST_FAILED.Account.NotFound", Code::NotFound),
+            ("CampaignNotFound", Code::NotFound),
+            ("REQUEST_FAILED.InvalidParameter", Code::UpstreamError),
+        ];
+        for (error_code, want) in cases {
+            let e = from_upstream(&UpstreamError::Api {
+                endpoint: Endpoint::UpgradeHistory,
+                status: 400,
+                error_code: error_code.into(),
+                error_message: "no such thing".into(),
+            });
+            assert_eq!(code(&e), want.as_str(), "{error_code}");
+            assert!(e.message.ends_with(error_code), "{}", e.message);
+            let up = e
+                .extensions
+                .as_ref()
+                .and_then(|x| x.get("upstream"))
+                .cloned();
+            let Some(Value::Object(up)) = up else {
+                panic!("no upstream extension");
+            };
+            assert_eq!(up.get("errorCode"), Some(&Value::String(error_code.into())));
+            assert_eq!(
+                up.get("errorMessage"),
+                Some(&Value::String("no such thing".into()))
+            );
+        }
     }
 
     #[test]
@@ -358,6 +379,7 @@ mod tests {
                 UpstreamError::Unavailable {
                     endpoint: Endpoint::DeviceDetails,
                     reason: "connect 10.0.0.1 refused".into(),
+                    status: None,
                 },
                 Code::UpstreamUnavailable,
             ),

@@ -5,7 +5,9 @@
 //! - [`execute`] runs one operation with its per-request state: the caller's account
 //!   scope, one details DataLoader for the whole operation, the bound on concurrent
 //!   history fetches, and the record of stale and upstream-fetched answers, which it
-//!   reports as `extensions.stale` and `extensions.cacheStatus`.
+//!   reports as `extensions.stale` and `extensions.cacheStatus`, and per part of an
+//!   answer as `freshness` (`freshness.rs`: built from the reads the operation makes
+//!   anyway, never a read of its own).
 //! - [`Code`] is the one table of `extensions.code` values (with their HTTP status
 //!   and problem title); every error a resolver raises is built by the one mapping
 //!   in `error.rs`.
@@ -14,6 +16,7 @@
 //! both answer with the same data. Resolvers never call the upstream directly: only
 //! through the store, which caches, coalesces and paces.
 
+mod account;
 mod campaign;
 mod cost;
 mod cursor;
@@ -21,20 +24,26 @@ mod deps;
 mod device;
 mod documents;
 mod error;
+mod filter;
+mod freshness;
+mod global_id;
 mod guard;
 mod history;
 mod limits;
 mod loader;
+mod node;
 mod nulls;
 mod plan;
 mod query;
 mod scalars;
 mod state;
 mod validated;
+mod wants;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{
     EmptyMutation, EmptySubscription, Response, ServerError, ValidationMode, Value,
 };
@@ -212,9 +221,11 @@ pub trait UpstreamBudget: Send + Sync {
 /// Where a whole response came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CacheStatus {
-    /// Everything from cache within its TTL (or nothing needed the upstream).
+    /// Everything from cache within its TTL (or nothing needed the upstream), with no
+    /// error: an answer with errors is never a hit (it is never stored either).
     Hit,
-    /// Something was fetched from the upstream for this request.
+    /// Something was fetched from the upstream for this request, or a part of the
+    /// answer is an error.
     Miss,
     /// Something was served past its TTL because the upstream failed.
     Stale,
@@ -237,11 +248,27 @@ pub struct Executed {
     pub response: Response,
     pub cache_status: CacheStatus,
     /// The cache entries the answer was built from, when it may be stored as it is
-    /// (no error, nothing stale, no per-request report): see [`Dependencies`].
+    /// (no error, nothing stale, no per-request report, no `ageSeconds`): see
+    /// [`Dependencies`].
     pub dependencies: Option<Dependencies>,
     /// Whether this exact operation (text, name and variables) had passed full
     /// validation before, so only the cheap checks ran (see `validated.rs`).
     pub validation_reused: bool,
+}
+
+impl Executed {
+    /// A request error (GraphQL over HTTP): the operation did not start (syntax,
+    /// validation, limits, budget, an operation type this API does not have), so
+    /// there is no `data`, and no `extensions.cacheStatus` (nothing was read).
+    pub fn is_request_error(&self) -> bool {
+        is_request_error(&self.response)
+    }
+}
+
+fn is_request_error(response: &Response) -> bool {
+    response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }
 
 /// Longest error message sent; longer ones are cut (they quote the query).
@@ -250,23 +277,36 @@ const MAX_ERROR_MESSAGE: usize = 512;
 const MAX_ERRORS: usize = 50;
 
 /// An operation refused before it ran: no data, one error, and the cost when known.
+/// No `cacheStatus`: nothing was read, from the cache or elsewhere.
 fn refused(mut err: ServerError, cost: Option<Value>) -> Executed {
     if let Some(cost) = cost {
         err.extensions
             .get_or_insert_with(Default::default)
             .set("cost", cost);
     }
-    let mut response = Response::from_errors(vec![err]);
-    response.extensions.insert(
-        "cacheStatus".to_owned(),
-        Value::String(CacheStatus::Hit.as_str().to_owned()),
-    );
     Executed {
-        response,
-        cache_status: CacheStatus::Hit,
+        response: Response::from_errors(vec![err]),
+        cache_status: CacheStatus::Miss,
         dependencies: None,
         validation_reused: false,
     }
+}
+
+/// A `BAD_USER_INPUT` request error for an operation type this API does not have:
+/// it only reads. (Left to async-graphql, a mutation answered the same error twice,
+/// in words about the implementation: "Schema is not configured for mutations.")
+fn unsupported_operation(doc: &ExecutableDocument, name: Option<&str>) -> Option<ServerError> {
+    let operation = cost::select_operation(doc, name)?;
+    let message = match operation.ty {
+        OperationType::Query => return None,
+        OperationType::Mutation => "this API has no mutations: it only reads; send a query",
+        OperationType::Subscription => {
+            "this API has no subscriptions; send a query (and repeat it to poll)"
+        }
+    };
+    let mut err = ServerError::new(message, None);
+    error::set_code(&mut err, Code::BadUserInput);
+    Some(err)
 }
 
 /// `extensions.cost`: the estimate, the calls actually made (once run) and the limit.
@@ -281,8 +321,9 @@ fn cost_value(estimate: Estimate, actual: Option<u64>, max: u64) -> Value {
 
 /// Runs one operation for a caller.
 ///
-/// Adds `extensions.cacheStatus` always and `extensions.stale` (the response paths
-/// served stale) when any. Every error carries `extensions.code`.
+/// Adds `extensions.cacheStatus` (unless the operation did not start: see
+/// [`Executed::is_request_error`]) and `extensions.stale` (the response paths served
+/// stale) when any. Every error carries `extensions.code`.
 pub async fn execute(
     schema: &DeviceSchema,
     request: async_graphql::Request,
@@ -293,18 +334,16 @@ pub async fn execute(
         tracing::error!("execute called with a schema not built by build_schema");
         let mut err = ServerError::new("internal error", None);
         error::set_code(&mut err, Code::Internal);
-        return Executed {
-            response: Response::from_errors(vec![err]),
-            cache_status: CacheStatus::Hit,
-            dependencies: None,
-            validation_reused: false,
-        };
+        return refused(err, None);
     };
     let mut request = request;
     let doc = match shared.documents.get_or_parse(&request.query) {
         Ok(doc) => doc,
         Err(err) => return refused(err, None),
     };
+    if let Some(err) = unsupported_operation(&doc, request.operation_name.as_deref()) {
+        return refused(err, None);
+    }
     if !shared.config.introspection && guard::selects_introspection(&doc) {
         let mut err = ServerError::new("introspection is disabled on this server", None);
         error::set_code(&mut err, Code::BadUserInput);
@@ -415,17 +454,23 @@ pub async fn execute(
         );
     }
 
-    let (cache_status, stale) = state.summary();
+    let (mut cache_status, stale) = state.summary();
+    if cache_status == CacheStatus::Hit && !response.errors.is_empty() {
+        cache_status = CacheStatus::Miss;
+    }
     if !stale.is_empty() {
         response.extensions.insert(
             "stale".to_owned(),
             Value::List(stale.into_iter().map(Value::String).collect()),
         );
     }
-    response.extensions.insert(
-        "cacheStatus".to_owned(),
-        Value::String(cache_status.as_str().to_owned()),
-    );
+    // A request error (validation failed) read nothing: no cache status to report.
+    if !is_request_error(&response) {
+        response.extensions.insert(
+            "cacheStatus".to_owned(),
+            Value::String(cache_status.as_str().to_owned()),
+        );
+    }
     let dependencies = state
         .dependencies()
         .filter(|deps| !deps.is_empty() && response.errors.is_empty() && !ctx.report_cost);

@@ -76,6 +76,7 @@ impl Extension for LimitsExtension {
             .store(is_introspection_only(&doc), Ordering::Relaxed);
         if let Some(state) = ctx.data_opt::<Arc<RequestState>>() {
             state.set_single_detail_field(crate::plan::detail_fields(&doc) == 1);
+            state.set_tracks_freshness(crate::plan::selects(&doc, "freshness"));
         }
         Ok(doc)
     }

@@ -1,5 +1,6 @@
 //! Looks at the parsed operation once to tell the resolvers whether batching can
-//! matter.
+//! matter, and whether anything selects `freshness` (only then does the operation
+//! keep what `Device.freshness` needs: see `RequestState::tracks_freshness`).
 //!
 //! The details DataLoader gathers loads over a short timer window before calling the
 //! store. That is what batches aliases of `device`, but for the most common operation,
@@ -11,22 +12,23 @@
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 /// Fields that load device details: `Query.device`, `Query.devices`,
-/// `Campaign.devices` (whose nodes' `device`) and `CampaignDevice.device`. Matching
-/// by name over-counts (another type's field of that name), which only costs the
-/// fast path, never a batch.
-fn loads_details(name: &str) -> bool {
-    name == "device" || name == "devices"
+/// `Campaign.devices` (whose nodes' `device`), `CampaignDevice.device`, and the root
+/// `node`/`nodes` (device ids; `node` below the root is a connection edge's). Matching
+/// by name over-counts (another type's field of that name), which only costs the fast
+/// path, never a batch.
+fn loads_details(name: &str, root: bool) -> bool {
+    matches!(name, "device" | "devices") || (root && matches!(name, "node" | "nodes"))
 }
 
-fn count(set: &SelectionSet) -> usize {
+fn count(set: &SelectionSet, root: bool) -> usize {
     set.items
         .iter()
         .map(|item| match &item.node {
             Selection::Field(f) => {
-                usize::from(loads_details(f.node.name.node.as_str()))
-                    + count(&f.node.selection_set.node)
+                usize::from(loads_details(f.node.name.node.as_str(), root))
+                    + count(&f.node.selection_set.node, false)
             }
-            Selection::InlineFragment(fr) => count(&fr.node.selection_set.node),
+            Selection::InlineFragment(fr) => count(&fr.node.selection_set.node, root),
             // A named fragment may be spread more than once; counted where defined.
             Selection::FragmentSpread(_) => 0,
         })
@@ -39,14 +41,35 @@ pub(crate) fn detail_fields(doc: &ExecutableDocument) -> usize {
     let in_operations: usize = doc
         .operations
         .iter()
-        .map(|(_, op)| count(&op.node.selection_set.node))
+        .map(|(_, op)| count(&op.node.selection_set.node, true))
         .sum();
     let in_fragments: usize = doc
         .fragments
         .values()
-        .map(|fr| 2 * count(&fr.node.selection_set.node))
+        // Its type is not looked at: counted as if spread at the root.
+        .map(|fr| 2 * count(&fr.node.selection_set.node, true))
         .sum();
     in_operations + in_fragments
+}
+
+/// Whether any field of the document (operations and fragments) is named `name`.
+pub(crate) fn selects(doc: &ExecutableDocument, name: &str) -> bool {
+    fn any(set: &SelectionSet, name: &str) -> bool {
+        set.items.iter().any(|item| match &item.node {
+            Selection::Field(f) => {
+                f.node.name.node.as_str() == name || any(&f.node.selection_set.node, name)
+            }
+            Selection::InlineFragment(fr) => any(&fr.node.selection_set.node, name),
+            Selection::FragmentSpread(_) => false,
+        })
+    }
+    doc.operations
+        .iter()
+        .any(|(_, op)| any(&op.node.selection_set.node, name))
+        || doc
+            .fragments
+            .values()
+            .any(|fr| any(&fr.node.selection_set.node, name))
 }
 
 #[cfg(test)]
@@ -81,6 +104,31 @@ mod tests {
             n(r#"{ ...F } fragment F on Query { device(account: "a", imei: "1") { firmware } }"#),
             2
         );
+        assert_eq!(
+            n(r#"{ node(id: "x") { id } device(account: "a", imei: "1") { firmware } }"#),
+            2
+        );
+        assert_eq!(n(r#"{ nodes(ids: ["x"]) { id } }"#), 1);
         assert_eq!(n(r#"{ __typename }"#), 0);
+    }
+
+    #[test]
+    fn finds_a_field_anywhere() {
+        let doc = |q: &str| parse_query(q).unwrap_or_else(|e| panic!("{e}"));
+        let f = "freshness";
+        assert!(!selects(
+            &doc(r#"{ device(account: "a", imei: "1") { imei } }"#),
+            f
+        ));
+        assert!(selects(
+            &doc(r#"{ device(account: "a", imei: "1") { freshness { details { stale } } } }"#),
+            f
+        ));
+        assert!(selects(
+            &doc(
+                r#"{ ...F } fragment F on Query { a: device(account: "a", imei: "1") { ... on Device { freshness { details { stale } } } } }"#
+            ),
+            f
+        ));
     }
 }

@@ -6,10 +6,12 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use devicegraph_upstream::{AccountName, CampaignId, DeviceIdentifier, Imei};
 
+use crate::account::Account;
 use crate::campaign::Campaign;
 use crate::device::{Device, Wants, check_window, prefetch_histories, provisioning_events};
-use crate::error::{bad_input, from_cache};
+use crate::error::{Code, bad_input, from_cache, has_code};
 use crate::history::ProvisioningEvent;
+use crate::node::{self, Node};
 use crate::scalars::{GqlDateTime, GqlImei};
 use crate::state::{RequestState, path_of};
 
@@ -136,33 +138,100 @@ impl Query {
         Ok(out)
     }
 
-    /// A firmware campaign and the status of each of its devices.
+    /// A firmware campaign and the status of each of its devices. Null, with a
+    /// NOT_FOUND error, when the account has no such campaign (or no such account);
+    /// null with its error when it cannot be answered, while the rest of the
+    /// operation still is.
+    ///
+    /// Whether the campaign exists is ThingSpace's answer for a report page: the first
+    /// one, read here when `totalDevices` reads it anyway or when no page of
+    /// `devices` is selected (one cached entry); otherwise the page `devices` reads
+    /// tells (its failure nulls the campaign, `devices` being non-null), after its
+    /// arguments are checked, so a bad `first` or `after` costs no call. Other
+    /// failures of the first page are reported by the fields that need it.
     async fn campaign(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "ThingSpace account name, e.g. 0000123456-00001.")] account: String,
-        #[graphql(desc = "The campaign id.")] id: ID,
-    ) -> Result<Campaign> {
+        #[graphql(desc = "The campaign id, a UUID.")] id: ID,
+    ) -> Result<Option<Campaign>> {
         let account = parse_account(&account)?;
         let id: CampaignId = id.as_str().parse().map_err(|e| bad_input(format!("{e}")))?;
+        let state = RequestState::of(ctx)?;
+        state.check_account(&account)?;
+        let selection = ctx.look_ahead();
+        if selection.field("totalDevices").exists() || !selection.field("devices").exists() {
+            match state.campaign_page(&account, &id, None).await {
+                Ok(first) => state.note(ctx, first.freshness),
+                Err(e) if has_code(&e, Code::NotFound) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(Some(Campaign::new(account, id)))
+    }
+
+    /// Any object by its global id (Relay Global Object Identification).
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "A global id, as the `id` of a `Device` or `CampaignDevice` gave it. A malformed id is BAD_USER_INPUT, one of an account the caller may not read FORBIDDEN."
+        )]
+        id: ID,
+    ) -> Result<Option<Node>> {
+        let base = path_of(ctx);
+        let mut resolved = node::resolve(ctx, std::slice::from_ref(&id), |_| base.clone()).await?;
+        resolved.pop().flatten().transpose()
+    }
+
+    /// Several objects by global id, in the order asked; null where none.
+    // (The contract's description, verbatim.) Complexity: the selection counts once
+    // per id asked.
+    #[graphql(complexity = "ids.len().max(1).saturating_mul(child_complexity)")]
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Global ids, at most the configured list limit (1,000 by default). Each position answers on its own: null, or null with its error (BAD_USER_INPUT, FORBIDDEN, ...)."
+        )]
+        ids: Vec<ID>,
+    ) -> Result<Vec<Option<Result<Node>>>> {
+        let base = path_of(ctx);
+        node::resolve(ctx, &ids, |index| format!("{base}.{index}")).await
+    }
+
+    /// One account: its devices as a connection.
+    ///
+    /// Reading it costs nothing; its `devices` read the account's device list.
+    /// Null, with the error, when the account cannot be read (its devices' error).
+    async fn account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "ThingSpace account name, e.g. 0000123456-00001.")] name: String,
+    ) -> Result<Option<Account>> {
+        let account = parse_account(&name)?;
         RequestState::of(ctx)?.check_account(&account)?;
-        Ok(Campaign::new(account, id))
+        Ok(Some(Account::new(account)))
     }
 
     /// Provisioning history of any device identifier kind, all upstream pages merged,
-    /// oldest first. Not tied to an account, so it needs access to all accounts
-    /// (FORBIDDEN for API keys limited to some).
+    /// oldest first; null, with its error, when it cannot be answered (NOT_FOUND for
+    /// an identifier ThingSpace does not know), while the rest of the operation still
+    /// is. Not tied to an account, so it needs access to all accounts (FORBIDDEN for
+    /// API keys limited to some).
     async fn provisioning_history(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The device, by any identifier kind.")] device: DeviceIdentifierInput,
         #[graphql(desc = "Start of the window (inclusive).")] earliest: GqlDateTime,
         #[graphql(desc = "End of the window; must be after `earliest`.")] latest: GqlDateTime,
-    ) -> Result<Vec<ProvisioningEvent>> {
+    ) -> Result<Option<Vec<ProvisioningEvent>>> {
         let id = DeviceIdentifier::new(device.kind.into(), device.id)
             .map_err(|e| bad_input(e.to_string()))?;
         check_window(&earliest, &latest)?;
         RequestState::of(ctx)?.check_all_accounts()?;
-        provisioning_events(ctx, &id, &earliest, &latest).await
+        provisioning_events(ctx, &id, &earliest, &latest)
+            .await
+            .map(Some)
     }
 }

@@ -1,6 +1,8 @@
 //! Per-request state: the caller's account scope, the details DataLoader, the bound on
 //! concurrent per-device history fetches, per-request memos, and the record of where
-//! answers came from (stale paths, whether anything was fetched upstream).
+//! answers came from (stale paths, whether anything was fetched upstream, what each
+//! device's details read answered and which parts the operation loads per device,
+//! for `Device.freshness`).
 //!
 //! One `RequestState` is created by [`crate::execute`] for every operation and put in
 //! the request's data; resolvers reach the store only through it, so batching,
@@ -14,15 +16,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::Context;
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use devicegraph_cache::resources::{CampaignPageKey, CampaignPages, Details};
-use devicegraph_cache::{CacheError, Fetched, Freshness, Resource, Store};
-use devicegraph_upstream::model::CampaignPage;
-use devicegraph_upstream::{AccountName, CampaignId};
+use devicegraph_cache::resources::{
+    AccountPageKey, AccountPages, CampaignPageKey, CampaignPages, Details,
+};
+use devicegraph_cache::{CacheError, Fetched, Freshness, Resource, Stamp, Store};
+use devicegraph_upstream::model::{AccountDevicesPage, CampaignPage};
+use devicegraph_upstream::{AccountName, CampaignId, Imei, Protocol};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::deps::Dependencies;
 use crate::error::{forbidden_account, from_cache, internal};
 use crate::loader::{DetailsLoader, DetailsResult, DeviceKey};
+use crate::wants::Wants;
 use crate::{AccountScope, CacheStatus};
 
 /// One store read of resource `R`, as a memo keeps it.
@@ -70,8 +75,19 @@ pub(crate) struct RequestState {
     memos: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
     /// The cache entries the answer is built from (for the response cache).
     dependencies: Mutex<Dependencies>,
-    /// Set by a stale or failed read: the answer is not one to store.
+    /// Set by a stale or failed read, or by a field true only at the moment it is
+    /// answered (`ageSeconds`): the answer is not one to store.
     uncacheable: AtomicBool,
+    /// Set by the plan extension when the document selects `freshness`: only then
+    /// are `details_reads` and `parts` kept (a key clone and a map insert per
+    /// device, which a 500-device dashboard without freshness need not pay).
+    tracks_freshness: AtomicBool,
+    /// What each device's details read answered (without the details), for
+    /// `Device.freshness.details`.
+    details_reads: Mutex<HashMap<DeviceKey, Fetched<()>>>,
+    /// Which histories the operation's selections of each device read, for
+    /// `Device.freshness` (recorded by `device::prefetch_histories`).
+    parts: Mutex<HashMap<DeviceKey, Wants>>,
     stale: Mutex<BTreeSet<String>>,
     fetched_upstream: AtomicBool,
     /// Set by the plan extension when the operation has exactly one field that loads
@@ -100,6 +116,9 @@ impl RequestState {
             memos: Mutex::new(HashMap::new()),
             dependencies: Mutex::new(Dependencies::default()),
             uncacheable: AtomicBool::new(false),
+            tracks_freshness: AtomicBool::new(false),
+            details_reads: Mutex::new(HashMap::new()),
+            parts: Mutex::new(HashMap::new()),
             stale: Mutex::new(BTreeSet::new()),
             fetched_upstream: AtomicBool::new(false),
             single_detail_field: AtomicBool::new(false),
@@ -194,11 +213,13 @@ impl RequestState {
                     value: None,
                     freshness: Freshness::Hit,
                     version: 0,
+                    stamp: Stamp::default(),
                 }),
                 Err(never) => match never {},
             }
         };
         self.record::<Details>(&key, &result);
+        self.note_details_read(&key, &result);
         result
     }
 
@@ -213,8 +234,84 @@ impl RequestState {
         };
         for (key, result) in &found {
             self.record::<Details>(key, result);
+            self.note_details_read(key, result);
         }
         found
+    }
+
+    pub(crate) fn set_tracks_freshness(&self, tracks: bool) {
+        self.tracks_freshness.store(tracks, Ordering::Relaxed);
+    }
+
+    fn tracks_freshness(&self) -> bool {
+        self.tracks_freshness.load(Ordering::Relaxed)
+    }
+
+    fn note_details_read(&self, key: &DeviceKey, result: &DetailsResult) {
+        if !self.tracks_freshness() {
+            return;
+        }
+        if let Ok(fetched) = result {
+            self.details_reads
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key.clone(), fetched.meta());
+        }
+    }
+
+    /// What this operation's read of `key`'s details answered, if it read them.
+    pub(crate) fn details_read(&self, key: &DeviceKey) -> Option<Fetched<()>> {
+        self.details_reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Records that a selection of the devices `keys` reads the histories `wants`.
+    pub(crate) fn select_parts(&self, keys: &[DeviceKey], wants: Wants) {
+        if !self.tracks_freshness() {
+            return;
+        }
+        let mut parts = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            let entry = parts.entry(key.clone()).or_default();
+            *entry = entry.union(wants);
+        }
+    }
+
+    /// What the operation's read of the history `R` of `key` answered, when some
+    /// selection of the device reads it (`selects`); `None` when none does, or when
+    /// the read failed. Never starts a read the operation would not make: a selected
+    /// part is read by its own field (usually already, by the read-ahead), and this
+    /// shares that read through the memo.
+    pub(crate) async fn selected_read<R>(
+        &self,
+        key: &DeviceKey,
+        selects: impl FnOnce(Wants) -> bool,
+    ) -> Option<Fetched<()>>
+    where
+        R: Resource<Key = DeviceKey>,
+    {
+        let wants = self
+            .parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .copied()?;
+        if !selects(wants) {
+            return None;
+        }
+        self.read::<R>(key.clone())
+            .await
+            .ok()
+            .map(|fetched| fetched.meta())
+    }
+
+    /// Keeps this answer out of the response cache: it holds something true only
+    /// at the moment it is built.
+    pub(crate) fn keep_out_of_response_cache(&self) {
+        self.uncacheable.store(true, Ordering::Relaxed);
     }
 
     /// One per-device read (upgrade history, check-ins, provisioning events) for the
@@ -303,6 +400,75 @@ impl RequestState {
             })
             .await
             .map_err(|e| from_cache(&e))
+    }
+
+    /// Whether reading that campaign page now costs no upstream call (it is in this
+    /// replica's memory), for walks that bound their uncached pages.
+    pub(crate) fn campaign_page_cached(
+        &self,
+        account: &AccountName,
+        campaign: &CampaignId,
+        last_seen: Option<&str>,
+    ) -> bool {
+        self.store
+            .is_cached::<CampaignPages>(&CampaignPageKey::new(account, campaign, last_seen))
+    }
+
+    /// One upstream page of an account's device list (`None` = the first), of
+    /// `protocol`'s devices only when given, shared by the operation; with its key.
+    pub(crate) async fn account_page(
+        &self,
+        account: &AccountName,
+        protocol: Option<&Protocol>,
+        last_seen: Option<&str>,
+    ) -> async_graphql::Result<(AccountPageKey, Fetched<Arc<AccountDevicesPage>>)> {
+        let key = AccountPageKey::new(account, protocol, last_seen);
+        let fetched = self
+            .memo::<AccountPages>()
+            .get_or_init(key.clone(), || async {
+                let result = self.store.get::<AccountPages>(key.clone()).await;
+                self.record::<AccountPages>(&key, &result);
+                result
+            })
+            .await
+            .map_err(|e| from_cache(&e))?;
+        Ok((key, fetched))
+    }
+
+    /// When `page` (of `key`) was read from the upstream for this request, hands the
+    /// details it carries for each of its devices to their `Details` entries, those
+    /// not cached fresh already (`Store::get_many_known`), while the page's entry
+    /// is still the one read: reading those devices' details then costs no upstream
+    /// call. A page from the cache hands nothing (its copies may be older than the
+    /// entries they would replace). Not recorded as read: whoever reads a device's
+    /// details does that through [`RequestState::device_details_many`].
+    pub(crate) async fn fill_details(
+        &self,
+        key: &AccountPageKey,
+        page: &Fetched<Arc<AccountDevicesPage>>,
+    ) {
+        if page.freshness != Freshness::Miss {
+            return;
+        }
+        let known: HashMap<DeviceKey, Option<Arc<_>>> = page
+            .value
+            .devices
+            .iter()
+            .filter_map(|d| {
+                let imei: Imei = d.device_id.trim().parse().ok()?;
+                Some(((key.account().clone(), imei), Some(Arc::new(d.clone()))))
+            })
+            .collect();
+        let keys = known.keys().cloned().collect();
+        let (store, page_key, version) = (self.store.clone(), key.clone(), page.version);
+        let current = move || {
+            store
+                .current::<AccountPages>(&page_key)
+                .is_some_and(|(v, _)| v == version)
+        };
+        self.store
+            .get_many_known::<Details>(keys, known, current)
+            .await;
     }
 
     /// This operation's memo of resource `R`.

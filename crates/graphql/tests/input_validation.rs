@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 const GOOD_IMEI: &str = "490154203237518";
 const ACCOUNT: &str = "0000123456-00001";
+const CAMPAIGN: &str = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9";
 
 /// Runs `query`, expects exactly one error with `code`, no upstream attempt, and
 /// returns the error message.
@@ -29,7 +30,9 @@ async fn refused_as(query: &str, variables: Value, code: &str, scope: AccountSco
         0,
         "an upstream call was attempted"
     );
-    assert_eq!(response["extensions"]["cacheStatus"], "HIT");
+    // An error is no cache hit; a request error (the operation did not start) has no
+    // cache status at all.
+    assert_ne!(response["extensions"]["cacheStatus"], "HIT", "{response:#}");
     response["errors"][0]["message"]
         .as_str()
         .unwrap()
@@ -86,7 +89,29 @@ async fn bad_account_and_campaign_ids_are_refused() {
     )
     .await;
     refused(
-        r#"{ campaign(account: "", id: "c1") { id } }"#,
+        &format!(r#"{{ campaign(account: "", id: "{CAMPAIGN}") {{ id }} }}"#),
+        json!({}),
+        "BAD_USER_INPUT",
+    )
+    .await;
+    // The issue's examples: an account name is digits, a dash and digits; a campaign
+    // id is a UUID.
+    let msg = refused(
+        &format!(r#"{{ device(account: "0", imei: "{GOOD_IMEI}") {{ firmware }} }}"#),
+        json!({}),
+        "BAD_USER_INPUT",
+    )
+    .await;
+    assert!(msg.contains(r#""0" is not an account name"#), "{msg}");
+    let msg = refused(
+        r#"{ campaign(account: "0000123456-00001", id: "nope") { id } }"#,
+        json!({}),
+        "BAD_USER_INPUT",
+    )
+    .await;
+    assert!(msg.contains(r#""nope" is not a campaign id"#), "{msg}");
+    refused(
+        &format!(r#"{{ devices(account: "0", imeis: ["{GOOD_IMEI}"]) {{ firmware }} }}"#),
         json!({}),
         "BAD_USER_INPUT",
     )
@@ -95,8 +120,11 @@ async fn bad_account_and_campaign_ids_are_refused() {
 
 #[tokio::test]
 async fn campaign_page_arguments_are_checked() {
-    let q = "query($f: Int, $a: String) { campaign(account: \"0000123456-00001\", id: \"c1\") \
-             { devices(first: $f, after: $a) { totalCount } } }";
+    let q = format!(
+        "query($f: Int, $a: String) {{ campaign(account: \"0000123456-00001\", id: \"{CAMPAIGN}\") \
+         {{ devices(first: $f, after: $a) {{ totalCount }} }} }}"
+    );
+    let q = q.as_str();
     let msg = refused(q, json!({"f": 1001}), "BAD_USER_INPUT").await;
     assert!(msg.contains("1001"), "{msg}");
     refused(q, json!({"f": -1}), "BAD_USER_INPUT").await;
@@ -178,7 +206,7 @@ async fn accounts_outside_the_scope_are_forbidden() {
     )
     .await;
     refused_as(
-        &format!(r#"{{ campaign(account: "{ACCOUNT}", id: "c1") {{ totalDevices }} }}"#),
+        &format!(r#"{{ campaign(account: "{ACCOUNT}", id: "{CAMPAIGN}") {{ totalDevices }} }}"#),
         json!({}),
         "FORBIDDEN",
         only(),
@@ -212,6 +240,19 @@ async fn syntax_and_validation_errors_are_bad_user_input() {
         "BAD_USER_INPUT",
     )
     .await;
+    // No mutations nor subscriptions here: one error each, saying so (`refused`
+    // checks there is exactly one).
+    for (operation, says) in [
+        ("mutation { anything }", "no mutations"),
+        (
+            "mutation Rename($x: String) { rename(to: $x) }",
+            "no mutations",
+        ),
+        ("subscription { anything }", "no subscriptions"),
+    ] {
+        let msg = refused(operation, json!({}), "BAD_USER_INPUT").await;
+        assert!(msg.contains(says), "{operation}: {msg}");
+    }
 }
 
 #[tokio::test]
@@ -222,7 +263,7 @@ async fn too_deep_or_too_complex_queries_are_refused() {
         ..GraphqlConfig::default()
     });
     let too_deep = format!(
-        r#"{{ campaign(account: "{ACCOUNT}", id: "c1") {{ devices {{ edges {{ node {{ imei }} }} }} }} }}"#
+        r#"{{ campaign(account: "{ACCOUNT}", id: "{CAMPAIGN}") {{ devices {{ edges {{ node {{ imei }} }} }} }} }}"#
     );
     let response = run(&schema, &too_deep, json!({})).await;
     assert_eq!(codes(&response), ["QUERY_TOO_COMPLEX"], "{response:#}");
@@ -309,7 +350,7 @@ async fn repeated_documents_are_checked_every_time() {
         ..GraphqlConfig::default()
     });
     let too_deep = format!(
-        r#"{{ campaign(account: "{ACCOUNT}", id: "c1") {{ devices {{ edges {{ node {{ imei }} }} }} }} }}"#
+        r#"{{ campaign(account: "{ACCOUNT}", id: "{CAMPAIGN}") {{ devices {{ edges {{ node {{ imei }} }} }} }} }}"#
     );
     let bad_imei =
         "query($i: IMEI!) { device(account: \"0000123456-00001\", imei: $i) { firmware } }";

@@ -129,6 +129,14 @@ fn served_schema_contains_the_contract() {
         }
         match (&want.kind, &got.kind) {
             (TypeKind::Object(w), TypeKind::Object(g)) => {
+                compare_fields(&mut problems, name, &w.fields, &g.fields);
+                for interface in &w.implements {
+                    if !g.implements.iter().any(|i| i.node == interface.node) {
+                        problems.push(format!("{name}: does not implement {}", interface.node));
+                    }
+                }
+            }
+            (TypeKind::Interface(w), TypeKind::Interface(g)) => {
                 compare_fields(&mut problems, name, &w.fields, &g.fields)
             }
             (TypeKind::InputObject(w), TypeKind::InputObject(g)) => {

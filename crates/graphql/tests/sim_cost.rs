@@ -304,3 +304,31 @@ async fn lists_multiply_complexity_so_aliases_cannot_amplify_an_answer() {
     assert!(message.contains("complexity"), "{message}");
     assert_eq!(total_calls(&env).await, 0);
 }
+
+/// A campaign costs its first report page when the resolver reads it to know the
+/// campaign exists (no page of devices selected) or for `totalDevices`, and a first
+/// page of devices reads that same page: each cold estimate is what the run makes.
+#[tokio::test]
+async fn a_campaigns_existence_check_is_estimated_as_it_costs() {
+    let selections = [
+        ("{ id }", 1),
+        ("{ id totalDevices }", 1),
+        ("{ devices(first: 5) { edges { cursor } } }", 1),
+        ("{ totalDevices devices(first: 5) { edges { cursor } } }", 1),
+    ];
+    for (selection, calls) in selections {
+        // A cold cache each time.
+        let env = SimEnv::default().await;
+        let (campaign, _) = env.campaign_over(ACCOUNT, 2_500);
+        let query =
+            format!("query($a: String!, $c: ID!) {{ campaign(account: $a, id: $c) {selection} }}");
+        let r = run_costed(&env, &query, json!({"a": ACCOUNT, "c": campaign}), None).await;
+        assert!(r.get("errors").is_none(), "{selection}: {r:#}");
+        let cost = &r["extensions"]["cost"];
+        assert_eq!(
+            cost["estimate"]["campaignPages"], calls,
+            "{selection}: {cost:#}"
+        );
+        assert_eq!(env.calls("campaign_devices").await, calls, "{selection}");
+    }
+}

@@ -70,13 +70,15 @@ pub struct Window {
     pub latest: String,
 }
 
-/// The page sizes in effect (1,000 / 1,000 / 500 unless configured smaller).
+/// The page sizes in effect (1,000 / 1,000 / 500 / 1,000 unless configured smaller).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PageSizes {
     pub campaign_devices: usize,
     pub device_details: usize,
     pub provisioning_history: usize,
+    /// Devices per page of an account's device list.
+    pub account_devices: usize,
 }
 
 pub(crate) fn build(world: &World, page_sizes: PageSizes) -> Catalog {

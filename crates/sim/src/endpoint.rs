@@ -1,11 +1,11 @@
-//! The simulator's names for the seven upstream operations.
+//! The simulator's names for the eight upstream operations.
 //!
 //! Deliberately a copy of `devicegraph_upstream::Endpoint::name()` rather than a
 //! dependency: the simulator is an independent implementation of the wire format.
 
 use serde::{Deserialize, Serialize};
 
-/// One of the seven ThingSpace operations the simulator serves.
+/// One of the eight ThingSpace operations the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
@@ -16,10 +16,11 @@ pub enum Endpoint {
     CampaignDevices,
     DeviceDetails,
     ProvisioningHistory,
+    AccountDevices,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Self::OauthToken,
         Self::SessionLogin,
         Self::CheckInHistory,
@@ -27,6 +28,7 @@ impl Endpoint {
         Self::CampaignDevices,
         Self::DeviceDetails,
         Self::ProvisioningHistory,
+        Self::AccountDevices,
     ];
 
     /// The stats / faults key (`oauth_token`, `device_details`, ...).
@@ -39,10 +41,11 @@ impl Endpoint {
             Self::CampaignDevices => "campaign_devices",
             Self::DeviceDetails => "device_details",
             Self::ProvisioningHistory => "provisioning_history",
+            Self::AccountDevices => "account_devices",
         }
     }
 
-    /// The five data endpoints (everything but the two token endpoints).
+    /// The six data endpoints (everything but the two token endpoints).
     pub fn is_data(self) -> bool {
         !matches!(self, Self::OauthToken | Self::SessionLogin)
     }

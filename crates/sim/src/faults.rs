@@ -33,7 +33,7 @@ pub struct Faults {
     pub stall_rate: f64,
     /// Paged endpoints repeat their cursor / claim more data with nothing new.
     pub broken_pagination: bool,
-    /// Endpoints the faults apply to; empty means the five data endpoints.
+    /// Endpoints the faults apply to; empty means the six data endpoints.
     pub endpoints: Vec<Endpoint>,
 }
 

@@ -1,7 +1,7 @@
 //! `devicegraph-sim`: a deterministic, fault-injecting simulator of the Verizon
 //! ThingSpace APIs the gateway reads.
 //!
-//! It serves the OAuth token, M2M session login and the five data endpoints under
+//! It serves the OAuth token, M2M session login and the six data endpoints under
 //! `/api` with ThingSpace's wire format and quirks (see `UPSTREAM.md` in the docs),
 //! plus a control API under `/_sim` (catalog, stats, reset, faults). The fleet is
 //! derived from `(seed, devices)` on demand, so a million devices cost a few MiB.
@@ -61,6 +61,9 @@ pub struct SimConfig {
     pub details_page_size: usize,
     /// Records per provisioning-history response (ThingSpace: 500).
     pub provisioning_page_size: usize,
+    /// Devices per page of an account's device list (`GET /fota/v3/devices/{acc}`;
+    /// its `maxPageSize`, 1,000 like the campaign report's).
+    pub account_page_size: usize,
     /// OAuth token life from first issue (ThingSpace: one hour).
     pub token_lifetime: Duration,
     /// Session expiry after this much inactivity (ThingSpace: 20 minutes).
@@ -80,6 +83,7 @@ impl Default for SimConfig {
             campaign_page_size: 1_000,
             details_page_size: 1_000,
             provisioning_page_size: data::provisioning::PAGE_SIZE,
+            account_page_size: 1_000,
             token_lifetime: Duration::from_secs(3_600),
             session_idle_timeout: Duration::from_secs(20 * 60),
         }
@@ -104,6 +108,7 @@ impl SimConfig {
             ("campaign_page_size", self.campaign_page_size),
             ("details_page_size", self.details_page_size),
             ("provisioning_page_size", self.provisioning_page_size),
+            ("account_page_size", self.account_page_size),
         ] {
             if size == 0 {
                 return Err(SimConfigError::ZeroPageSize(name));
@@ -136,6 +141,7 @@ fn build_state(config: &SimConfig, shutdown: watch::Receiver<bool>) -> server::A
         campaign: config.campaign_page_size,
         details: config.details_page_size,
         provisioning: config.provisioning_page_size,
+        account: config.account_page_size,
     };
     let catalog = catalog::build(
         &world,
@@ -143,6 +149,7 @@ fn build_state(config: &SimConfig, shutdown: watch::Receiver<bool>) -> server::A
             campaign_devices: pages.campaign,
             device_details: pages.details,
             provisioning_history: pages.provisioning,
+            account_devices: pages.account,
         },
     );
     server::AppState {

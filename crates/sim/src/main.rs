@@ -39,6 +39,9 @@ struct Cli {
     /// Records per provisioning-history response.
     #[arg(long, default_value_t = 500)]
     provisioning_page_size: usize,
+    /// Devices per page of an account's device list.
+    #[arg(long, default_value_t = 1_000)]
+    account_page_size: usize,
     /// Added latency per request, milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -102,6 +105,7 @@ impl Cli {
             campaign_page_size: self.campaign_page_size,
             details_page_size: self.details_page_size,
             provisioning_page_size: self.provisioning_page_size,
+            account_page_size: self.account_page_size,
             ..SimConfig::default()
         };
         config.validate()?;

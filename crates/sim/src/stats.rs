@@ -50,7 +50,7 @@ impl Stats {
         self.calls.get(endpoint.name()).copied().unwrap_or(0)
     }
 
-    /// Calls to the five data endpoints together.
+    /// Calls to the six data endpoints together.
     pub fn data_calls(&self) -> u64 {
         Endpoint::ALL
             .iter()

@@ -16,10 +16,11 @@ pub enum Endpoint {
     CampaignDevices,
     DeviceDetails,
     ProvisioningHistory,
+    AccountDevices,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 8] = [
         Self::OAuthToken,
         Self::SessionLogin,
         Self::CheckInHistory,
@@ -27,6 +28,7 @@ impl Endpoint {
         Self::CampaignDevices,
         Self::DeviceDetails,
         Self::ProvisioningHistory,
+        Self::AccountDevices,
     ];
 
     /// Stable snake_case name for logs and metric labels.
@@ -39,6 +41,7 @@ impl Endpoint {
             Self::CampaignDevices => "campaign_devices",
             Self::DeviceDetails => "device_details",
             Self::ProvisioningHistory => "provisioning_history",
+            Self::AccountDevices => "account_devices",
         }
     }
 }
@@ -70,9 +73,17 @@ pub enum UpstreamError {
     /// The call's deadline passed.
     #[error("{endpoint}: timed out")]
     Timeout { endpoint: Endpoint },
-    /// Connect failure, dropped connection or 5xx, after retries.
+    /// Connect failure, dropped connection or 5xx, after retries; or our own
+    /// outbound budget ran out before the call could be sent.
     #[error("{endpoint}: upstream unavailable: {reason}")]
-    Unavailable { endpoint: Endpoint, reason: String },
+    Unavailable {
+        endpoint: Endpoint,
+        reason: String,
+        /// The HTTP status when the upstream answered (a 5xx); `None` when it gave
+        /// no answer (connect failure, dropped connection, oversized body) or the
+        /// call was never sent (budget, concurrency).
+        status: Option<u16>,
+    },
     /// A token could not be obtained or was refused after one renewal.
     #[error("{endpoint}: authentication failed: {reason}")]
     Auth { endpoint: Endpoint, reason: String },
@@ -123,6 +134,14 @@ impl UpstreamError {
         )
     }
 
+    /// ThingSpace says the account, campaign or device asked for does not exist: an
+    /// error answer whose code ends in `NotFound` (`REQUEST_FAILED.Account.NotFound`,
+    /// `FOTA.DEVICE.NotFound`, `AccountNotFound`, `CampaignNotFound`). Codes are
+    /// stable; messages are not, so only the code is read.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Api { error_code, .. } if is_not_found_code(error_code))
+    }
+
     /// Stable snake_case kind for metric labels.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -136,5 +155,46 @@ impl UpstreamError {
             Self::Pagination { .. } => "pagination",
             Self::InvalidRequest { .. } => "invalid_request",
         }
+    }
+}
+
+/// Whether an upstream `errorCode` says "no such thing" (see
+/// [`UpstreamError::is_not_found`]).
+pub fn is_not_found_code(code: &str) -> bool {
+    code.ends_with("NotFound")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_is_read_from_the_code_alone() {
+        let api = |code: &str| UpstreamError::Api {
+            endpoint: Endpoint::CampaignDevices,
+            status: 400,
+            error_code: code.into(),
+            error_message: "NotFound".into(),
+        };
+        for code in [
+            "REQUEST_FAILED.Account.NotFound",
+            "FOTA.DEVICE.NotFound",
+            "FOTA.CAMPAIGN.NotFound",
+            "AccountNotFound",
+            "CampaignNotFound",
+        ] {
+            assert!(api(code).is_not_found(), "{code}");
+        }
+        for code in [
+            "REQUEST_FAILED.InvalidParameter",
+            "NotFoundYet",
+            "FOTA.NotFound.Later",
+        ] {
+            assert!(!api(code).is_not_found(), "{code}");
+        }
+        let timeout = UpstreamError::Timeout {
+            endpoint: Endpoint::CampaignDevices,
+        };
+        assert!(!timeout.is_not_found());
     }
 }

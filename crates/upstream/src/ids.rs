@@ -75,22 +75,41 @@ fn shown(s: &str) -> String {
     }
 }
 
-/// 1 to 64 letters, digits, `-` and `_`: the rule shared by account names and
-/// campaign ids, which also makes them always safe as a URL path segment.
-fn url_safe_token(kind: &'static str, s: &str) -> Result<(), IdError> {
-    if s.is_empty() || s.len() > 64 {
-        return Err(IdError::new(kind, "must be 1 to 64 characters"));
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(IdError::new(
-            kind,
-            format!("{} may contain only letters, digits, '-' and '_'", shown(s)),
-        ));
-    }
-    Ok(())
+/// The shape of a ThingSpace billing account name, as a regular expression: digits,
+/// a dash, digits (`0000123456-00001`; leading zeros are part of the name). The
+/// seed pages' every example and the simulator's accounts have it; the lengths leave
+/// room for longer names than the examples. [`AccountName`] checks exactly this (by
+/// hand; a test holds the two together), and the OpenAPI description publishes it.
+pub const ACCOUNT_NAME_PATTERN: &str = "^[0-9]{1,20}-[0-9]{1,10}$";
+
+/// The shape of a FOTA campaign id, as a regular expression: a UUID in its usual
+/// 8-4-4-4-12 hexadecimal spelling, either case (every campaign id in the seed pages,
+/// and the simulator's, is one). [`CampaignId`] checks exactly this.
+pub const CAMPAIGN_ID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// Whether `s` is 1 to `max` bytes of `allowed`.
+fn run_of(s: &[u8], max: usize, allowed: fn(&u8) -> bool) -> bool {
+    (1..=max).contains(&s.len()) && s.iter().all(allowed)
+}
+
+/// [`ACCOUNT_NAME_PATTERN`], by hand.
+fn is_account_name(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(number, suffix)| {
+        run_of(number.as_bytes(), 20, u8::is_ascii_digit)
+            && run_of(suffix.as_bytes(), 10, u8::is_ascii_digit)
+    })
+}
+
+/// [`CAMPAIGN_ID_PATTERN`], by hand.
+fn is_campaign_id(s: &str) -> bool {
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    let mut groups = s.split('-');
+    GROUPS.iter().all(|&len| {
+        groups
+            .next()
+            .is_some_and(|g| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) && groups.next().is_none()
 }
 
 /// The accessors and conversions every validated string newtype here shares:
@@ -151,9 +170,10 @@ impl FromStr for Imei {
     }
 }
 
-/// A ThingSpace billing account name, e.g. `0000123456-00001`. Kept as a string so
-/// leading zeros survive; restricted to the characters real account names use so it
-/// is always safe as a URL path segment.
+/// A ThingSpace billing account name, e.g. `0000123456-00001`: digits, a dash,
+/// digits ([`ACCOUNT_NAME_PATTERN`]). Kept as a string so leading zeros survive; only
+/// digits and one dash, so it is always safe as a URL path segment, and a malformed
+/// name (`0`, a typo) is refused before it costs an upstream call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AccountName(String);
@@ -163,13 +183,22 @@ string_newtype!(AccountName);
 impl FromStr for AccountName {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        url_safe_token("account", s)?;
+        if !is_account_name(s) {
+            return Err(IdError::new(
+                "account",
+                format!(
+                    "{} is not an account name: expected digits, a dash and digits, \
+                     e.g. 0000123456-00001",
+                    shown(s)
+                ),
+            ));
+        }
         Ok(Self(s.to_owned()))
     }
 }
 
-/// A FOTA campaign id (a UUID in practice; any URL-safe token up to 64 characters is
-/// accepted so unusual upstream ids still work).
+/// A FOTA campaign id: a UUID ([`CAMPAIGN_ID_PATTERN`]), kept as written (ThingSpace
+/// returns them in lower case; upper case is accepted and sent as given).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CampaignId(String);
@@ -179,8 +208,46 @@ string_newtype!(CampaignId);
 impl FromStr for CampaignId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        url_safe_token("campaign id", s)?;
+        if !is_campaign_id(s) {
+            return Err(IdError::new(
+                "campaign id",
+                format!(
+                    "{} is not a campaign id: expected a UUID, \
+                     e.g. f841e14a-7c9f-11ec-b56c-76bbdf26f3b9",
+                    shown(s)
+                ),
+            ));
+        }
         Ok(Self(s.to_owned()))
+    }
+}
+
+/// A device-management protocol as the account device list filters by it
+/// (`LWM2M`, `OMADM`, `HTTP`, `NONE` in Verizon's documentation): 1 to 16 letters,
+/// digits or `_`, kept upper-case, so `lwm2m` and `LWM2M` are one filter (and one
+/// cache entry). Unknown names are accepted: the upstream decides what they match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Protocol(String);
+
+string_newtype!(Protocol);
+
+impl FromStr for Protocol {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty()
+            || s.len() > 16
+            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(IdError::new(
+                "protocol",
+                format!(
+                    "{} is not 1 to 16 letters, digits or '_' (e.g. LWM2M, OMADM, HTTP)",
+                    shown(s)
+                ),
+            ));
+        }
+        Ok(Self(s.to_ascii_uppercase()))
     }
 }
 
@@ -289,6 +356,15 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn protocols_are_short_tokens_kept_upper_case() {
+        assert_eq!("lwm2m".parse::<Protocol>().unwrap().as_str(), "LWM2M");
+        assert_eq!("HTTP".parse::<Protocol>().unwrap().as_str(), "HTTP");
+        for bad in ["", "LW M2M", "a*", "LWM2M:1", "ABCDEFGHIJKLMNOPQ"] {
+            assert!(bad.parse::<Protocol>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn known_imeis() {
         // The seed page's example IMEI 990013907835573 is not Luhn-valid; 8 is its check digit.
         assert!("990013907835578".parse::<Imei>().is_ok());
@@ -303,6 +379,78 @@ mod tests {
         assert_eq!(a.as_str(), "0000123456-00001");
         assert!("00/../x".parse::<AccountName>().is_err());
         assert!("".parse::<AccountName>().is_err());
+    }
+
+    /// The examples of the seed pages and the simulator's shapes pass; what the
+    /// issue calls malformed does not.
+    #[test]
+    fn account_names_and_campaign_ids_have_their_shape() {
+        for good in [
+            "0000123456-00001",
+            "0000390947-00002",
+            "1-1",
+            "12345678901234567890-0123456789",
+        ] {
+            assert!(good.parse::<AccountName>().is_ok(), "{good}");
+        }
+        for bad in [
+            "0",
+            "",
+            "-",
+            "0000123456",
+            "0000123456-",
+            "-00001",
+            "0000123456--00001",
+            "0000123456-00001-1",
+            "a000123456-00001",
+            "0000123456-0000x",
+            " 0000123456-00001",
+            "123456789012345678901-1",
+            "1-12345678901",
+            "0000123456_00001",
+            "０-1",
+        ] {
+            let e = bad.parse::<AccountName>().unwrap_err();
+            assert_eq!(e.kind, "account", "{bad}");
+        }
+        // Every campaign id of the seed pages.
+        for good in [
+            "252d7ffc-7e35-11ec-931d-76f56843c393",
+            "8f5e9a4a-6ce2-11ec-ace7-3ea293843397",
+            "6f5890ee-61ac-11ec-ad90-4ef948cff74b",
+            "172e9ffa-5c42-11ec-b4e7-9ecd0c925d89",
+            "9a77091d-4bd5-11ec-9088-2ad91a9c8d05",
+            "F841E14A-7C9F-11EC-B56C-76BBDF26F3B9",
+        ] {
+            assert_eq!(good.parse::<CampaignId>().unwrap().as_str(), good);
+        }
+        for bad in [
+            "nope",
+            "",
+            "c1",
+            "252d7ffc7e3511ec931d76f56843c393",
+            "252d7ffc-7e35-11ec-931d-76f56843c39",
+            "252d7ffc-7e35-11ec-931d-76f56843c3933",
+            "252d7ffc-7e35-11ec-931d-76f56843c39g",
+            "{252d7ffc-7e35-11ec-931d-76f56843c393}",
+            "252d7ffc-7e35-11ec-931d-76f56843c393-",
+            "252d7ffc_7e35-11ec-931d-76f56843c393",
+        ] {
+            let e = bad.parse::<CampaignId>().unwrap_err();
+            assert_eq!(e.kind, "campaign id", "{bad}");
+        }
+        let e = "0".parse::<AccountName>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid account: \"0\" is not an account name: expected digits, a dash and \
+             digits, e.g. 0000123456-00001"
+        );
+    }
+
+    fn agree(pattern: &str, parses: bool, s: &str) -> Result<(), TestCaseError> {
+        let re = regex::Regex::new(pattern).unwrap();
+        prop_assert_eq!(re.is_match(s), parses, "{:?} against {}", s, pattern);
+        Ok(())
     }
 
     #[test]
@@ -344,6 +492,28 @@ mod tests {
             // Any other last digit is refused.
             let wrong = format!("{body}{}", (d + 1) % 10);
             prop_assert!(wrong.parse::<Imei>().is_err());
+        }
+
+        /// Whatever the published pattern matches parses...
+        #[test]
+        fn what_the_patterns_match_parses(
+            account in "[0-9]{1,20}-[0-9]{1,10}",
+            campaign in "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+        ) {
+            agree(ACCOUNT_NAME_PATTERN, account.parse::<AccountName>().is_ok(), &account)?;
+            agree(CAMPAIGN_ID_PATTERN, campaign.parse::<CampaignId>().is_ok(), &campaign)?;
+        }
+
+        /// ...and near misses (the same alphabet, any arrangement) are judged alike by
+        /// the pattern and the hand check.
+        #[test]
+        fn near_misses_are_judged_alike(
+            account in "[0-9]{18,22}-[0-9]{8,12}|[0-9a-]{0,34}|-?[0-9]{0,3}-?[0-9]{0,3}-?",
+            campaign in "[0-9a-gA-G]{7,9}-[0-9a-gA-G]{3,5}-[0-9a-gA-G]{4}-[0-9a-gA-G-]{3,6}-[0-9a-gA-G]{11,13}\
+                         |[0-9a-gA-G-]{30,40}",
+        ) {
+            agree(ACCOUNT_NAME_PATTERN, account.parse::<AccountName>().is_ok(), &account)?;
+            agree(CAMPAIGN_ID_PATTERN, campaign.parse::<CampaignId>().is_ok(), &campaign)?;
         }
 
         #[test]

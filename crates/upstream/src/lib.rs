@@ -1,6 +1,7 @@
 //! `devicegraph-upstream`: a correct, resilient client for the Verizon ThingSpace APIs.
 //!
-//! - [`ids`]: identifier newtypes (IMEI with Luhn, account, campaign, device identifiers).
+//! - [`ids`]: identifier newtypes (IMEI with Luhn, account, campaign, device identifiers,
+//!   the device-list protocol filter).
 //! - [`model`]: normalised public models of every endpoint's answer (re-exported from
 //!   where each endpoint defines them).
 //! - [`wire`]: the lenient wire parsing (both field variants, four timestamp shapes,
@@ -41,7 +42,7 @@ pub use client::{Client, ClientConfig, Credentials};
 pub use endpoints::device_details::DetailsChunk;
 pub use error::{Endpoint, UpstreamError};
 pub use gate::{GatePermit, OpenGate, RequestGate};
-pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei};
+pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei, Protocol};
 pub use request_id::{
     CallMeter, current_request_id, current_tenant, in_current_scope, with_call_meter,
     with_request_id, with_tenant,

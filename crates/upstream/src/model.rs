@@ -6,11 +6,12 @@
 //!
 //! This module only re-exports: each endpoint's models are defined with its parser
 //! and request in `endpoints/<endpoint>.rs` (device details, upgrade history,
-//! check-ins, campaign devices, provisioning), [`Timestamp`] in [`crate::time`], and
+//! check-ins, campaign devices, provisioning, account devices), [`Timestamp`] in [`crate::time`], and
 //! the token and error bodies in the private `decode` module. The parsers are
 //! re-exported by [`crate::wire`].
 
 pub use crate::decode::bodies::{OAuthToken, SessionToken, UpstreamErrorBody};
+pub use crate::endpoints::account_devices::AccountDevicesPage;
 pub use crate::endpoints::campaign_devices::{CampaignDevice, CampaignPage};
 pub use crate::endpoints::check_ins::{CheckIn, CheckInResult, ClientType, FailureType};
 pub use crate::endpoints::device_details::{

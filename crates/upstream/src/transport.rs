@@ -124,6 +124,7 @@ impl Transport {
             .map_err(|_| UpstreamError::Unavailable {
                 endpoint: Endpoint::OAuthToken,
                 reason: "could not initialise the HTTP client".into(),
+                status: None,
             })?;
         Ok(Self {
             http,
@@ -233,6 +234,7 @@ impl Transport {
                         let error = UpstreamError::Unavailable {
                             endpoint,
                             reason: format!("HTTP {} after {attempt} attempt(s)", status.as_u16()),
+                            status: Some(status.as_u16()),
                         };
                         (error, self.backoff.delay(attempt))
                     } else {
@@ -245,6 +247,7 @@ impl Transport {
                     let error = UpstreamError::Unavailable {
                         endpoint,
                         reason: format!("{what} after {attempt} attempt(s)"),
+                        status: None,
                     };
                     (error, self.backoff.delay(attempt))
                 }
@@ -364,6 +367,7 @@ impl Transport {
             Ok(Err(ReadError::TooLarge)) => Attempt::Fatal(UpstreamError::Unavailable {
                 endpoint,
                 reason: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+                status: None,
             }),
             Ok(Err(ReadError::Http(e))) => classify(&e, endpoint),
         }

@@ -30,6 +30,7 @@ mod tests;
 
 pub use crate::decode::DecodeError;
 pub use crate::decode::bodies::{parse_error_body, parse_oauth_token, parse_session_token};
+pub use crate::endpoints::account_devices::parse_account_devices_page;
 pub use crate::endpoints::campaign_devices::parse_campaign_page;
 pub use crate::endpoints::check_ins::parse_check_in_history;
 pub use crate::endpoints::device_details::parse_device_details_page;

@@ -60,8 +60,10 @@ async fn http_503_exhausts_the_attempts_then_is_unavailable() {
         Err(UpstreamError::Unavailable {
             endpoint: Endpoint::CheckInHistory,
             reason,
+            status,
         }) => {
-            assert!(reason.contains("503"), "{reason}")
+            assert!(reason.contains("503"), "{reason}");
+            assert_eq!(status, Some(503), "the upstream's status, typed");
         }
         other => panic!("{other:?}"),
     }

@@ -187,6 +187,7 @@ async fn a_body_past_the_cap_is_refused_naming_the_limit() {
             Err(UpstreamError::Unavailable {
                 endpoint: Endpoint::CheckInHistory,
                 reason,
+                ..
             }) => assert!(reason.contains("67108864 bytes"), "{reason}"),
             other => panic!("announced {announced}: {other:?}"),
         }

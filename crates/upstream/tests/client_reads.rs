@@ -350,6 +350,7 @@ async fn a_failed_details_chunk_fails_only_its_own_imeis() {
         Err(UpstreamError::Unavailable {
             endpoint: Endpoint::DeviceDetails,
             reason,
+            ..
         }) => assert!(reason.contains("503"), "{reason}"),
         other => panic!("{other:?}"),
     }

@@ -487,3 +487,67 @@ fn variant_tokens() {
     let s = parse_session_token(fixture!("variant_session_token.json")).unwrap();
     assert_eq!(s.session_token, "1d1f8e7a-0000-4000-8000-fixturesession");
 }
+
+/// Every account name and campaign id of the seed pages' examples, and every one the
+/// simulator generates, passes the identifier checks (`ids.rs`): the rules refuse
+/// typos and placeholders, not a real account or campaign.
+#[tokio::test]
+async fn the_seed_pages_and_the_simulators_ids_pass_the_identifier_rules() {
+    use devicegraph_upstream::{AccountName, CampaignId};
+    fn collect(value: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(members) => {
+                for (name, member) in members {
+                    match member {
+                        serde_json::Value::String(s) if name == key => out.push(s.clone()),
+                        _ => collect(member, key, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|i| collect(i, key, out)),
+            _ => {}
+        }
+    }
+    let (mut accounts, mut campaigns) = (Vec::new(), Vec::new());
+    for page in [
+        fixture!("seed001_upgrade_history.json"),
+        fixture!("seed002_campaign_page_repaired.json"),
+        fixture!("seed003_device_details_page.json"),
+    ] {
+        let value: serde_json::Value = serde_json::from_slice(page).unwrap();
+        collect(&value, "accountName", &mut accounts);
+        collect(&value, "campaignId", &mut campaigns);
+    }
+    assert_eq!(
+        (accounts.len(), campaigns.len()),
+        (6, 5),
+        "the seeds' examples"
+    );
+
+    for devices in [10_000, 200_000] {
+        let sim = devicegraph_sim::spawn_on(
+            devicegraph_sim::SimConfig {
+                devices,
+                ..devicegraph_sim::SimConfig::default()
+            },
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap();
+        let catalog = sim.catalog();
+        accounts.extend(catalog.accounts.iter().cloned());
+        campaigns.extend(catalog.campaigns.iter().map(|c| c.id.clone()));
+        // Upgrade history names the campaigns of other devices too.
+        accounts.extend(catalog.campaigns.iter().map(|c| c.account.clone()));
+    }
+    assert!(
+        accounts.len() > 10 && campaigns.len() > 30,
+        "{accounts:?} {campaigns:?}"
+    );
+    for account in &accounts {
+        assert!(account.parse::<AccountName>().is_ok(), "{account}");
+    }
+    for campaign in &campaigns {
+        assert!(campaign.parse::<CampaignId>().is_ok(), "{campaign}");
+    }
+}

@@ -20,9 +20,9 @@ use utoipa::{Modify, OpenApi};
 use crate::state::AppState;
 
 use schemas::{
-    AccountName, BatchRequest, BatchResponse, CampaignDevice, CampaignDevicesPage, CampaignId,
-    CheckIn, CheckInFailure, CheckInResult, ClientType, Device, FirmwareUpgrade, Imei, IncludePart,
-    Problem, Software, UpstreamErrorInfo,
+    AccountDevicesPage, AccountName, BatchRequest, BatchResponse, CampaignDevice,
+    CampaignDevicesPage, CampaignId, CheckIn, CheckInFailure, CheckInResult, ClientType, Device,
+    FirmwareUpgrade, Imei, IncludePart, Problem, Software, UpstreamErrorInfo,
 };
 
 #[utoipa::path(
@@ -94,6 +94,34 @@ fn batch_devices() {}
 )]
 #[allow(dead_code)]
 fn campaign_devices() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{account}/devices",
+    operation_id = "getAccountDevices",
+    tag = "devices",
+    summary = "One page of every device of an account, ascending IMEI",
+    description = "Cursors are positions (valid with any limit or filter). protocol is filtered by ThingSpace; status, make, model, firmware and fotaEligible over each device's details, exactly as ThingSpace spells the value. A filtered page scans at most 10 ThingSpace pages beyond those its limit needs: it may hold fewer than limit devices, even none, with a nextCursor to continue from.",
+    params(
+        ("account" = AccountName, Path, description = "Account name"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (or graphql.max_page_size when lower; default 100)"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("protocol" = Option<String>, Query, description = "Only this management protocol, e.g. LWM2M, OMADM, HTTP"),
+        ("status" = Option<String>, Query, description = "Only devices with this raw status, e.g. Active"),
+        ("make" = Option<String>, Query, description = "Only devices of this make"),
+        ("model" = Option<String>, Query, description = "Only devices of this model"),
+        ("firmware" = Option<String>, Query, description = "Only devices running this firmware"),
+        ("fotaEligible" = Option<bool>, Query, description = "Only devices that may (true) or may not (false) take FOTA upgrades"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = AccountDevicesPage,
+            headers(("X-Cache" = String, description = "HIT, MISS or STALE"))),
+        (status = 400, description = "Invalid parameters or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[allow(dead_code)]
+fn account_devices() {}
 
 /// The error answers every `/v1` route can give whatever the configuration:
 /// declared once under `components.responses` by [`CommonErrors`] and referenced
@@ -378,11 +406,12 @@ impl Modify for KeySchemes {
         title = "devicegraph JSON API",
         description = "The merged ThingSpace device graph as JSON. Field names and formats are those of the GraphQL API at /graphql; errors are RFC 9457 problem+json."
     ),
-    paths(get_device, batch_devices, campaign_devices),
+    paths(get_device, batch_devices, campaign_devices, account_devices),
     components(schemas(
         AccountName, Imei, CampaignId, IncludePart,
         Device, Software, FirmwareUpgrade, CheckIn, ClientType, CheckInResult, CheckInFailure,
-        CampaignDevice, BatchRequest, BatchResponse, CampaignDevicesPage, Problem, UpstreamErrorInfo
+        CampaignDevice, BatchRequest, BatchResponse, CampaignDevicesPage, AccountDevicesPage,
+        Problem, UpstreamErrorInfo
     )),
     modifiers(&KeySchemes, &Identifiers, &ProblemCodes, &ConditionalGets),
     tags(
@@ -438,7 +467,7 @@ mod tests {
                 assert!(post["responses"].get("304").is_none(), "{path}");
             }
         }
-        assert_eq!(gets, 2);
+        assert_eq!(gets, 3);
     }
 
     /// The schemas above are written by hand to mirror the GraphQL types the routes

@@ -183,6 +183,19 @@ pub(crate) struct CampaignDevicesPage {
     total_count: Option<u64>,
 }
 
+/// One page of an account's devices, ascending IMEI.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct AccountDevicesPage {
+    items: Vec<Device>,
+    /// Pass as `cursor` for the next page; null on the last page. A filtered page
+    /// may hold fewer than `limit` devices (even none) and still have one.
+    next_cursor: Option<String>,
+    /// Devices in the account, when ThingSpace reports it (usually null).
+    total_count: Option<u64>,
+}
+
 /// ThingSpace's own error, carried with `UPSTREAM_ERROR`.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]

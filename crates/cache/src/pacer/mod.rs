@@ -219,6 +219,7 @@ impl Pacer {
                 Err(UpstreamError::Unavailable {
                     endpoint,
                     reason: "upstream concurrency limit reached".to_owned(),
+                    status: None,
                 })
             }
         }
@@ -234,6 +235,7 @@ impl Pacer {
             UpstreamError::Unavailable {
                 endpoint,
                 reason: BUDGET_EXHAUSTED_REASON.to_owned(),
+                status: None,
             }
         };
         let mut waited = false;

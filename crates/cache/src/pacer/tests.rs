@@ -56,7 +56,8 @@ async fn fails_fast_when_the_budget_cannot_be_had_before_the_deadline() {
         e,
         UpstreamError::Unavailable {
             endpoint: E,
-            reason: BUDGET_EXHAUSTED_REASON.to_owned()
+            reason: BUDGET_EXHAUSTED_REASON.to_owned(),
+            status: None,
         }
     );
 }

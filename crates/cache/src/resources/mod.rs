@@ -4,12 +4,14 @@
 //! Adding a resource: a file here implementing [`Resource`] and a line in `ALL`; its
 //! TTL is then configurable as `[cache.ttl] <NAME>`.
 
+mod account_pages;
 mod campaign_pages;
 mod check_ins;
 mod details;
 mod provisioning;
 mod upgrade_history;
 
+pub use account_pages::{AccountPageKey, AccountPages};
 pub use campaign_pages::{CampaignPageKey, CampaignPages};
 pub use check_ins::CheckIns;
 pub use details::Details;
@@ -46,6 +48,7 @@ pub(crate) const ALL: &[Listed] = &[
     listed::<CheckIns>(),
     listed::<CampaignPages>(),
     listed::<Provisioning>(),
+    listed::<AccountPages>(),
 ];
 
 /// The `[cache.ttl]` keys: the resources by name.

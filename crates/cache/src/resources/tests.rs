@@ -47,7 +47,7 @@ fn scope_selects_account_device_and_campaign_entries() {
     let other = account("0000999999-00001");
     let a: Imei = valid_imei("99001390783557").parse().unwrap();
     let b: Imei = valid_imei("49015420323751").parse().unwrap();
-    let camp: CampaignId = "c1".parse().unwrap();
+    let camp: CampaignId = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9".parse().unwrap();
     let keys = [
         AnyKey::new::<Details>((acc.clone(), a.clone())),
         AnyKey::new::<CheckIns>((acc.clone(), a.clone())),
@@ -100,9 +100,12 @@ fn redis_keys_fall_under_their_scope_patterns() {
         campaign: None,
     };
     assert!(redis_scope_patterns("p", &scope).contains(&key.redis_key("p")));
-    let camp: CampaignId = "c1".parse().unwrap();
+    let camp: CampaignId = "f841e14a-7c9f-11ec-b56c-76bbdf26f3b9".parse().unwrap();
     let page = AnyKey::new::<CampaignPages>(CampaignPageKey::new(&acc, &camp, Some("0")));
-    assert_eq!(page.redis_key("p"), "p:v2:a:0000123456-00001:cp:c1:0");
+    assert_eq!(
+        page.redis_key("p"),
+        "p:v2:a:0000123456-00001:cp:f841e14a-7c9f-11ec-b56c-76bbdf26f3b9:0"
+    );
     let window = AnyKey::new::<Provisioning>(ProvisioningKey {
         device: DeviceIdentifier::new(DeviceIdKind::Imei, a.as_str()).unwrap(),
         earliest: DateTime::UNIX_EPOCH,
@@ -133,4 +136,56 @@ fn a_resource_key_finds_its_any_key_and_no_other() {
     assert!(lookup.equivalent(&stored));
     let other = KeyRef::<CheckIns>(&own);
     assert!(!other.equivalent(&stored), "same key, another resource");
+}
+
+#[test]
+fn account_pages_belong_to_the_account_alone() {
+    let acc = account("0000123456-00001");
+    let a: Imei = valid_imei("99001390783557").parse().unwrap();
+    let lwm2m: devicegraph_upstream::Protocol = "lwm2m".parse().unwrap();
+    let all = AnyKey::new::<AccountPages>(AccountPageKey::new(&acc, None, Some("0")));
+    let after =
+        AnyKey::new::<AccountPages>(AccountPageKey::new(&acc, Some(&lwm2m), Some(a.as_str())));
+    assert_eq!(all.redis_key("p"), "p:v2:a:0000123456-00001:ad:-:0");
+    assert_eq!(
+        after.redis_key("p"),
+        format!("p:v2:a:0000123456-00001:ad:LWM2M:{a}")
+    );
+    let whole = InvalidateScope {
+        account: acc.clone(),
+        imei: None,
+        campaign: None,
+    };
+    let device = InvalidateScope {
+        account: acc.clone(),
+        imei: Some(a),
+        campaign: None,
+    };
+    let other = InvalidateScope {
+        account: account("0000999999-00001"),
+        imei: None,
+        campaign: None,
+    };
+    for key in [&all, &after] {
+        assert!(key.in_scope(&whole));
+        assert!(!key.in_scope(&device) && !key.in_scope(&other));
+        let patterns = redis_scope_patterns("p", &whole);
+        assert!(patterns.iter().any(|p| p == "p:v2:a:0000123456-00001:*"));
+        assert!(
+            redis_scope_patterns("p", &device)
+                .iter()
+                .all(|p| !p.contains(":ad:"))
+        );
+    }
+}
+
+#[test]
+fn every_resource_has_a_ttl_key() {
+    let ttls = Ttls::default();
+    let names: Vec<&str> = ttls.names().collect();
+    assert!(names.contains(&"account_devices"), "{names:?}");
+    assert_eq!(
+        ttls.get("account_devices"),
+        Some(std::time::Duration::from_secs(300))
+    );
 }

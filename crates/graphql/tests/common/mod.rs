@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use devicegraph_cache::{Store, StoreConfig};
 use devicegraph_graphql::{
-    AccountScope, DeviceSchema, GraphqlConfig, RequestContext, build_schema, execute,
+    AccountScope, CacheStatus, DeviceSchema, GraphqlConfig, RequestContext, build_schema, execute,
 };
 use devicegraph_sim::{RunningSim, SimConfig};
 use devicegraph_upstream::{
@@ -87,11 +87,26 @@ pub async fn run_as(
     )
     .await;
     let json = serde_json::to_value(&executed.response).unwrap();
-    assert_eq!(
-        json["extensions"]["cacheStatus"],
-        executed.cache_status.as_str(),
-        "extensions.cacheStatus matches Executed.cache_status"
-    );
+    if executed.is_request_error() {
+        assert_eq!(json["data"], Value::Null, "{json:#}");
+        assert!(
+            json["extensions"].get("cacheStatus").is_none(),
+            "a request error read nothing, so has no cache status: {json:#}"
+        );
+    } else {
+        assert_eq!(
+            json["extensions"]["cacheStatus"],
+            executed.cache_status.as_str(),
+            "extensions.cacheStatus matches Executed.cache_status"
+        );
+    }
+    if json.get("errors").is_some() {
+        assert_ne!(
+            executed.cache_status,
+            CacheStatus::Hit,
+            "an answer with errors is no cache hit: {json:#}"
+        );
+    }
     json
 }
 

@@ -1,4 +1,5 @@
-//! The five ThingSpace data endpoints.
+//! Five of the six ThingSpace data endpoints (the account's device list is in
+//! `account_devices`), and the refusals and query parameters they share.
 
 use std::sync::Arc;
 
@@ -24,11 +25,14 @@ const MAX_DETAILS_BODY: usize = 1_000;
 
 /// A request the simulator refuses with ThingSpace's HTTP 400 error body.
 #[derive(Debug, thiserror::Error)]
-enum Refusal {
+pub(super) enum Refusal {
     #[error("Account {0} was not found")]
     Account(String),
     #[error("Device {0} was not found in this account")]
     Device(String),
+    /// A device named by an identifier alone (provisioning history takes no account).
+    #[error("Device {0} was not found")]
+    Identifier(String),
     #[error("Campaign {0} was not found")]
     Campaign(String),
     #[error("{0}")]
@@ -39,7 +43,7 @@ impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let code = match &self {
             Self::Account(_) => codes::ACCOUNT_NOT_FOUND,
-            Self::Device(_) => codes::DEVICE_NOT_FOUND,
+            Self::Device(_) | Self::Identifier(_) => codes::DEVICE_NOT_FOUND,
             Self::Campaign(_) => codes::CAMPAIGN_NOT_FOUND,
             Self::Invalid(_) => codes::INVALID_PARAMETER,
         };
@@ -47,11 +51,11 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn answer(result: Result<Response, Refusal>) -> Response {
+pub(super) fn answer(result: Result<Response, Refusal>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn account_or_400(state: &AppState, acc: &str) -> Result<usize, Refusal> {
+pub(super) fn account_or_400(state: &AppState, acc: &str) -> Result<usize, Refusal> {
     state
         .world
         .fleet
@@ -67,7 +71,7 @@ fn device_or_400(state: &AppState, account: usize, imei: &str) -> Result<u64, Re
 }
 
 /// `lastSeenDeviceId` from the query: `None` for absent, empty or `0`.
-fn last_seen(query: Option<&str>) -> Result<Option<u64>, Refusal> {
+pub(super) fn last_seen(query: Option<&str>) -> Result<Option<u64>, Refusal> {
     let value = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == "lastSeenDeviceId")
         .map(|(_, v)| v.trim().to_string());
@@ -80,7 +84,7 @@ fn last_seen(query: Option<&str>) -> Result<Option<u64>, Refusal> {
     }
 }
 
-fn protocol_filter(query: Option<&str>) -> Option<String> {
+pub(super) fn protocol_filter(query: Option<&str>) -> Option<String> {
     url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == "protocol")
         .map(|(_, v)| v.trim().to_string())
@@ -330,7 +334,7 @@ fn provisioning_answer(state: &AppState, body: &[u8]) -> Result<Response, Refusa
         .world
         .resolve(&kind, id.trim())
         .map_err(|e| Refusal::Invalid(e.to_string()))?
-        .ok_or_else(|| Refusal::Device(format!("{kind} {id}")))?;
+        .ok_or_else(|| Refusal::Identifier(format!("{kind} {id}")))?;
     let time = |name: &str| {
         text(parsed.get(name))
             .as_deref()

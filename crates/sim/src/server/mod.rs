@@ -8,6 +8,7 @@
 
 mod control;
 pub(crate) use control::apply as apply_faults;
+mod account_devices;
 mod data_routes;
 mod gate;
 mod respond;
@@ -41,6 +42,7 @@ pub(crate) struct Pages {
     pub(crate) campaign: usize,
     pub(crate) details: usize,
     pub(crate) provisioning: usize,
+    pub(crate) account: usize,
 }
 
 /// Everything the handlers share.
@@ -118,7 +120,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/fota/v2/reports/{acc}/campaigns/{campaign}/devices",
             get(campaign_devices),
         )
-        .route("/api/fota/v3/devices/{acc}", post(device_details))
+        // One path, two reads: POST names the devices (details), GET lists the
+        // account's devices page by page.
+        .route(
+            "/api/fota/v3/devices/{acc}",
+            post(device_details).get(account_devices::account_devices),
+        )
         .route(
             "/api/m2m/v1/devices/history/actions/list",
             post(provisioning_history),

@@ -220,8 +220,9 @@ fn device_details_page(root: Field<'_, '_>) -> Result<DeviceDetailsPage, DecodeE
 }
 
 /// A device object usually has no `accountName` of its own; it inherits the
-/// page's so that a device streamed on its own still knows its account.
-fn device_details(
+/// page's so that a device streamed on its own still knows its account. (The
+/// account device list, `account_devices`, sends the same objects.)
+pub(crate) fn device_details(
     item: Field<'_, '_>,
     page_account: Option<&str>,
 ) -> Result<DeviceDetails, DecodeError> {

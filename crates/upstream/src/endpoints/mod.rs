@@ -9,6 +9,7 @@
 //! | [`check_ins`] | `GET /fota/v2/logging/{acc}/devices/{imei}/checkInHistory` | none |
 //! | [`campaign_devices`] | `GET /fota/v3/reports/{acc}/campaigns/{id}/devices` | `lastSeenDeviceId`, 1,000 devices a page |
 //! | [`provisioning`] | `POST /m2m/v1/devices/history/actions/list` | HTTP 202 = more, next `earliest` = last record's time, 500 records a page |
+//! | [`account_devices`] | `GET /fota/v3/devices/{acc}` | `lastSeenDeviceId`, 1,000 devices a page; `protocol` filtered upstream |
 //!
 //! Each parser maps one located JSON value to a public model; the wire names
 //! (documented name first, then its variants) are written next to the model field
@@ -20,6 +21,7 @@
 //! `model::*`, `wire::parse_*` and the `Client` methods: only `lib.rs`, `model` and
 //! `wire` name `endpoints`, to re-export.
 
+pub(crate) mod account_devices;
 pub(crate) mod campaign_devices;
 pub(crate) mod check_ins;
 pub(crate) mod device_details;
