@@ -667,11 +667,12 @@ mod tests {
                 .map(|p| p["schema"].clone())
                 .unwrap_or_default()
         };
-        let [device, batch, campaign] = crate::routes::rest::ROUTES;
+        let [device, batch, campaign, account] = crate::routes::rest::ROUTES;
         let device = params(device, "get");
         let batch = params(batch, "post");
         let campaign = params(campaign, "get");
-        for params in [&device, &batch, &campaign] {
+        let account = params(account, "get");
+        for params in [&device, &batch, &campaign, &account] {
             assert_eq!(
                 schema_of(params, "account")["$ref"],
                 "#/components/schemas/AccountName"
