@@ -129,6 +129,11 @@ impl<T> Fetched<T> {
     }
 }
 
+/// The engine's answer for one key: what the cache keeps for it and its freshness,
+/// or why there is none. Lives here rather than in `engine` so `metrics` can tally
+/// reads without importing the engine.
+pub(crate) type KeyResult<V> = Result<Fetched<Cached<V>>, CacheError>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,8 +168,3 @@ mod tests {
         }
     }
 }
-
-/// The engine's answer for one key: what the cache keeps for it and its freshness,
-/// or why there is none. Lives here rather than in `engine` so `metrics` can tally
-/// reads without importing the engine.
-pub(crate) type KeyResult<V> = Result<Fetched<Cached<V>>, CacheError>;

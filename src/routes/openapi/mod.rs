@@ -671,7 +671,8 @@ mod tests {
         let device = params(routes[0], "get");
         let batch = params(routes[1], "post");
         let campaign = params(routes[2], "get");
-        for params in [&device, &batch, &campaign] {
+        let account = params(routes[3], "get");
+        for params in [&device, &batch, &campaign, &account] {
             assert_eq!(
                 schema_of(params, "account")["$ref"],
                 "#/components/schemas/AccountName"
