@@ -68,6 +68,17 @@ pub(crate) fn default_limit(config: &Config) -> usize {
     DEFAULT_LIMIT.min(max_limit(config))
 }
 
+/// The largest `limit` of the account devices route under `config`: its own bound
+/// ([`MAX_ACCOUNT_LIMIT`]) within the campaign route's.
+pub(crate) fn max_account_limit(config: &Config) -> usize {
+    MAX_ACCOUNT_LIMIT.min(max_limit(config))
+}
+
+/// The `limit` of the account devices route when none is given.
+pub(crate) fn default_account_limit(config: &Config) -> usize {
+    DEFAULT_LIMIT.min(max_account_limit(config))
+}
+
 /// A device (or a campaign device) as the operation selected it: passed through.
 type Node = serde_json::Map<String, Value>;
 
@@ -525,12 +536,12 @@ pub(crate) async fn account_devices(
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let max_page = state.config.graphql.max_page_size.min(MAX_ACCOUNT_LIMIT);
+    let max_page = max_account_limit(&state.config);
     let Path(account_raw) = path.map_err(|r| path_error(&r))?;
     let account = account(&account_raw)?;
     let mut variables = serde_json::Map::new();
     variables.insert("account".into(), json!(account.as_str()));
-    variables.insert("first".into(), json!(DEFAULT_LIMIT.min(max_page)));
+    variables.insert("first".into(), json!(default_account_limit(&state.config)));
     for (key, value) in query_pairs(query.as_deref()) {
         let name = match key.as_str() {
             "limit" => "first",

@@ -104,9 +104,11 @@ fn campaign_devices() {}
     description = "Cursors are positions (valid with any limit or filter). protocol is filtered by ThingSpace; status, make, model, firmware and fotaEligible over each device's details, exactly as ThingSpace spells the value. A filtered page scans at most 10 ThingSpace pages beyond those its limit needs: it may hold fewer than limit devices, even none, with a nextCursor to continue from.",
     params(
         ("account" = AccountName, Path, description = "Account name"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Page size, 1 to 500 (or graphql.max_page_size when lower; default 100)"),
+        ("limit" = Option<u32>, Query, minimum = 1,
+            description = "Page size (the bounds are 500 and this server's `graphql.max_page_size` and `limits.max_list_length`)"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("protocol" = Option<String>, Query, description = "Only this management protocol, e.g. LWM2M, OMADM, HTTP"),
+        ("protocol" = Option<String>, Query, pattern = "^[A-Za-z0-9_]{0,16}$",
+            description = "Only this management protocol, e.g. LWM2M, OMADM, HTTP (any case; empty: every protocol)"),
         ("status" = Option<String>, Query, description = "Only devices with this raw status, e.g. Active"),
         ("make" = Option<String>, Query, description = "Only devices of this make"),
         ("model" = Option<String>, Query, description = "Only devices of this model"),

@@ -31,8 +31,18 @@ fn openapi(config: &Config) -> OpenApi {
     CommonErrors { auth_required }.modify(&mut doc);
     Security { auth_required }.modify(&mut doc);
     Bounds {
-        max_limit: rest::max_limit(config),
-        default_limit: rest::default_limit(config),
+        limits: [
+            (
+                rest::ROUTES[2],
+                rest::max_limit(config),
+                rest::default_limit(config),
+            ),
+            (
+                rest::ROUTES[3],
+                rest::max_account_limit(config),
+                rest::default_account_limit(config),
+            ),
+        ],
         max_batch: rest::max_batch(config),
     }
     .modify(&mut doc);
@@ -76,23 +86,24 @@ impl Modify for Security {
     }
 }
 
-/// The running limits as schema bounds: `limit` of the campaign route (that route's
-/// own: another route's page may have other bounds), and the number of IMEIs in a
-/// batch.
+/// The running limits as schema bounds: `limit` of each paged route (each its own:
+/// route, maximum, default), and the number of IMEIs in a batch.
 struct Bounds {
-    max_limit: usize,
-    default_limit: usize,
+    limits: [(&'static str, usize, usize); 2],
     max_batch: usize,
 }
 
 impl Modify for Bounds {
     fn modify(&self, openapi: &mut OpenApi) {
-        let campaign_page = openapi
-            .paths
-            .paths
-            .get_mut(rest::ROUTES[2])
-            .and_then(|item| item.get.as_mut());
-        if let Some(operation) = campaign_page {
+        for (route, max_limit, default_limit) in self.limits {
+            let Some(operation) = openapi
+                .paths
+                .paths
+                .get_mut(route)
+                .and_then(|item| item.get.as_mut())
+            else {
+                continue;
+            };
             for parameter in operation.parameters.iter_mut().flatten() {
                 if parameter.name == "limit" {
                     parameter.schema = Some(
@@ -100,8 +111,8 @@ impl Modify for Bounds {
                             .schema_type(Type::Integer)
                             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
                             .minimum(Some(1))
-                            .maximum(Some(self.max_limit))
-                            .default(Some(json!(self.default_limit)))
+                            .maximum(Some(max_limit))
+                            .default(Some(json!(default_limit)))
                             .into(),
                     );
                 }
@@ -119,31 +130,36 @@ impl Modify for Bounds {
     }
 }
 
-/// A link from a campaign page to the next one (`nextCursor` as `cursor`), so a
-/// client or a stateful fuzzer can walk the pages with real cursors. Added to the
-/// JSON: utoipa 5.5's `Link` serializes `operation_id` in snake case, which is not
+/// A link from a page of a paged route to the next one (`nextCursor` as `cursor`,
+/// with the same list's path parameters: a cursor is bound to its list), so a client
+/// or a stateful fuzzer can walk the pages with real cursors. Added to the JSON:
+/// utoipa 5.5's `Link` serializes `operation_id` in snake case, which is not
 /// OpenAPI's `operationId`.
 fn add_next_page_link(doc: &mut Value) {
-    let Some(operation) = doc
-        .pointer_mut(&format!(
-            "/paths/{}/get",
-            rest::ROUTES[2].replace('/', "~1")
-        ))
-        .filter(|operation| operation["operationId"].is_string())
-    else {
-        return;
-    };
-    let link = json!({
-        "operationId": operation["operationId"].clone(),
-        "parameters": {
-            "account": "$request.path.account",
-            "id": "$request.path.id",
-            "cursor": "$response.body#/nextCursor",
-        },
-        "description": "The next page (while `nextCursor` is not null)",
-    });
-    if let Some(ok) = operation["responses"]["200"].as_object_mut() {
-        ok.insert("links".to_owned(), json!({ "nextPage": link }));
+    let paged: [(&str, &[&str]); 2] = [
+        (rest::ROUTES[2], &["account", "id"]),
+        (rest::ROUTES[3], &["account"]),
+    ];
+    for (route, path_parameters) in paged {
+        let Some(operation) = doc
+            .pointer_mut(&format!("/paths/{}/get", route.replace('/', "~1")))
+            .filter(|operation| operation["operationId"].is_string())
+        else {
+            continue;
+        };
+        let mut parameters = serde_json::Map::new();
+        for name in path_parameters {
+            parameters.insert((*name).to_owned(), json!(format!("$request.path.{name}")));
+        }
+        parameters.insert("cursor".to_owned(), json!("$response.body#/nextCursor"));
+        let link = json!({
+            "operationId": operation["operationId"].clone(),
+            "parameters": parameters,
+            "description": "The next page of the same list (while `nextCursor` is not null)",
+        });
+        if let Some(ok) = operation["responses"]["200"].as_object_mut() {
+            ok.insert("links".to_owned(), json!({ "nextPage": link }));
+        }
     }
 }
 
@@ -227,6 +243,17 @@ mod tests {
         assert_eq!(imeis["maxItems"], 500);
         assert_eq!(imeis["items"]["$ref"], "#/components/schemas/Imei");
 
+        let account = doc["paths"][rest::ROUTES[3]]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let limit = account.iter().find(|p| p["name"] == "limit").cloned();
+        let schema = limit.map(|p| p["schema"].clone()).unwrap_or_default();
+        assert_eq!(
+            (schema["minimum"].clone(), schema["maximum"].clone()),
+            (json!(1), json!(rest::MAX_ACCOUNT_LIMIT)),
+            "the account route keeps its own bound"
+        );
         let defaults = doc_of(|_| {});
         let imeis = &defaults["components"]["schemas"]["BatchRequest"]["properties"]["imeis"];
         assert_eq!(imeis["maxItems"], rest::MAX_BATCH);
@@ -250,5 +277,9 @@ mod tests {
         let link = &doc["paths"][rest::ROUTES[2]]["get"]["responses"]["200"]["links"]["nextPage"];
         assert_eq!(link["operationId"], "getCampaignDevices");
         assert_eq!(link["parameters"]["cursor"], "$response.body#/nextCursor");
+        assert_eq!(link["parameters"]["id"], "$request.path.id");
+        let link = &doc["paths"][rest::ROUTES[3]]["get"]["responses"]["200"]["links"]["nextPage"];
+        assert_eq!(link["operationId"], "getAccountDevices");
+        assert_eq!(link["parameters"]["account"], "$request.path.account");
     }
 }
