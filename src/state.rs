@@ -45,11 +45,15 @@ impl UpstreamTarget {
 }
 
 /// The last readiness answer and when it was taken; `routes::ops` probes, and
-/// reuses it for a few seconds. `Err` holds a reason fit for operators.
+/// reuses it for a few seconds. `Err` holds a reason fit for operators; `Ok(Some)`
+/// is ready but degraded (ThingSpace unreachable: stale answers only), with why.
 #[derive(Debug, Default)]
 pub(crate) struct Readiness {
-    pub(crate) last: tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>,
+    pub(crate) last: tokio::sync::Mutex<Option<(tokio::time::Instant, ReadinessAnswer)>>,
 }
+
+/// See [`Readiness`].
+pub(crate) type ReadinessAnswer = Result<Option<String>, String>;
 
 /// The shared state: one `Arc`, so the clone every handler and middleware takes
 /// is one reference count (the fields behind it are many: cloning them one by one

@@ -15,6 +15,10 @@
 //!   (`X-Cache`, `extensions.cacheStatus`): nothing was read.
 //! - A browser GET (`Accept: text/html`) gets GraphiQL when `graphql.graphiql` is on
 //!   (our page over embedded assets: see `crate::graphiql`).
+//! - An answer with nothing in it (every root field null) because ThingSpace could not
+//!   be called (an open circuit, a full queue, a pause) is 503 with `Retry-After`, in
+//!   either media type: the gateway is unavailable for it, and saying so in the status
+//!   lets load balancers and retry libraries back off. A partial answer stays 200.
 //! - `X-Cache` is `HIT`, `MISS` or `STALE`, as for the REST routes; never `HIT` on an
 //!   answer with errors.
 //! - Every error object carries `extensions.requestId`, the request's id (the
@@ -272,6 +276,22 @@ async fn run(
             _ => None,
         }
     });
+    // Nothing answered, and an upstream we could not call said when to come back (an
+    // open circuit, a full queue, a pause): the whole answer is unavailable, and HTTP
+    // has a status for that which clients, proxies and retry libraries understand.
+    let unavailable_for = if request_error || !nothing_answered(&response.data) {
+        None
+    } else {
+        response.errors.iter().find_map(|e| {
+            if devicegraph_graphql::code_of(e) != Some(Code::UpstreamUnavailable) {
+                return None;
+            }
+            match e.extensions.as_ref()?.get("retryAfter")? {
+                async_graphql::Value::Number(secs) => secs.as_u64(),
+                _ => None,
+            }
+        })
+    };
     let max_bytes = usize::try_from(state.config.limits.max_response_bytes).unwrap_or(usize::MAX);
     // Serialized straight from the executor's ordered maps: response keys keep the
     // selection order the GraphQL spec asks for, and the hot path serializes once.
@@ -322,6 +342,10 @@ async fn run(
             (StatusCode::OK, body.to_string().into_bytes())
         }
     };
+    let status = match unavailable_for {
+        Some(_) if status == StatusCode::OK => StatusCode::SERVICE_UNAVAILABLE,
+        _ => status,
+    };
     let body = Bytes::from(body);
     // A complete answer built only from current cache entries is stored, and says
     // how long it stays current.
@@ -360,7 +384,7 @@ async fn run(
             HeaderValue::from_static(executed.cache_status.as_str()),
         );
     }
-    if let Some(secs) = retry_after {
+    if let Some(secs) = retry_after.or(unavailable_for) {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if let Some((etag, fresh_for)) = validators {
@@ -371,6 +395,17 @@ async fn run(
         response_cache::set_validators(headers, etag, fresh_for, 0);
     }
     answer
+}
+
+/// Whether `data` holds no answer at all: null, or every root field null.
+fn nothing_answered(data: &async_graphql::Value) -> bool {
+    match data {
+        async_graphql::Value::Null => true,
+        async_graphql::Value::Object(fields) => fields
+            .values()
+            .all(|v| matches!(v, async_graphql::Value::Null)),
+        _ => false,
+    }
 }
 
 /// The response-cache key of `request` asked by a caller with `scope`.

@@ -5,6 +5,16 @@
 //! Redis is configured, pings it. The answer is cached for a few seconds so a load
 //! balancer probing every second costs the upstream nothing extra; the mutex also
 //! makes concurrent probes share one check.
+//!
+//! **ThingSpace being down does not make a replica unready.** Every replica talks to
+//! the same ThingSpace: failing readiness on all of them at once would take the
+//! cached and stale answers they can still give out of rotation, turning a degraded
+//! service into an outage. So an unreachable upstream (no connection, 5xx, timeouts,
+//! an open circuit) answers 200 with `"upstream": "unreachable: ..."` and the circuit
+//! states, for operators and alerts. What does make a replica unready is what is
+//! wrong with *this* replica and no waiting will mend: ThingSpace refusing its
+//! credentials (a bad secret in a rollout must not take traffic), or its configured
+//! Redis unreachable.
 
 use std::time::Duration;
 
@@ -15,14 +25,16 @@ use http::{StatusCode, header};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::state::AppState;
+use devicegraph_upstream::{CircuitState, UpstreamError};
+
+use crate::state::{AppState, ReadinessAnswer};
 
 /// How long a readiness answer is reused.
 const READINESS_TTL: Duration = Duration::from_secs(5);
 
 /// The readiness answer, from `state.readiness` when recent enough, else probed
 /// (and kept there); concurrent probes wait for one check.
-async fn check(state: &AppState) -> Result<(), String> {
+async fn check(state: &AppState) -> ReadinessAnswer {
     let mut last = state.readiness.last.lock().await;
     if let Some((at, answer)) = last.as_ref()
         && at.elapsed() < READINESS_TTL
@@ -34,16 +46,24 @@ async fn check(state: &AppState) -> Result<(), String> {
     answer
 }
 
-async fn probe(state: &AppState) -> Result<(), String> {
-    if let Err(e) = state.store.client().ensure_authenticated().await {
-        tracing::warn!(error = %e, "readiness: upstream tokens not obtainable");
-        return Err(format!("upstream: cannot obtain tokens ({})", e.kind()));
-    }
+async fn probe(state: &AppState) -> ReadinessAnswer {
+    let upstream = match state.store.client().ensure_authenticated().await {
+        Ok(()) => None,
+        // Refused credentials: this replica's fault, and it will not mend itself.
+        Err(e @ (UpstreamError::Auth { .. } | UpstreamError::BadCredentials { .. })) => {
+            tracing::warn!(error = %e, "readiness: upstream tokens not obtainable");
+            return Err(format!("upstream: cannot obtain tokens ({})", e.kind()));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: upstream unreachable; serving cached answers");
+            Some(format!("unreachable: {}", e.kind()))
+        }
+    };
     if state.store.redis_reachable().await == Some(false) {
         tracing::warn!("readiness: redis unreachable");
         return Err("redis: unreachable".to_owned());
     }
-    Ok(())
+    Ok(upstream)
 }
 
 /// `GET /healthz`: the process is up and serving.
@@ -51,13 +71,29 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 when requests can be answered, else 503 with the reason.
+/// `GET /readyz`: 200 when requests can be answered (stale answers included), else
+/// 503 with the reason; both with the upstream's state and each endpoint's circuit.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    match check(&state).await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+    let answer = check(&state).await;
+    let states = state.store.client().circuits();
+    let any_open = states.iter().any(|(_, c)| *c != CircuitState::Closed);
+    let circuits: serde_json::Map<String, serde_json::Value> = states
+        .into_iter()
+        .map(|(endpoint, circuit)| (endpoint.name().to_owned(), circuit.as_str().into()))
+        .collect();
+    match answer {
+        Ok(note) => {
+            let upstream = match note {
+                Some(note) => note,
+                None if any_open => "degraded: circuit open".to_owned(),
+                None => "reachable".to_owned(),
+            };
+            Json(json!({ "status": "ready", "upstream": upstream, "circuits": circuits }))
+                .into_response()
+        }
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": reason })),
+            Json(json!({ "status": "not ready", "reason": reason, "circuits": circuits })),
         )
             .into_response(),
     }
