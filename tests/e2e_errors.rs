@@ -508,3 +508,76 @@ async fn every_error_quotes_the_request_id() {
     assert_eq!(response.status(), 400);
     assert_graphql_errors(response).await;
 }
+
+/// With ThingSpace down long enough for the details endpoint's circuit to open:
+/// a cold device is refused at once, 503 with `Retry-After` in both shapes; a warm one
+/// is served stale; readiness stays up and names the open circuit.
+#[tokio::test]
+async fn an_open_circuit_is_503_with_retry_after_and_readiness_stays_up() {
+    let app = spawn_app_configured(|c| {
+        c.upstream.circuit_breaker.min_calls = 4;
+        c.upstream.circuit_breaker.open_for = Duration::from_secs(30);
+        c.upstream.circuit_breaker.max_open_for = Duration::from_secs(30);
+        c.cache
+            .ttl
+            .set("device_details", Duration::from_millis(200));
+        c.cache.stale_while_revalidate = Duration::ZERO;
+    })
+    .await;
+    let warm = app.sample_imei(ACCOUNT, 0);
+    let cold = app.sample_imei(ACCOUNT, 1);
+    let body = app
+        .graphql(DEVICE, json!({ "a": ACCOUNT, "i": warm }))
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    app.sim_faults(json!({ "errorRate": 1.0 })).await;
+    // Failing reads of other devices open the circuit (4 attempts each).
+    for n in 2..4 {
+        let imei = app.sample_imei(ACCOUNT, n);
+        app.post_graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
+            .await;
+    }
+    let before = app.calls("device_details").await;
+
+    let started = std::time::Instant::now();
+    let response = app
+        .post_graphql(DEVICE, json!({ "a": ACCOUNT, "i": cold }))
+        .await;
+    let refused_in = started.elapsed();
+    assert_eq!(response.status(), 503);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(codes(&body), vec!["UPSTREAM_UNAVAILABLE"], "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], retry_after);
+    assert!(refused_in < Duration::from_secs(1), "{refused_in:?}");
+
+    let response = app
+        .get(&format!("/v1/accounts/{ACCOUNT}/devices/{cold}"))
+        .await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503, "UPSTREAM_UNAVAILABLE").await;
+
+    // The warm device is served stale, at once.
+    let response = app
+        .post_graphql(DEVICE, json!({ "a": ACCOUNT, "i": warm }))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-cache"], "STALE");
+    assert_eq!(
+        app.calls("device_details").await,
+        before,
+        "the open circuit sent nothing"
+    );
+
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["circuits"]["device_details"], "open", "{ready}");
+    assert_eq!(ready["circuits"]["check_in_history"], "closed", "{ready}");
+}

@@ -53,9 +53,7 @@ struct Window {
 impl Window {
     /// The current bucket (reset if it is a new one) and the window's totals.
     fn current(&mut self, now: Instant) -> (usize, u64, u64) {
-        let number = u64::try_from(now.saturating_duration_since(self.origin).as_secs())
-            .unwrap_or(u64::MAX)
-            / BUCKET.as_secs().max(1);
+        let number = now.saturating_duration_since(self.origin).as_secs() / BUCKET.as_secs().max(1);
         let index = usize::try_from(number % BUCKETS as u64).unwrap_or(0);
         if self.buckets[index].0 != number {
             self.buckets[index] = (number, 0, 0);
