@@ -24,6 +24,13 @@ pub struct StoreConfig {
     /// `{prefix}:v2:...`, the shared budget under `{prefix}:budget:...`). Replicas that
     /// should share a cache and a budget use the same prefix.
     pub redis_key_prefix: String,
+    /// The longest one shared upstream fetch may run (its L2 read and every upstream
+    /// call, page, retry and pacer wait in it) before it is abandoned: the requests
+    /// waiting on it get a timeout (or their stale copy), nothing is stored, and the
+    /// next request starts a new fetch. Not the per-call `upstream.timeout`: a fetch
+    /// may make several calls. Set it to the request timeout, past which no waiter
+    /// has a use for the answer.
+    pub fetch_timeout: Duration,
 }
 
 impl Default for StoreConfig {
@@ -38,6 +45,7 @@ impl Default for StoreConfig {
             burst: 50,
             max_concurrency: 64,
             redis_key_prefix: "devicegraph".to_owned(),
+            fetch_timeout: Duration::from_secs(30),
         }
     }
 }
