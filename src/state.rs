@@ -157,6 +157,9 @@ pub fn client_config(config: &Config, target: UpstreamTarget) -> ClientConfig {
     let mut client = ClientConfig::new(target.base_url, target.credentials);
     client.timeout = config.upstream.timeout;
     client.max_attempts = config.upstream.max_attempts;
+    client.retry_budget = config.upstream.retry_budget;
+    client.breaker = config.upstream.circuit_breaker;
+    client.abandon_after = config.upstream.abandon_after;
     client
 }
 
@@ -172,6 +175,9 @@ pub fn store_config(config: &Config) -> StoreConfig {
         rate_per_second: config.upstream.rate_per_second,
         burst: config.upstream.burst,
         max_concurrency: config.upstream.max_concurrency,
+        max_queued: config.upstream.max_queued,
+        max_queue_wait: config.upstream.max_queue_wait,
+        background_reserve: config.upstream.background_reserve,
         ..StoreConfig::default()
     }
 }

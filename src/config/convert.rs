@@ -40,6 +40,31 @@ pub(super) fn integer<T: TryFrom<i64> + FromStr>(value: &Value) -> Result<T, Str
     }
 }
 
+/// A share between 0 and 1, written as a TOML float or integer or, from the
+/// environment, as a string.
+pub(super) fn fraction(value: &Value) -> Result<f64, String> {
+    let share = match value {
+        Value::Float(f) => *f,
+        #[allow(clippy::cast_precision_loss)]
+        Value::Integer(i) => *i as f64,
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("expected a number from 0 to 1, found {}", describe(value)))?,
+        other => {
+            return Err(format!(
+                "expected a number from 0 to 1, found {}",
+                describe(other)
+            ));
+        }
+    };
+    if (0.0..=1.0).contains(&share) {
+        Ok(share)
+    } else {
+        Err(format!("expected a number from 0 to 1, found {share}"))
+    }
+}
+
 pub(super) fn boolean(value: &Value) -> Result<bool, String> {
     match value {
         Value::Boolean(b) => Ok(*b),

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use devicegraph_graphql::{DocumentLimits, GraphqlConfig};
-use devicegraph_upstream::{AccountName, ClientConfig};
+use devicegraph_upstream::{AccountName, BreakerConfig, ClientConfig, RetryBudgetConfig};
 use secrecy::SecretString;
 use url::Url;
 
@@ -251,6 +251,18 @@ pub struct UpstreamConfig {
     pub rate_per_second: u32,
     pub burst: u32,
     pub max_attempts: u32,
+    /// Retries across all callers as a share of first attempts, with a floor.
+    pub retry_budget: RetryBudgetConfig,
+    /// How long an attempt the caller gave up on may keep its concurrency slot.
+    pub abandon_after: Duration,
+    /// Calls that may wait for a concurrency slot or budget at once; beyond, shed.
+    pub max_queued: usize,
+    /// The longest a call waits for a slot or budget before it is shed.
+    pub max_queue_wait: Duration,
+    /// Share of concurrency and budget background refreshes leave to interactive calls.
+    pub background_reserve: f64,
+    /// `[upstream.circuit_breaker]`
+    pub circuit_breaker: BreakerConfig,
 }
 
 /// ThingSpace's production base URL.
@@ -272,6 +284,12 @@ impl Default for UpstreamConfig {
             rate_per_second: store.rate_per_second,
             burst: store.burst,
             max_attempts: ClientConfig::DEFAULT_MAX_ATTEMPTS,
+            retry_budget: RetryBudgetConfig::default(),
+            abandon_after: ClientConfig::DEFAULT_ABANDON_AFTER,
+            max_queued: store.max_queued,
+            max_queue_wait: store.max_queue_wait,
+            background_reserve: store.background_reserve,
+            circuit_breaker: BreakerConfig::default(),
         }
     }
 }

@@ -49,6 +49,29 @@ pub(crate) struct RawUpstream {
     pub(crate) rate_per_second: Raw,
     pub(crate) burst: Raw,
     pub(crate) max_attempts: Raw,
+    pub(crate) retry_budget: Raw,
+    pub(crate) retry_budget_min_per_second: Raw,
+    pub(crate) abandon_after: Raw,
+    pub(crate) max_queued: Raw,
+    pub(crate) max_queue_wait: Raw,
+    pub(crate) background_reserve: Raw,
+    /// `[upstream.circuit_breaker]`, read as its own section by `validate`.
+    pub(crate) circuit_breaker: Raw,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
+}
+
+/// `[upstream.circuit_breaker]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawBreaker {
+    pub(crate) enabled: Raw,
+    pub(crate) window: Raw,
+    pub(crate) min_calls: Raw,
+    pub(crate) failure_ratio: Raw,
+    pub(crate) open_for: Raw,
+    pub(crate) max_open_for: Raw,
+    pub(crate) half_open_probes: Raw,
     #[serde(flatten)]
     pub(crate) unknown: Unknown,
 }

@@ -24,6 +24,14 @@ pub struct StoreConfig {
     /// `{prefix}:v2:...`, the shared budget under `{prefix}:budget:...`). Replicas that
     /// should share a cache and a budget use the same prefix.
     pub redis_key_prefix: String,
+    /// Calls that may wait for a concurrency slot or budget at once; a call that
+    /// would wait beyond this is shed at once (`UpstreamError::Shed`).
+    pub max_queued: usize,
+    /// The longest a call waits for a concurrency slot or budget before it is shed.
+    pub max_queue_wait: Duration,
+    /// Share of the concurrency slots and of the budget's burst that background work
+    /// (`devicegraph_upstream::is_background`) leaves to interactive calls.
+    pub background_reserve: f64,
     /// The longest one shared upstream fetch may run (its L2 read and every upstream
     /// call, page, retry and pacer wait in it) before it is abandoned: the requests
     /// waiting on it get a timeout (or their stale copy), nothing is stored, and the
@@ -45,6 +53,9 @@ impl Default for StoreConfig {
             burst: 50,
             max_concurrency: 64,
             redis_key_prefix: "devicegraph".to_owned(),
+            max_queued: 256,
+            max_queue_wait: Duration::from_secs(2),
+            background_reserve: 0.25,
             fetch_timeout: Duration::from_secs(30),
         }
     }

@@ -41,7 +41,8 @@ pub enum StaleReason {
     /// The upstream answered, with a server error (HTTP 5xx).
     UpstreamError,
     /// The upstream gave no answer in time (connect failure, dropped connection,
-    /// timeout), or the outbound budget ran out before the call could be sent.
+    /// timeout), or the call was not sent: the outbound budget ran out, too many
+    /// calls were waiting, or the endpoint's circuit is open.
     UpstreamUnavailable,
     /// The upstream answered 429, or the endpoint is paused for its `Retry-After`,
     /// so the entry was served without asking.
@@ -62,6 +63,7 @@ impl StaleReason {
             | UpstreamError::Decode { .. }
             | UpstreamError::Pagination { .. } => Self::UpstreamError,
             UpstreamError::Unavailable { status: None, .. }
+            | UpstreamError::Shed { .. }
             | UpstreamError::Timeout { .. }
             | UpstreamError::Auth { .. }
             | UpstreamError::BadCredentials { .. }

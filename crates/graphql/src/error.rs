@@ -256,6 +256,31 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
             tracing::warn!(endpoint, "upstream timed out");
             coded(Code::UpstreamTimeout, "the upstream did not answer in time")
         }
+        UpstreamError::Shed {
+            reason,
+            retry_after,
+            ..
+        } => {
+            tracing::debug!(endpoint, reason = %reason, "upstream call not sent");
+            let secs = retry_after_secs(*retry_after);
+            coded(
+                Code::UpstreamUnavailable,
+                format!("the upstream is unavailable ({reason}); retry after {secs} s"),
+            )
+            .extend_with(move |_, e| e.set("retryAfter", secs))
+        }
+        UpstreamError::RateLimited {
+            retry_after: Some(wait),
+            ..
+        } => {
+            tracing::warn!(endpoint, kind = err.kind(), "upstream rate limited");
+            let secs = retry_after_secs(*wait);
+            coded(
+                Code::UpstreamUnavailable,
+                format!("the upstream is rate limiting us; retry after {secs} s"),
+            )
+            .extend_with(move |_, e| e.set("retryAfter", secs))
+        }
         UpstreamError::RateLimited { .. }
         | UpstreamError::Unavailable { .. }
         | UpstreamError::Auth { .. }
@@ -278,6 +303,14 @@ pub(crate) fn from_upstream(err: &UpstreamError) -> Error {
             coded(Code::Internal, "internal error")
         }
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up and never 0 ("retry now" would invite
+/// the same refusal).
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
+        .max(1)
 }
 
 /// The code of a finished error, if it has a known one (read from
@@ -357,6 +390,35 @@ mod tests {
                 Some(&Value::String("no such thing".into()))
             );
         }
+    }
+
+    #[test]
+    fn a_call_not_sent_says_when_to_come_back() {
+        let retry_after = |e: &Error| match e.extensions.as_ref().and_then(|x| x.get("retryAfter"))
+        {
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        };
+        let shed = from_upstream(&UpstreamError::Shed {
+            endpoint: Endpoint::DeviceDetails,
+            reason: "circuit open".into(),
+            retry_after: std::time::Duration::from_millis(2_100),
+        });
+        assert_eq!(code(&shed), "UPSTREAM_UNAVAILABLE");
+        assert_eq!(retry_after(&shed), Some(3), "rounded up");
+        assert!(shed.message.contains("circuit open"), "{}", shed.message);
+        let now = from_upstream(&UpstreamError::Shed {
+            endpoint: Endpoint::DeviceDetails,
+            reason: "queue full".into(),
+            retry_after: std::time::Duration::ZERO,
+        });
+        assert_eq!(retry_after(&now), Some(1), "never 0");
+        let paused = from_upstream(&UpstreamError::RateLimited {
+            endpoint: Endpoint::CheckInHistory,
+            retry_after: Some(std::time::Duration::from_secs(7)),
+        });
+        assert_eq!(code(&paused), "UPSTREAM_UNAVAILABLE");
+        assert_eq!(retry_after(&paused), Some(7));
     }
 
     #[test]

@@ -23,13 +23,15 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{Auth, gateway_fault, rejection};
+use crate::breaker::{BreakerConfig, Breakers, CircuitState};
 use crate::decode::DecodeError;
 use crate::error::{Endpoint, UpstreamError};
 use crate::gate::{OpenGate, RequestGate};
 use crate::ids::AccountName;
 use crate::retry::{Backoff, later};
+use crate::retry_budget::{RetryBudget, RetryBudgetConfig};
 use crate::transport::{
-    Authorization, JSON, RawResponse, RequestSpec, Transport, call_span, decode_error,
+    Authorization, JSON, RawResponse, RequestSpec, Resilience, Transport, call_span, decode_error,
     record_latency, status_error,
 };
 
@@ -53,6 +55,13 @@ pub struct ClientConfig {
     pub token_refresh_margin: Duration,
     /// After a failed login, wait this long before the one allowed second try.
     pub login_backoff: Duration,
+    /// One circuit breaker per endpoint (`breaker`).
+    pub breaker: BreakerConfig,
+    /// Retries across all callers, as a share of first attempts (`retry_budget`).
+    pub retry_budget: RetryBudgetConfig,
+    /// How long past a call's deadline its attempt may keep its concurrency slot,
+    /// waiting for ThingSpace's answer, before the connection is dropped.
+    pub abandon_after: Duration,
 }
 
 impl ClientConfig {
@@ -60,9 +69,11 @@ impl ClientConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default attempts per request.
     pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+    /// Default time past a call's deadline an abandoned attempt keeps its slot.
+    pub const DEFAULT_ABANDON_AFTER: Duration = Duration::from_secs(30);
 
     /// Defaults: 10 s deadline, 4 attempts, 100 ms..2 s backoff, 60 s refresh margin,
-    /// 1 s login backoff.
+    /// 1 s login backoff, the breaker's and retry budget's defaults, 30 s to abandon.
     pub fn new(base_url: Url, credentials: Credentials) -> Self {
         Self {
             base_url,
@@ -73,6 +84,9 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(2),
             token_refresh_margin: Duration::from_secs(60),
             login_backoff: Duration::from_secs(1),
+            breaker: BreakerConfig::default(),
+            retry_budget: RetryBudgetConfig::default(),
+            abandon_after: Self::DEFAULT_ABANDON_AFTER,
         }
     }
 }
@@ -111,10 +125,15 @@ impl Client {
         let transport = Transport::new(
             config.base_url.clone(),
             gate,
-            config.max_attempts,
-            Backoff {
-                base: config.backoff_base,
-                max: config.backoff_max,
+            Resilience {
+                max_attempts: config.max_attempts,
+                backoff: Backoff {
+                    base: config.backoff_base,
+                    max: config.backoff_max,
+                },
+                breakers: Breakers::new(config.breaker),
+                retry_budget: RetryBudget::new(config.retry_budget),
+                abandon_after: config.abandon_after,
             },
         )?;
         let auth = Auth::new(
@@ -133,6 +152,11 @@ impl Client {
 
     pub fn base_url(&self) -> &Url {
         &self.inner.config.base_url
+    }
+
+    /// Every endpoint's circuit breaker state, now (for readiness detail).
+    pub fn circuits(&self) -> Vec<(Endpoint, CircuitState)> {
+        self.inner.transport.circuits()
     }
 
     /// Obtains (or confirms cached) both tokens; used by readiness checks.

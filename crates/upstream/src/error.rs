@@ -84,6 +84,16 @@ pub enum UpstreamError {
         /// call was never sent (budget, concurrency).
         status: Option<u16>,
     },
+    /// The call was not sent: the endpoint's circuit is open, or too many calls are
+    /// already waiting for the upstream (load shedding). Failing at once is the point:
+    /// a stale copy covers it, and a caller without one learns when to come back.
+    #[error("{endpoint}: not sent: {reason}")]
+    Shed {
+        endpoint: Endpoint,
+        reason: String,
+        /// When trying again can help (the circuit's next probe, a queue's turnover).
+        retry_after: Duration,
+    },
     /// A token could not be obtained or was refused after one renewal.
     #[error("{endpoint}: authentication failed: {reason}")]
     Auth { endpoint: Endpoint, reason: String },
@@ -117,6 +127,7 @@ impl UpstreamError {
             | Self::RateLimited { endpoint, .. }
             | Self::Timeout { endpoint }
             | Self::Unavailable { endpoint, .. }
+            | Self::Shed { endpoint, .. }
             | Self::Auth { endpoint, .. }
             | Self::Decode { endpoint, .. }
             | Self::Pagination { endpoint, .. }
@@ -130,7 +141,10 @@ impl UpstreamError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::RateLimited { .. } | Self::Timeout { .. } | Self::Unavailable { .. }
+            Self::RateLimited { .. }
+                | Self::Timeout { .. }
+                | Self::Unavailable { .. }
+                | Self::Shed { .. }
         )
     }
 
@@ -149,6 +163,7 @@ impl UpstreamError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Timeout { .. } => "timeout",
             Self::Unavailable { .. } => "unavailable",
+            Self::Shed { .. } => "shed",
             Self::Auth { .. } => "auth",
             Self::BadCredentials { .. } => "bad_credentials",
             Self::Decode { .. } => "decode",

@@ -23,6 +23,7 @@
 //! It knows nothing of caching or GraphQL.
 
 mod auth;
+pub mod breaker;
 pub mod client;
 mod decode;
 mod endpoints;
@@ -34,16 +35,19 @@ pub mod model;
 mod paging;
 mod request_id;
 mod retry;
+mod retry_budget;
 pub mod time;
 mod transport;
 pub mod wire;
 
+pub use breaker::{BreakerConfig, CircuitState};
 pub use client::{Client, ClientConfig, Credentials};
 pub use endpoints::device_details::DetailsChunk;
 pub use error::{Endpoint, UpstreamError};
 pub use gate::{GatePermit, OpenGate, RequestGate};
 pub use ids::{AccountName, CampaignId, DeviceIdKind, DeviceIdentifier, IdError, Imei, Protocol};
 pub use request_id::{
-    CallMeter, current_request_id, current_tenant, in_current_scope, with_call_meter,
-    with_request_id, with_tenant,
+    CallMeter, as_background, current_request_id, current_tenant, in_current_scope, is_background,
+    with_call_meter, with_request_id, with_tenant,
 };
+pub use retry_budget::RetryBudgetConfig;

@@ -73,4 +73,24 @@ pub const METRICS: &[MetricHelp] = &[
         "devicegraph_upstream_errors_total",
         "ThingSpace calls that failed after their retries, by endpoint and error kind.",
     ),
+    MetricHelp::gauge(
+        crate::breaker::CIRCUIT_STATE,
+        "Circuit breaker state of each ThingSpace endpoint: 0 closed, 1 half-open, 2 open.",
+    ),
+    MetricHelp::counter(
+        crate::breaker::CIRCUIT_TRANSITIONS,
+        "Circuit breaker transitions, by endpoint and the state entered.",
+    ),
+    MetricHelp::counter(
+        crate::breaker::CIRCUIT_REFUSED,
+        "ThingSpace calls refused at once because the endpoint's circuit was open or probing.",
+    ),
+    MetricHelp::counter(
+        crate::retry_budget::RETRY_BUDGET_EXHAUSTED,
+        "Retries not made because the shared retry budget was spent, by endpoint.",
+    ),
+    MetricHelp::gauge(
+        crate::transport::ABANDONED_IN_FLIGHT,
+        "Attempts whose caller gave up that still hold their concurrency slot, waiting for ThingSpace.",
+    ),
 ];

@@ -18,6 +18,20 @@ tokio::task_local! {
     static REQUEST_ID: String;
     static CALL_METER: CallMeter;
     static TENANT: Arc<str>;
+    static BACKGROUND: ();
+}
+
+/// Runs `fut` as background work (a stale-while-revalidate refresh, a prefetch):
+/// nobody waits for its upstream calls, so the pacer gives them budget and slots
+/// only when interactive calls leave some. Carried into spawned work by
+/// [`in_current_scope`].
+pub async fn as_background<F: Future>(fut: F) -> F::Output {
+    BACKGROUND.scope((), fut).await
+}
+
+/// Whether the current task runs background work ([`as_background`]).
+pub fn is_background() -> bool {
+    BACKGROUND.try_with(|()| ()).is_ok()
 }
 
 /// Runs `fut` on behalf of `tenant` (an API key name or client address): the
@@ -52,17 +66,20 @@ pub(crate) fn count_upstream_call() {
     let _ = CALL_METER.try_with(|m| m.0.fetch_add(1, Ordering::Relaxed));
 }
 
-/// `fut` wrapped so that it runs with the current task's request id, call meter and
-/// tenant:
+/// `fut` wrapped so that it runs with the current task's request id, call meter,
+/// tenant and background mark:
 /// for work spawned onto another task on behalf of the current request.
 pub fn in_current_scope<F: Future>(fut: F) -> impl Future<Output = F::Output> {
     let id = current_request_id();
     let meter = CALL_METER.try_with(Clone::clone).ok();
     let tenant = current_tenant();
+    let background = is_background();
     let fut = async move {
-        match tenant {
-            Some(tenant) => TENANT.scope(tenant, fut).await,
-            None => fut.await,
+        match (tenant, background) {
+            (Some(tenant), true) => TENANT.scope(tenant, BACKGROUND.scope((), fut)).await,
+            (Some(tenant), false) => TENANT.scope(tenant, fut).await,
+            (None, true) => BACKGROUND.scope((), fut).await,
+            (None, false) => fut.await,
         }
     };
     async move {
@@ -114,6 +131,23 @@ mod tests {
         assert_eq!(meter.calls(), 2);
         count_upstream_call();
         assert_eq!(meter.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn background_mark_follows_spawned_work_in_scope() {
+        assert!(!is_background());
+        let seen = as_background(async {
+            tokio::spawn(in_current_scope(async { is_background() }))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .await;
+        assert!(seen, "spawned in scope: still background");
+        let unscoped = as_background(async { tokio::spawn(async { is_background() }).await })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!unscoped, "spawned without the scope: interactive");
+        assert!(!is_background());
     }
 
     #[tokio::test]

@@ -1,34 +1,49 @@
 //! One HTTP request to ThingSpace, with its retries: the layer under both the token
 //! requests and the data reads.
 //!
-//! Every attempt first passes the [`RequestGate`] (the permit is held while the
-//! request is in flight), runs with an HTTP timeout equal to what is left of the
-//! call's deadline, and is counted in metrics. Connect errors, dropped connections,
-//! 5xx and 429 are retried with full-jitter backoff (or the server's `Retry-After`)
-//! while attempts and deadline last; every other answer is handed back to the caller,
-//! which knows what a 400 or 401 means for its endpoint.
+//! Every attempt first passes the endpoint's circuit breaker (`breaker`: an open
+//! circuit refuses at once), then the [`RequestGate`], and is counted in metrics.
+//! Connect errors, dropped connections, 5xx and 429 are retried with full-jitter
+//! backoff (or the server's `Retry-After`) while attempts, deadline and the shared
+//! retry budget (`retry_budget`) last; every other answer is handed back to the
+//! caller, which knows what a 400 or 401 means for its endpoint.
+//!
+//! **In flight means in flight at ThingSpace.** An attempt runs on its own task, which
+//! holds the gate's permit (the concurrency slot) until ThingSpace answers or
+//! `abandon_after` past the call's deadline, when the connection is dropped. The
+//! caller stops waiting at its deadline; the slot does not come free then, because
+//! ThingSpace is still working on the request, and a slot freed early lets the
+//! upstream see more than `max_concurrency` requests at once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{Instrument, Span};
 use url::Url;
 
+use crate::breaker::{Breakers, CircuitState, Outcome};
 use crate::decode::DecodeError;
 use crate::decode::bodies::parse_error_body;
 use crate::error::{Endpoint, UpstreamError};
-use crate::gate::RequestGate;
+use crate::gate::{GatePermit, RequestGate};
 use crate::request_id::{count_upstream_call, current_request_id};
 use crate::retry::{Backoff, later, parse_retry_after};
+use crate::retry_budget::{RETRY_BUDGET_EXHAUSTED, RetryBudget};
 
 /// Largest response body we read. The biggest legitimate page (1,000 device details)
 /// is well under a megabyte; this only stops a broken upstream from exhausting memory.
 const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Metric: attempts the caller gave up on that still hold their concurrency slot,
+/// waiting for ThingSpace's answer.
+pub(crate) const ABANDONED_IN_FLIGHT: &str = "devicegraph_upstream_abandoned_in_flight";
 
 /// Longest `errorMessage` kept in an error: messages are for humans and logs, and a
 /// broken upstream must not make every error value huge.
@@ -92,21 +107,39 @@ enum Attempt {
     Fatal(UpstreamError),
 }
 
+/// The transport's resilience settings, from `ClientConfig`.
+pub(crate) struct Resilience {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) breakers: Arc<Breakers>,
+    pub(crate) retry_budget: RetryBudget,
+    pub(crate) abandon_after: Duration,
+}
+
 pub(crate) struct Transport {
     http: reqwest::Client,
     base_url: Url,
     gate: Arc<dyn RequestGate>,
     max_attempts: u32,
     backoff: Backoff,
+    breakers: Arc<Breakers>,
+    retry_budget: RetryBudget,
+    abandon_after: Duration,
 }
 
 impl Transport {
     pub(crate) fn new(
         base_url: Url,
         gate: Arc<dyn RequestGate>,
-        max_attempts: u32,
-        backoff: Backoff,
+        resilience: Resilience,
     ) -> Result<Self, UpstreamError> {
+        let Resilience {
+            max_attempts,
+            backoff,
+            breakers,
+            retry_budget,
+            abandon_after,
+        } = resilience;
         if base_url.cannot_be_a_base() || !matches!(base_url.scheme(), "http" | "https") {
             return Err(UpstreamError::InvalidRequest {
                 endpoint: Endpoint::OAuthToken,
@@ -132,7 +165,15 @@ impl Transport {
             gate,
             max_attempts: max_attempts.max(1),
             backoff,
+            breakers,
+            retry_budget,
+            abandon_after,
         })
+    }
+
+    /// Every endpoint's circuit, now.
+    pub(crate) fn circuits(&self) -> Vec<(Endpoint, CircuitState)> {
+        self.breakers.states()
     }
 
     /// `base_url` followed by `segments`, each percent-encoded as one path segment.
@@ -201,13 +242,25 @@ impl Transport {
             if Instant::now() >= deadline {
                 return Err(UpstreamError::Timeout { endpoint });
             }
+            let admission = self.breakers.admit(endpoint)?;
             let permit = match timeout_at(deadline, self.gate.acquire(endpoint, deadline)).await {
                 Err(_) => return Err(UpstreamError::Timeout { endpoint }),
                 Ok(permit) => permit?,
             };
+            if attempt == 1 {
+                self.retry_budget.first_attempt();
+            }
             let started = Instant::now();
-            let outcome = self.attempt(endpoint, spec, auth, deadline).await;
-            drop(permit);
+            let outcome = self.attempt(endpoint, spec, auth, deadline, permit).await;
+            admission.record(match &outcome {
+                Attempt::Answered { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                    Outcome::Neutral
+                }
+                Attempt::Answered { status, .. } if status.is_server_error() => Outcome::Failure,
+                Attempt::Answered { .. } => Outcome::Success,
+                Attempt::Transport(_) | Attempt::TimedOut => Outcome::Failure,
+                Attempt::Fatal(_) => Outcome::Neutral,
+            });
             metrics::histogram!(
                 "devicegraph_upstream_request_duration_seconds",
                 "endpoint" => endpoint.name()
@@ -265,6 +318,16 @@ impl Transport {
             if later(Instant::now(), wait) >= deadline {
                 return Err(error);
             }
+            if !self.retry_budget.try_retry() {
+                metrics::counter!(RETRY_BUDGET_EXHAUSTED, "endpoint" => endpoint.name())
+                    .increment(1);
+                tracing::debug!(
+                    endpoint = endpoint.name(),
+                    attempt,
+                    "retry budget spent; not retrying"
+                );
+                return Err(error);
+            }
             metrics::counter!("devicegraph_upstream_retries_total", "endpoint" => endpoint.name())
                 .increment(1);
             tracing::debug!(
@@ -278,14 +341,19 @@ impl Transport {
         }
     }
 
+    /// One HTTP exchange on its own task, which holds `permit` until ThingSpace
+    /// answers or `abandon_after` past `deadline` (see the module docs); this returns
+    /// at `deadline` at the latest.
     async fn attempt(
         &self,
         endpoint: Endpoint,
         spec: &RequestSpec,
         auth: &Authorization<'_>,
         deadline: Instant,
+        permit: GatePermit,
     ) -> Attempt {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let hard_deadline = later(deadline, self.abandon_after);
+        let remaining = hard_deadline.saturating_duration_since(Instant::now());
         count_upstream_call();
         let mut request = self
             .http
@@ -327,7 +395,7 @@ impl Transport {
                 .body(body.clone());
         }
 
-        let exchange = async {
+        let exchange = async move {
             let mut response = request.send().await.map_err(ReadError::Http)?;
             let status = response.status();
             let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
@@ -357,7 +425,36 @@ impl Transport {
             }
             Ok((status, retry_after, body.freeze()))
         };
-        match timeout_at(deadline, exchange).await {
+        let (tx, rx) = oneshot::channel();
+        let progress = Arc::new(AtomicU8::new(RUNNING));
+        let task_progress = Arc::clone(&progress);
+        tokio::spawn(
+            async move {
+                let result = timeout_at(hard_deadline, exchange).await;
+                drop(permit);
+                if task_progress.swap(DONE, Ordering::AcqRel) == ABANDONED {
+                    metrics::gauge!(ABANDONED_IN_FLIGHT).decrement(1.0);
+                }
+                // The caller may have stopped waiting: nobody to tell.
+                let _ = tx.send(result);
+            }
+            .in_current_span(),
+        );
+        let result = match timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => result,
+            // The task ended without a word: only a runtime shutting down does that.
+            Ok(Err(_)) => return Attempt::Transport("the request was cancelled"),
+            Err(_) => {
+                if progress
+                    .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    metrics::gauge!(ABANDONED_IN_FLIGHT).increment(1.0);
+                }
+                return Attempt::TimedOut;
+            }
+        };
+        match result {
             Err(_) => Attempt::TimedOut,
             Ok(Ok((status, retry_after, body))) => Attempt::Answered {
                 status,
@@ -373,6 +470,11 @@ impl Transport {
         }
     }
 }
+
+/// An attempt's task: running, done, or given up on by its caller while running.
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
 
 enum ReadError {
     Http(reqwest::Error),

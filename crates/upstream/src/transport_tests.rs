@@ -6,15 +6,21 @@
 use super::*;
 use crate::gate::OpenGate;
 
+fn resilience(max_attempts: u32, base: Duration, max: Duration) -> Resilience {
+    Resilience {
+        max_attempts,
+        backoff: Backoff { base, max },
+        breakers: Breakers::new(crate::breaker::BreakerConfig::default()),
+        retry_budget: RetryBudget::new(crate::retry_budget::RetryBudgetConfig::default()),
+        abandon_after: Duration::from_secs(30),
+    }
+}
+
 fn transport(base: &str) -> Transport {
     Transport::new(
         base.parse().unwrap(),
         Arc::new(OpenGate),
-        3,
-        Backoff {
-            base: Duration::from_millis(1),
-            max: Duration::from_millis(2),
-        },
+        resilience(3, Duration::from_millis(1), Duration::from_millis(2)),
     )
     .unwrap()
 }
@@ -44,11 +50,7 @@ fn refuses_non_http_base() {
     let r = Transport::new(
         "mailto:x@example.com".parse().unwrap(),
         Arc::new(OpenGate),
-        1,
-        Backoff {
-            base: Duration::ZERO,
-            max: Duration::ZERO,
-        },
+        resilience(1, Duration::ZERO, Duration::ZERO),
     );
     assert!(matches!(r, Err(UpstreamError::InvalidRequest { .. })));
 }

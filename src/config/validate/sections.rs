@@ -1,14 +1,17 @@
 //! The sections of the configuration but `[auth]`, one method each: every key
 //! converted on its own, with its own bounds.
 
+use devicegraph_upstream::BreakerConfig;
+
 use super::Validator;
 use crate::config::Config;
 use crate::config::convert::{
-    boolean, cors_origins, duration, http_url, integer, log_format, log_level, redis_url, secret,
-    size, socket_addr, string, upstream_mode,
+    boolean, cors_origins, duration, fraction, http_url, integer, log_format, log_level, redis_url,
+    secret, size, socket_addr, string, upstream_mode,
 };
 use crate::config::raw::{
-    RawCache, RawGraphql, RawLimits, RawLog, RawServer, RawSimulator, RawTtl, RawUpstream,
+    RawBreaker, RawCache, RawGraphql, RawLimits, RawLog, RawServer, RawSimulator, RawTtl,
+    RawUpstream,
 };
 
 /// Bounds of `server.max_header_bytes`: hyper's HTTP/1 read buffer is at least 8 KiB.
@@ -123,7 +126,79 @@ impl Validator {
             some => self.positive("upstream.burst", some, u.rate_per_second),
         };
         u.max_attempts = self.positive("upstream.max_attempts", raw.max_attempts, u.max_attempts);
+        u.retry_budget.ratio = self.get(
+            "upstream.retry_budget",
+            raw.retry_budget,
+            u.retry_budget.ratio,
+            fraction,
+        );
+        u.retry_budget.min_per_second = self.get(
+            "upstream.retry_budget_min_per_second",
+            raw.retry_budget_min_per_second,
+            u.retry_budget.min_per_second,
+            integer::<u32>,
+        );
+        u.abandon_after = self.get(
+            "upstream.abandon_after",
+            raw.abandon_after,
+            u.abandon_after,
+            duration,
+        );
+        u.max_queued = self.positive("upstream.max_queued", raw.max_queued, u.max_queued);
+        u.max_queue_wait = self.positive_duration(
+            "upstream.max_queue_wait",
+            raw.max_queue_wait,
+            u.max_queue_wait,
+        );
+        u.background_reserve = self.get(
+            "upstream.background_reserve",
+            raw.background_reserve,
+            u.background_reserve,
+            fraction,
+        );
+        if let Some(table) = raw.circuit_breaker
+            && let Some(raw) = self.section::<RawBreaker>("upstream.circuit_breaker", table)
+        {
+            self.circuit_breaker(raw, &mut u.circuit_breaker);
+        }
         self.unknown("upstream", raw.unknown);
+    }
+
+    fn circuit_breaker(&mut self, raw: RawBreaker, b: &mut BreakerConfig) {
+        const AT: &str = "upstream.circuit_breaker";
+        b.enabled = self.get(&format!("{AT}.enabled"), raw.enabled, b.enabled, boolean);
+        b.window = self.positive_duration(&format!("{AT}.window"), raw.window, b.window);
+        b.min_calls = self.positive(&format!("{AT}.min_calls"), raw.min_calls, b.min_calls);
+        b.failure_ratio = self.get(
+            &format!("{AT}.failure_ratio"),
+            raw.failure_ratio,
+            b.failure_ratio,
+            fraction,
+        );
+        if b.failure_ratio <= 0.0 {
+            self.problem(
+                &format!("{AT}.failure_ratio"),
+                "must be above 0 (0 would open the circuit on any call)",
+            );
+        }
+        b.open_for = self.positive_duration(&format!("{AT}.open_for"), raw.open_for, b.open_for);
+        b.max_open_for = self.positive_duration(
+            &format!("{AT}.max_open_for"),
+            raw.max_open_for,
+            b.max_open_for,
+        );
+        if b.max_open_for < b.open_for {
+            self.problem(
+                &format!("{AT}.max_open_for"),
+                "must be at least upstream.circuit_breaker.open_for",
+            );
+        }
+        b.half_open_probes = self.positive(
+            &format!("{AT}.half_open_probes"),
+            raw.half_open_probes,
+            b.half_open_probes,
+        );
+        self.unknown(AT, raw.unknown);
     }
 
     pub(super) fn simulator(&mut self, raw: RawSimulator, config: &mut Config) {
