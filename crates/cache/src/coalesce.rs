@@ -20,6 +20,7 @@
 //!   one.
 //!
 //! A hung fetch is bounded by the engine (the flight's deadline), not here.
+
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

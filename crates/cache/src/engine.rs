@@ -32,6 +32,10 @@
 //!   for its own TTL), and the next request starts a new flight.
 //! - Each waiter also stops at its own deadline (`deadline`), answering stale or a
 //!   timeout, while the flight goes on for the others and for the cache.
+//! - A flight of nothing but stale-while-revalidate refreshes runs as background
+//!   work (`devicegraph_upstream::as_background`): the pacer serves calls somebody
+//!   waits for first. One with any claimed key is somebody's wait, so it stays
+//!   interactive.
 //! - Upkeep: moka evicts (by size or time) only while doing its housekeeping, so a
 //!   periodic task runs it and reports the bytes held; otherwise an idle cache would
 //!   keep expired entries and the `devicegraph_cache_bytes` gauge would never drop.
@@ -351,7 +355,15 @@ impl Engine {
                 // the waiters; carry the caller's request id (and call meter) into it so
                 // the upstream call is still tagged with `X-Request-ID` and counted.
                 let flight_task = Arc::clone(self).fly::<R, F>(guard, flight_keys, epoch, fetch);
-                tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
+                if claimed.is_empty() {
+                    // Only refreshes: nobody waits for this one, so the pacer may put it
+                    // behind calls somebody waits for. A flight with a claimed key stays
+                    // interactive even if it refreshes others on the way.
+                    let flight_task = devicegraph_upstream::as_background(flight_task);
+                    tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
+                } else {
+                    tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
+                }
                 if !claimed.is_empty() {
                     waits.insert(flight.id(), (flight, claimed));
                 }

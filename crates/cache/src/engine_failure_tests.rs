@@ -1,6 +1,7 @@
 //! Engine tests for flights that end badly: the shared fetch fails, hangs, panics,
 //! loses its first caller or its runtime. Every waiter gets an answer in time,
 //! nothing wrong is cached, the keys are released and the next request tries again.
+//! Also: which flights run as background work.
 
 use std::pin::pin;
 
@@ -283,4 +284,26 @@ fn a_flight_dropped_by_its_runtime_answers_its_waiters() {
         );
         assert_eq!(fake.calls().len(), 2);
     });
+}
+
+/// A refresh nobody waits for runs as background work; a cold fetch does not, nor
+/// does a flight that refreshes one key while a request waits for another.
+#[tokio::test(start_paused = true)]
+async fn only_flights_of_refreshes_alone_run_as_background_work() {
+    let (engine, fake) = (engine(), Fake::new());
+    let background = || fake.background.lock().unwrap().clone();
+    read1(&engine, &fake, 1).await.unwrap();
+    assert_eq!(background(), [false], "cold fetch");
+
+    advance(TTL + Duration::from_secs(1)).await;
+    assert_eq!(version(&read1(&engine, &fake, 1).await).1, Freshness::Hit);
+    settle().await;
+    assert_eq!(background(), [false, true], "refresh alone");
+
+    advance(TTL + Duration::from_secs(1)).await;
+    let mixed = read(&engine, &fake, &[1, 2]).await;
+    assert_eq!(version(&mixed[&key(1)]).1, Freshness::Hit);
+    assert_eq!(version(&mixed[&key(2)]).1, Freshness::Miss);
+    assert_eq!(fake.calls()[2].len(), 2, "one flight for both");
+    assert_eq!(background(), [false, true, false], "refresh with a miss");
 }

@@ -36,6 +36,8 @@ const WINDOWS: Windows = Windows {
 #[derive(Default)]
 struct Fake {
     calls: Mutex<Vec<Vec<String>>>,
+    /// Per call, whether it ran marked as background work.
+    background: Mutex<Vec<bool>>,
     hangs: AtomicBool,
     panics: AtomicBool,
     version: AtomicU32,
@@ -72,6 +74,10 @@ impl Fake {
                 Box::pin(async move {
                     let names: Vec<String> = keys.iter().map(imei_of).collect();
                     fake.calls.lock().unwrap().push(names);
+                    fake.background
+                        .lock()
+                        .unwrap()
+                        .push(devicegraph_upstream::is_background());
                     // The upstream answers what it had when asked.
                     let version = fake.version.load(Ordering::SeqCst);
                     let delay = *fake.delay.lock().unwrap();
