@@ -9,6 +9,17 @@
 //!
 //! The map sits behind a `std::sync::Mutex`: it is held only for map operations and
 //! a synchronous L1 re-check, never across an `.await`.
+//!
+//! However a flight ends, its waiters are answered and its keys are released, so one
+//! bad fetch costs the requests that shared it and never the ones after:
+//! - it answers (values or errors): published, then [`FlightGuard`] unregisters;
+//! - it is dropped before publishing (its fetch panicked, the runtime is shutting
+//!   down): the guard unregisters the keys, then the channel closes and every waiter
+//!   reads "no answer" ([`Flight::wait`] is `None`). Unregistering first means a
+//!   request arriving after the close starts a new flight instead of joining a dead
+//!   one.
+//!
+//! A hung fetch is bounded by the engine (the flight's deadline), not here.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -66,17 +77,11 @@ impl Flight {
     }
 }
 
-/// The publishing side of a flight, owned by the task that fetches.
+/// The publishing side of a flight, owned by the task that fetches (inside its
+/// [`FlightGuard`]).
 #[derive(Debug)]
 pub(crate) struct FlightSender {
     tx: watch::Sender<Slot>,
-}
-
-impl FlightSender {
-    pub(crate) fn publish<R: Resource>(&self, result: Published<R>) {
-        // No receiver left (every waiter gave up) is fine: the cache already has it.
-        let _ = self.tx.send(Some(Arc::new(result)));
-    }
 }
 
 #[derive(Debug, Default)]
@@ -106,13 +111,23 @@ impl Inflight {
     }
 }
 
-/// Unregisters a flight's keys when the fetching task ends, however it ends (a
-/// panicking fetch must not leave keys claimed forever). Only entries still owned by
-/// this flight are removed.
+/// Owns a flight's publishing side and unregisters its keys when the fetching task
+/// ends, however it ends (a panicking fetch must not leave keys claimed forever).
+/// Only entries still owned by this flight are removed. The sender is a field, so
+/// it is dropped (closing the channel of a flight that never published) only after
+/// `drop` has unregistered the keys.
 pub(crate) struct FlightGuard {
     pub(crate) inflight: Arc<Inflight>,
     pub(crate) id: u64,
     pub(crate) keys: Vec<AnyKey>,
+    pub(crate) sender: FlightSender,
+}
+
+impl FlightGuard {
+    pub(crate) fn publish<R: Resource>(&self, result: Published<R>) {
+        // No receiver left (every waiter gave up) is fine: the cache already has it.
+        let _ = self.sender.tx.send(Some(Arc::new(result)));
+    }
 }
 
 impl Drop for FlightGuard {

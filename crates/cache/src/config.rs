@@ -32,6 +32,13 @@ pub struct StoreConfig {
     /// Share of the concurrency slots and of the budget's burst that background work
     /// (`devicegraph_upstream::is_background`) leaves to interactive calls.
     pub background_reserve: f64,
+    /// The longest one shared upstream fetch may run (its L2 read and every upstream
+    /// call, page, retry and pacer wait in it) before it is abandoned: the requests
+    /// waiting on it get a timeout (or their stale copy), nothing is stored, and the
+    /// next request starts a new fetch. Not the per-call `upstream.timeout`: a fetch
+    /// may make several calls. Set it to the request timeout, past which no waiter
+    /// has a use for the answer.
+    pub fetch_timeout: Duration,
 }
 
 impl Default for StoreConfig {
@@ -49,6 +56,7 @@ impl Default for StoreConfig {
             max_queued: 256,
             max_queue_wait: Duration::from_secs(2),
             background_reserve: 0.25,
+            fetch_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -22,6 +22,20 @@
 //! - Invalidation detaches the keys in scope from their flights (later requests start
 //!   a new one) and, through `epoch`, keeps flights that started before it from
 //!   storing what they fetched.
+//! - A flight is shared, so how it ends must not depend on who started it. It runs on
+//!   its own task: the first caller going away (its client disconnected, its request
+//!   timed out) neither cancels it nor makes it store twice. Its fetch is abandoned
+//!   at the flight's deadline (`fetch_timeout` from its start), so a hung upstream
+//!   holds its keys that long at most. A failure (error, deadline, panic, runtime
+//!   shutdown) reaches every waiter at once, each falling back on its own stale copy
+//!   where the error allows; errors are never stored (a "not found" is an answer, kept
+//!   for its own TTL), and the next request starts a new flight.
+//! - Each waiter also stops at its own deadline (`deadline`), answering stale or a
+//!   timeout, while the flight goes on for the others and for the cache.
+//! - A flight of nothing but stale-while-revalidate refreshes runs as background
+//!   work (`devicegraph_upstream::as_background`): the pacer serves calls somebody
+//!   waits for first. One with any claimed key is somebody's wait, so it stays
+//!   interactive.
 //! - Upkeep: moka evicts (by size or time) only while doing its housekeeping, so a
 //!   periodic task runs it and reports the bytes held; otherwise an idle cache would
 //!   keep expired entries and the `devicegraph_cache_bytes` gauge would never drop.
@@ -34,11 +48,11 @@ use std::time::Duration;
 use devicegraph_upstream::UpstreamError;
 use futures::future::BoxFuture;
 use moka::Expiry;
-use tokio::time::Instant;
-use tracing::debug;
+use tokio::time::{Instant, timeout_at};
+use tracing::{debug, warn};
 
 use crate::clock::Clock;
-use crate::coalesce::{Flight, FlightGuard, FlightSender, Inflight, KeyOutcome, Published};
+use crate::coalesce::{Flight, FlightGuard, Inflight, KeyOutcome, Published};
 use crate::epoch::{Epochs, FlightEpoch};
 use crate::error::CacheError;
 use crate::fetched::{Fetched, Freshness, KeyResult, StaleReason, Stamp};
@@ -93,7 +107,12 @@ pub(crate) struct Engine {
     /// Bumped by every L1 write and every invalidation: while it has not moved, no
     /// entry has a new version and none was invalidated (see `Store::generation`).
     generation: AtomicU64,
+    /// How long a flight's fetch may run before it is abandoned (see `fly`).
+    fetch_timeout: Duration,
 }
+
+/// [`Engine::fetch_timeout`] unless configured (`StoreConfig::fetch_timeout`).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a read answers per key: the value and its freshness, or why there is none
 /// (a remembered "not found" is the upstream's error again).
@@ -164,7 +183,15 @@ impl Engine {
             epochs: Arc::default(),
             reported_bytes: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            fetch_timeout: FETCH_TIMEOUT,
         }
+    }
+
+    /// Flights abandon their fetch after `fetch_timeout` (see `fly`).
+    pub(crate) fn with_fetch_timeout(mut self, fetch_timeout: Duration) -> Self {
+        // Capped so that `now + fetch_timeout` cannot overflow: a year is "never".
+        self.fetch_timeout = fetch_timeout.min(Duration::from_secs(365 * 24 * 3600));
+        self
     }
 
     /// Runs moka's housekeeping (applies size and time evictions) and reports the
@@ -320,31 +347,48 @@ impl Engine {
                     inflight: Arc::clone(&self.inflight),
                     id: flight.id(),
                     keys: flight_keys.iter().map(|(_, any)| any.clone()).collect(),
+                    sender,
                 };
                 // Before the flight reads anything (see `epoch`).
                 let epoch = self.epochs.begin_flight();
                 // The flight runs on its own task so a cancelled first caller cannot strand
                 // the waiters; carry the caller's request id (and call meter) into it so
                 // the upstream call is still tagged with `X-Request-ID` and counted.
-                let flight_task =
-                    Arc::clone(self).fly::<R, F>(guard, flight_keys, epoch, fetch, sender);
-                tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
+                let flight_task = Arc::clone(self).fly::<R, F>(guard, flight_keys, epoch, fetch);
+                if claimed.is_empty() {
+                    // Only refreshes: nobody waits for this one, so the pacer may put it
+                    // behind calls somebody waits for. A flight with a claimed key stays
+                    // interactive even if it refreshes others on the way.
+                    let flight_task = devicegraph_upstream::as_background(flight_task);
+                    tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
+                } else {
+                    tokio::spawn(devicegraph_upstream::in_current_scope(flight_task));
+                }
                 if !claimed.is_empty() {
                     waits.insert(flight.id(), (flight, claimed));
                 }
             }
         }
 
-        let published = futures::future::join_all(
-            waits
-                .into_values()
-                .map(|(flight, needs)| async move { (flight.wait::<R>().await, needs) }),
-        )
-        .await;
+        // Each wait is bounded by its flight's deadline (`fly`) and, when the caller
+        // set one, by the caller's own: a request that joined a flight started by
+        // someone with more time left must not wait for it past its own deadline.
+        let deadline = crate::deadline::current_deadline();
+        let published =
+            futures::future::join_all(waits.into_values().map(|(flight, needs)| async move {
+                let waited = match deadline {
+                    Some(deadline) => timeout_at(deadline, flight.wait::<R>())
+                        .await
+                        .map_or(Waited::Late, Waited::from),
+                    None => Waited::from(flight.wait::<R>().await),
+                };
+                (waited, needs)
+            }))
+            .await;
         let now = self.clock.now();
-        for (result, needs) in published {
+        for (waited, needs) in published {
             for n in needs {
-                let answer = resolve::<R>(&n, result.as_deref(), now);
+                let answer = resolve::<R>(&n, &waited, now);
                 out.put(n.key, answer);
             }
         }
@@ -362,11 +406,12 @@ impl Engine {
         keys: Vec<(R::Key, AnyKey)>,
         epoch: FlightEpoch,
         fetch: F,
-        sender: FlightSender,
     ) where
         R: Resource,
         F: FnOnce(Vec<R::Key>) -> BoxFuture<'static, FetchAnswers<R>> + Send + 'static,
     {
+        // The flight's deadline, from its start (the L2 read counts).
+        let deadline = Instant::now() + self.fetch_timeout;
         let mut out: Published<R> = HashMap::with_capacity(keys.len());
         let mut remaining = keys;
         let mut l2_stale: HashMap<R::Key, Arc<Entry<R::Value>>> = HashMap::new();
@@ -407,7 +452,28 @@ impl Engine {
         }
 
         if !remaining.is_empty() {
-            let mut answers = fetch(remaining.iter().map(|(key, _)| key.clone()).collect()).await;
+            let asked = remaining.iter().map(|(key, _)| key.clone()).collect();
+            // A fetch past its deadline is dropped (cancelling its upstream calls) and
+            // fails every key with a timeout: nothing is stored, waiters fall back on
+            // their stale copies, the keys are released for the next request.
+            let mut answers = match timeout_at(deadline, fetch(asked)).await {
+                Ok(answers) => answers,
+                Err(_) => {
+                    warn!(
+                        resource = R::INFO.name,
+                        timeout_ms =
+                            u64::try_from(self.fetch_timeout.as_millis()).unwrap_or(u64::MAX),
+                        "upstream fetch abandoned at its deadline"
+                    );
+                    let timeout = UpstreamError::Timeout {
+                        endpoint: R::INFO.endpoint,
+                    };
+                    remaining
+                        .iter()
+                        .map(|(key, _)| (key.clone(), Err(timeout.clone())))
+                        .collect()
+                }
+            };
             let stored_at = self.clock.now();
             let fetched_at = self.clock.wall();
             let mut fetched: Vec<(AnyKey, Arc<Entry<R::Value>>)> = Vec::new();
@@ -460,7 +526,7 @@ impl Engine {
         }
 
         self.report_bytes();
-        sender.publish::<R>(out);
+        guard.publish::<R>(out);
         drop(guard);
         drop(epoch);
     }
@@ -630,13 +696,39 @@ fn hit<V: Clone>(
     }
 }
 
-/// One key's answer from the flight it waited on, read at `now`.
-fn resolve<R: Resource>(
-    need: &Need<R>,
-    published: Option<&Published<R>>,
-    now: Instant,
-) -> KeyResult<R::Value> {
-    match published.and_then(|p| p.get(&need.key)) {
+/// How a read's wait on one flight ended.
+enum Waited<R: Resource> {
+    Published(Arc<Published<R>>),
+    /// The flight ended without publishing (see `coalesce`).
+    Aborted,
+    /// The caller's deadline passed first.
+    Late,
+}
+
+impl<R: Resource> From<Option<Arc<Published<R>>>> for Waited<R> {
+    fn from(published: Option<Arc<Published<R>>>) -> Self {
+        published.map_or(Self::Aborted, Self::Published)
+    }
+}
+
+/// One key's answer from the flight it waited on, read at `now`. Too late for the
+/// caller reads like a timeout of the fetch: the stale copy if there is one.
+fn resolve<R: Resource>(need: &Need<R>, waited: &Waited<R>, now: Instant) -> KeyResult<R::Value> {
+    let late;
+    let outcome = match waited {
+        Waited::Published(published) => published.get(&need.key),
+        Waited::Aborted => None,
+        Waited::Late => {
+            late = KeyOutcome::Failed {
+                error: UpstreamError::Timeout {
+                    endpoint: R::INFO.endpoint,
+                },
+                stale: None,
+            };
+            Some(&late)
+        }
+    };
+    match outcome {
         Some(KeyOutcome::Value { entry, from_l2 }) => {
             let freshness = if *from_l2 {
                 Freshness::Hit

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use devicegraph_upstream::model::{CampaignPage, CheckIn, DeviceDetails};
 use devicegraph_upstream::{AccountName, CampaignId, Endpoint, Imei, RequestGate};
@@ -31,10 +31,15 @@ const WINDOWS: Windows = Windows {
 };
 
 /// A fake upstream: knows some IMEIs, answers after `delay`, with the current
-/// `version` in each device's firmware, or with `failure`.
+/// `version` in each device's firmware, or with `failure`; or never answers
+/// (`hangs`), or panics after its delay (`panics`).
 #[derive(Default)]
 struct Fake {
     calls: Mutex<Vec<Vec<String>>>,
+    /// Per call, whether it ran marked as background work.
+    background: Mutex<Vec<bool>>,
+    hangs: AtomicBool,
+    panics: AtomicBool,
     version: AtomicU32,
     failure: Mutex<Option<UpstreamError>>,
     unknown: Mutex<HashSet<String>>,
@@ -69,10 +74,18 @@ impl Fake {
                 Box::pin(async move {
                     let names: Vec<String> = keys.iter().map(imei_of).collect();
                     fake.calls.lock().unwrap().push(names);
+                    fake.background
+                        .lock()
+                        .unwrap()
+                        .push(devicegraph_upstream::is_background());
                     // The upstream answers what it had when asked.
                     let version = fake.version.load(Ordering::SeqCst);
                     let delay = *fake.delay.lock().unwrap();
+                    if fake.hangs.load(Ordering::SeqCst) {
+                        futures::future::pending::<()>().await;
+                    }
                     sleep(delay).await;
+                    assert!(!fake.panics.load(Ordering::SeqCst), "the fetch panics");
                     let failure = fake.failure.lock().unwrap().clone();
                     let unknown = fake.unknown.lock().unwrap().clone();
                     let ttl = fake.ttl.lock().unwrap().unwrap_or(TTL);
@@ -181,6 +194,9 @@ async fn settle() {
 
 #[path = "engine_race_tests.rs"]
 mod race;
+
+#[path = "engine_failure_tests.rs"]
+mod failure;
 
 #[tokio::test(start_paused = true)]
 async fn miss_then_hit_within_ttl() {

@@ -17,10 +17,12 @@
 //! - [`pacer`]: the outbound budget every upstream HTTP request passes through
 //!   (rate with burst, concurrency ceiling, 429 pauses, shared across replicas via Redis).
 //! - [`clock`]: the injectable clock freshness is decided with.
+//! - [`with_deadline`]: how long reads inside a request may wait for the upstream.
 
 pub mod clock;
 mod coalesce;
 mod config;
+mod deadline;
 mod engine;
 mod epoch;
 mod error;
@@ -41,6 +43,7 @@ mod weigh;
 
 pub use clock::{Clock, ManualClock, TokioClock};
 pub use config::StoreConfig;
+pub use deadline::{current_deadline, with_deadline};
 pub use error::CacheError;
 pub use fetched::{Fetched, Freshness, StaleReason, Stamp};
 pub use metrics::METRICS;

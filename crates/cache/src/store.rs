@@ -123,13 +123,10 @@ impl Store {
         let l2 = redis
             .as_ref()
             .map(|conn| L2::new(Arc::clone(conn), config.redis_key_prefix.clone()));
-        let engine = Arc::new(Engine::new(
-            config.max_bytes,
-            windows,
-            clock,
-            l2,
-            pacer.clone(),
-        ));
+        let engine = Arc::new(
+            Engine::new(config.max_bytes, windows, clock, l2, pacer.clone())
+                .with_fetch_timeout(config.fetch_timeout),
+        );
         engine.start_upkeep(UPKEEP_EVERY);
         let fanout = redis
             .as_ref()
