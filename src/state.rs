@@ -179,6 +179,9 @@ pub fn store_config(config: &Config) -> StoreConfig {
         rate_per_second: config.upstream.rate_per_second,
         burst: config.upstream.burst,
         max_concurrency: config.upstream.max_concurrency,
+        // A shared fetch serves every request that joined it: bounded by the longest
+        // any request may take.
+        fetch_timeout: config.server.request_timeout,
         max_queued: config.upstream.max_queued,
         max_queue_wait: config.upstream.max_queue_wait,
         background_reserve: config.upstream.background_reserve,

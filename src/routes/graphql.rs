@@ -215,6 +215,11 @@ impl Caller {
     /// request.)
     pub(crate) fn context(self, state: &AppState) -> RequestContext {
         let mut ctx = RequestContext::new(scope_of(self.principal));
+        // Reads stop waiting for the upstream a little before the request's timeout,
+        // so a stale copy still goes out instead of the timeout's 504.
+        let timeout = state.config.server.request_timeout;
+        let margin = (timeout / 10).min(std::time::Duration::from_secs(1));
+        ctx.deadline = tokio::time::Instant::now().checked_add(timeout.saturating_sub(margin));
         if let Some(Extension(client)) = self.client {
             ctx.tenant = Some(Arc::from(client.as_str()));
             ctx.budget = state.budgets.for_client(client);

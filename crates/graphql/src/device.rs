@@ -131,9 +131,9 @@ pub(crate) async fn prefetch_histories(
             .map(|k| state.prefetch::<CheckIns>(k.clone()));
         futures::future::join(join_all(upgrades), join_all(check_ins)).await;
     };
-    // Carries the request's scope (request id, call meter, tenant) to the task. A
-    // failed or cancelled task only means the fields read for themselves.
-    let _ = tokio::spawn(devicegraph_upstream::in_current_scope(reads)).await;
+    // Carries the request's scope (request id, call meter, tenant, deadline) to the
+    // task. A failed or cancelled task only means the fields read for themselves.
+    let _ = tokio::spawn(crate::state::in_request_scope(reads)).await;
 }
 
 /// Provisioning events of `id` in a window already checked, oldest first (shared by

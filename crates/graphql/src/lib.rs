@@ -180,6 +180,10 @@ pub struct RequestContext {
     /// Who the upstream calls are made for (API key name or client address): the
     /// pacer queues them fairly between tenants.
     pub tenant: Option<Arc<str>>,
+    /// Past this the caller has no use for an answer: reads waiting for the upstream
+    /// stop then and answer a stale copy if there is one (`devicegraph_cache`'s
+    /// `with_deadline`). Set it a little before the HTTP request's own timeout.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl RequestContext {
@@ -196,6 +200,7 @@ impl RequestContext {
             budget: None,
             report_cost: false,
             tenant: None,
+            deadline: None,
         }
     }
 }
@@ -417,6 +422,12 @@ pub async fn execute(
     let run = async move {
         match ctx.tenant {
             Some(tenant) => devicegraph_upstream::with_tenant(tenant, run).await,
+            None => run.await,
+        }
+    };
+    let run = async move {
+        match ctx.deadline {
+            Some(deadline) => devicegraph_cache::with_deadline(deadline, run).await,
             None => run.await,
         }
     };

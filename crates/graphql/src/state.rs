@@ -490,9 +490,23 @@ impl RequestState {
 /// [`devicegraph_upstream::in_current_scope`] captures the request's scope there: the
 /// request id (so X-Request-ID still reaches the upstream), the call meter (so the
 /// calls are counted for this request) and the tenant (so the pacer queues them in
-/// this caller's turn).
+/// this caller's turn), and the caller's deadline (so its reads stop waiting then).
 fn spawn_in_scope(fut: futures::future::BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(devicegraph_upstream::in_current_scope(fut))
+    tokio::spawn(in_request_scope(fut))
+}
+
+/// `fut` with the current request's scope: the upstream crate's (request id, call
+/// meter, tenant, background mark) and the cache's deadline.
+pub(crate) fn in_request_scope<F: std::future::Future>(
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    let deadline = devicegraph_cache::current_deadline();
+    devicegraph_upstream::in_current_scope(async move {
+        match deadline {
+            Some(deadline) => devicegraph_cache::with_deadline(deadline, fut).await,
+            None => fut.await,
+        }
+    })
 }
 
 /// The response path of the field being resolved, e.g. `devices.1` or
