@@ -366,9 +366,11 @@ async fn upstream_timeout_when_thingspace_stalls() {
     // Let the tokens be obtained first, so the stall hits the data call.
     assert_eq!(app.get("/readyz").await.status(), 200);
     app.sim_faults(json!({ "stallRate": 1.0 })).await;
-    let body = app
-        .graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
+    let response = app
+        .post_graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
         .await;
+    assert_eq!(response.status(), 504, "nothing answered: as on the REST route");
+    let body: Value = response.json().await.unwrap();
     assert_eq!(codes(&body), vec!["UPSTREAM_TIMEOUT"], "{body}");
     let response = app
         .get(&format!("/v1/accounts/{ACCOUNT}/devices/{imei}"))

@@ -18,7 +18,9 @@
 //! - An answer with nothing in it (every root field null) because ThingSpace could not
 //!   be called (an open circuit, a full queue, a pause) is 503 with `Retry-After`, in
 //!   either media type: the gateway is unavailable for it, and saying so in the status
-//!   lets load balancers and retry libraries back off. A partial answer stays 200.
+//!   lets load balancers and retry libraries back off. An answer with nothing in it
+//!   because ThingSpace did not answer in time is 504, as on the REST routes. A
+//!   partial answer stays 200.
 //! - `X-Cache` is `HIT`, `MISS` or `STALE`, as for the REST routes; never `HIT` on an
 //!   answer with errors.
 //! - Every error object carries `extensions.requestId`, the request's id (the
@@ -347,8 +349,18 @@ async fn run(
             (StatusCode::OK, body.to_string().into_bytes())
         }
     };
+    // Nothing answered because ThingSpace did not answer in time (the call's, the
+    // shared fetch's or the request's deadline): 504, as REST and the request timeout
+    // say it.
+    let timed_out = !request_error
+        && nothing_answered(&response.data)
+        && response
+            .errors
+            .iter()
+            .any(|e| devicegraph_graphql::code_of(e) == Some(Code::UpstreamTimeout));
     let status = match unavailable_for {
         Some(_) if status == StatusCode::OK => StatusCode::SERVICE_UNAVAILABLE,
+        None if timed_out && status == StatusCode::OK => StatusCode::GATEWAY_TIMEOUT,
         _ => status,
     };
     let body = Bytes::from(body);
