@@ -484,7 +484,12 @@ impl Pacer {
     /// Budget for background work: now, leaving the reserve, or not at all.
     async fn background_budget(&self, endpoint: Endpoint) -> Result<(), UpstreamError> {
         let Some(_turn) = self.turnstile.try_acquire() else {
-            return Err(self.shed(endpoint, Shed::Background, BACKGROUND_REASON, MIN_RETRY_AFTER));
+            return Err(self.shed(
+                endpoint,
+                Shed::Background,
+                BACKGROUND_REASON,
+                MIN_RETRY_AFTER,
+            ));
         };
         self.try_take(self.limits.background_reserve)
             .await
