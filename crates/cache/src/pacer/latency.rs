@@ -27,10 +27,13 @@ const MIN_SAMPLES: usize = 4;
 /// Older samples do not count.
 const MAX_AGE: Duration = Duration::from_secs(60);
 
+/// Recent hold times, oldest first, with when each ended.
+type Window = VecDeque<(Instant, Duration)>;
+
 #[derive(Default)]
 pub(crate) struct Latencies {
     /// Per endpoint, and across all endpoints (`None`: how fast slots turn over).
-    samples: Mutex<HashMap<Option<Endpoint>, VecDeque<(Instant, Duration)>>>,
+    samples: Mutex<HashMap<Option<Endpoint>, Window>>,
 }
 
 impl Latencies {

@@ -23,6 +23,7 @@
 //!      drops below the expected latency (it gives up then, not at the deadline);
 //!    - at grant, if what is left of its deadline is below the expected latency (the
 //!      estimate may have grown while it waited): the slot goes to the next waiter.
+//!
 //!    Without an estimate (cold start, an idle endpoint) nothing is predicted: calls
 //!    wait up to `max_queue_wait` or their deadline;
 //! 3. the budget (`rate_per_second` with `burst`), taken last so the request is sent
