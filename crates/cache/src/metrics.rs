@@ -18,6 +18,8 @@ pub(crate) const REDIS_ERRORS: &str = "devicegraph_cache_redis_errors_total";
 pub(crate) const BUDGET_WAITS: &str = "devicegraph_upstream_budget_waits_total";
 pub(crate) const BUDGET_EXHAUSTED: &str = "devicegraph_upstream_budget_exhausted_total";
 pub(crate) const UPSTREAM_PAUSES: &str = "devicegraph_upstream_pauses_total";
+pub(crate) const UPSTREAM_SHED: &str = "devicegraph_upstream_shed_total";
+pub(crate) const UPSTREAM_QUEUED: &str = "devicegraph_upstream_queued";
 
 /// Every metric the cache records, with its HELP text (re-exported as
 /// `devicegraph_cache::METRICS`).
@@ -53,6 +55,14 @@ pub const METRICS: &[MetricHelp] = &[
     MetricHelp::counter(
         UPSTREAM_PAUSES,
         "Pauses of an endpoint after a ThingSpace 429 with Retry-After, by endpoint.",
+    ),
+    MetricHelp::counter(
+        UPSTREAM_SHED,
+        "Upstream calls not sent (load shedding), by reason: queue_full (max_queued calls already waiting), queue_wait (max_queue_wait), deadline (could not be answered before its deadline), background (a background refresh deferred to interactive calls).",
+    ),
+    MetricHelp::gauge(
+        UPSTREAM_QUEUED,
+        "Upstream calls waiting for a concurrency slot or for budget now (at most upstream.max_queued).",
     ),
 ];
 

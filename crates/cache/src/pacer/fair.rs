@@ -102,6 +102,35 @@ impl FairQueue {
         }
     }
 
+    /// A permit now, if more than `keep` are free and nobody is waiting: what
+    /// background work may take without touching the share kept for others.
+    pub(crate) fn try_acquire_above(&self, keep: usize) -> Option<FairPermit> {
+        let mut state = self.inner.lock();
+        if state.available > keep && state.turns.is_empty() {
+            state.available -= 1;
+            return Some(self.permit());
+        }
+        None
+    }
+
+    /// How many live waiters a new waiter of `tenant` would be served after, given
+    /// the round-robin: its tenant's own waiters, and from every other tenant up to
+    /// one more than that (their turns come round as often as its own).
+    pub(crate) fn position(&self, tenant: &str) -> usize {
+        let state = self.inner.lock();
+        let live = |queue: &VecDeque<oneshot::Sender<FairPermit>>| {
+            queue.iter().filter(|w| !w.is_closed()).count()
+        };
+        let own = state.waiting.get(tenant).map_or(0, live);
+        state
+            .waiting
+            .iter()
+            .filter(|(t, _)| &***t != tenant)
+            .map(|(_, queue)| live(queue).min(own + 1))
+            .sum::<usize>()
+            + own
+    }
+
     /// Permits free now (for tests and `Debug`).
     pub(crate) fn available(&self) -> usize {
         self.inner.lock().available

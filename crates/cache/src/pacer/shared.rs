@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::timeout;
 
-use super::local::WINDOW;
+use super::local::{WINDOW, reserved};
 use crate::redis_conn::{OP_TIMEOUT, RedisConn};
 
 /// Returns 0 when a slot was taken, else microseconds until the oldest send leaves
@@ -63,8 +63,10 @@ impl SharedBudget {
     }
 
     /// `Some(Ok)`: a slot was taken; `Some(Err(wait))`: try again after `wait`;
-    /// `None`: Redis is unreachable (use the local budget).
-    pub(crate) async fn try_take(&self) -> Option<Result<(), Duration>> {
+    /// `None`: Redis is unreachable (use the local budget). `reserve` of the window
+    /// is left to others: background work takes only below it (0 for interactive).
+    pub(crate) async fn try_take(&self, reserve: f64) -> Option<Result<(), Duration>> {
+        let keep = u32::try_from(reserved(self.limit as usize, reserve)).unwrap_or(u32::MAX);
         let mut conn = self.conn.get().await?;
         let member = format!(
             "{}-{}",
@@ -73,7 +75,9 @@ impl SharedBudget {
         );
         let window_us = u64::try_from(WINDOW.as_micros()).unwrap_or(u64::MAX);
         let mut call = self.script.key(&self.key);
-        call.arg(self.limit).arg(window_us).arg(member);
+        call.arg(self.limit.saturating_sub(keep).max(1))
+            .arg(window_us)
+            .arg(member);
         match timeout(OP_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await {
             Ok(Ok(0)) => Some(Ok(())),
             Ok(Ok(us)) => Some(Err(Duration::from_micros(us.unsigned_abs()))),
