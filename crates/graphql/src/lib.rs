@@ -414,11 +414,13 @@ pub async fn execute(
     let fast = schema.data::<Arc<FastPath>>();
     let key = fast.and_then(|_| FastPath::key(&request));
     let twin = fast.and_then(|fast| fast.schema_for(key.as_ref()));
-    let run = devicegraph_upstream::with_call_meter(
+    // Boxed: the execution future is large, and the scopes below each hold it; by
+    // value, debug builds overflowed a test thread's stack moving it between them.
+    let run = Box::pin(devicegraph_upstream::with_call_meter(
         meter.clone(),
         twin.unwrap_or(schema)
             .execute(request.data(Arc::clone(&state))),
-    );
+    ));
     let run = async move {
         match ctx.tenant {
             Some(tenant) => devicegraph_upstream::with_tenant(tenant, run).await,
