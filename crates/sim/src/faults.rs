@@ -369,9 +369,7 @@ mod tests {
             (Some(0.5), Some(0.6))
         );
         assert!(serde_json::from_str::<FaultsPatch>(r#"{"latency":1}"#).is_err());
-        assert!(
-            serde_json::from_str::<FaultsPatch>(r#"{"retryAfterFormat":"minutes"}"#).is_err()
-        );
+        assert!(serde_json::from_str::<FaultsPatch>(r#"{"retryAfterFormat":"minutes"}"#).is_err());
     }
 
     #[test]
@@ -397,7 +395,10 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(f.decide(Endpoint::DeviceDetails), Some(Injected::DropMidBody));
+        assert_eq!(
+            f.decide(Endpoint::DeviceDetails),
+            Some(Injected::DropMidBody)
+        );
         f.apply(&FaultsPatch {
             drop_mid_body_rate: Some(0.0),
             stall_mid_body_rate: Some(1.0),

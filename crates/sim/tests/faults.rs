@@ -356,7 +356,8 @@ async fn abandoned_requests_stay_in_flight_until_the_simulator_is_done() {
     let sim = start(SimConfig::default()).await;
     let s = Session::open(&sim).await;
     let path = history_path(&sim);
-    s.control("faults", Some(json!({ "latencyMs": 2000 }))).await;
+    s.control("faults", Some(json!({ "latencyMs": 2000 })))
+        .await;
     let started = Instant::now();
     // Two waves of five impatient clients: the first wave is gone when the second
     // starts.
@@ -373,6 +374,10 @@ async fn abandoned_requests_stay_in_flight_until_the_simulator_is_done() {
     );
     assert_eq!(stats.in_flight, 10, "still working on all ten");
     assert_eq!(stats.peak_concurrency, 10);
-    assert_eq!(in_flight_becomes(&sim, 0).await, 0, "done after the latency");
+    assert_eq!(
+        in_flight_becomes(&sim, 0).await,
+        0,
+        "done after the latency"
+    );
     assert!(started.elapsed() >= Duration::from_millis(1900));
 }

@@ -177,7 +177,7 @@ async fn cut_body(response: Response, fault: MidBodyFault) -> Response {
         }
         Err::<Bytes, _>(std::io::Error::other("body cut by an injected fault"))
     };
-    let stream = futures::stream::once(std::future::ready(Ok(first)))
-        .chain(futures::stream::once(rest));
+    let stream =
+        futures::stream::once(std::future::ready(Ok(first))).chain(futures::stream::once(rest));
     Response::from_parts(parts, Body::from_stream(stream))
 }
