@@ -61,7 +61,9 @@ wrk_latency() {
 }
 
 wrk_socket_errors() {
-    sed -n 's/^ *Socket errors: //p' "$WORK/$1.out" | head -1
+    local line
+    line="$(sed -n 's/^ *Socket errors: //p' "$WORK/$1.out" | head -1)"
+    echo "${line:-none}"
 }
 
 scenario_1() {
