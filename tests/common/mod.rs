@@ -58,6 +58,68 @@ pub async fn spawn_app_with(sim_config: SimConfig, configure: impl FnOnce(&mut C
         .unwrap();
     let mut config = test_config(&sim);
     configure(&mut config);
+    spawn_gateway(sim, config).await
+}
+
+/// Like [`spawn_app_with`], with the config loaded the way an operator's is: the
+/// settings of [`test_config`] and then `overrides` (dotted keys, e.g.
+/// `("upstream.circuit_breaker.open_for", "1s")`) applied as `DEVICEGRAPH_*`
+/// environment overrides over `config/default.toml`, then `configure`. Keys go
+/// through the config loader as text, so it checks them (an unknown key fails the
+/// test naming it) and a test can name settings that are not in `Config` yet.
+pub async fn spawn_app_overridden(
+    sim_config: SimConfig,
+    overrides: &[(&str, &str)],
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    let sim = devicegraph_sim::spawn_on(sim_config, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut config = test_config_overridden(&sim, overrides);
+    configure(&mut config);
+    spawn_gateway(sim, config).await
+}
+
+/// The environment variable of a dotted key: `upstream.circuit_breaker.open_for` is
+/// `DEVICEGRAPH_UPSTREAM__CIRCUIT_BREAKER__OPEN_FOR`.
+pub fn env_var_of(key: &str) -> String {
+    format!(
+        "DEVICEGRAPH_{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )
+}
+
+/// [`test_config`]'s settings as text, then `overrides`, over `config/default.toml`.
+pub fn test_config_overridden(sim: &RunningSim, overrides: &[(&str, &str)]) -> Config {
+    let defaults = SimConfig::default();
+    let base_url = sim.base_url();
+    let settings = [
+        ("upstream.mode", "thingspace"),
+        ("upstream.base_url", base_url.as_str()),
+        ("upstream.client_id", defaults.client_id.as_str()),
+        ("upstream.client_secret", defaults.client_secret.as_str()),
+        ("upstream.username", defaults.username.as_str()),
+        ("upstream.password", defaults.password.as_str()),
+        ("upstream.timeout", "10s"),
+        ("upstream.rate_per_second", "10000"),
+        ("upstream.burst", "10000"),
+        ("limits.per_client_rps", "10000"),
+        ("limits.per_client_burst", "10000"),
+    ];
+    let env = settings
+        .iter()
+        .chain(overrides)
+        .map(|(key, value)| (env_var_of(key), (*value).to_owned()));
+    Config::from_toml_str(
+        devicegraph::config::DEFAULT_TOML,
+        "config/default.toml",
+        env,
+    )
+    .unwrap_or_else(|error| panic!("test config with {overrides:?}: {error}"))
+}
+
+/// The real gateway on port 0 in front of `sim`, with `config`.
+pub async fn spawn_gateway(sim: RunningSim, config: Config) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
@@ -187,6 +249,71 @@ impl Drop for TestApp {
             server.abort();
         }
     }
+}
+
+/// The first `n` IMEIs of `account` (ascending), read straight from the simulator's
+/// account device list with a token and session of their own, so the gateway's
+/// cache stays cold for them. Adds a token, a login and list calls to the
+/// simulator's stats: reset them before counting.
+pub async fn account_imeis(sim: &RunningSim, account: &str, n: usize) -> Vec<String> {
+    let defaults = SimConfig::default();
+    let http = reqwest::Client::new();
+    let base = sim.base_url();
+    let token: Value = http
+        .post(format!("{base}/ts/v1/oauth2/token"))
+        .basic_auth(&defaults.client_id, Some(&defaults.client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = token["access_token"].as_str().unwrap().to_owned();
+    let session: Value = http
+        .post(format!("{base}/m2m/v1/session/login"))
+        .bearer_auth(&bearer)
+        .json(&json!({ "username": defaults.username, "password": defaults.password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = session["sessionToken"].as_str().unwrap().to_owned();
+    let mut imeis = Vec::with_capacity(n);
+    let mut cursor = "0".to_owned();
+    while imeis.len() < n {
+        let page: Value = http
+            .get(format!(
+                "{base}/fota/v3/devices/{account}?lastSeenDeviceId={cursor}"
+            ))
+            .bearer_auth(&bearer)
+            .header("VZ-M2M-Token", &session)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let devices = page["deviceList"].as_array().unwrap();
+        imeis.extend(
+            devices
+                .iter()
+                .filter_map(|d| d["deviceId"].as_str().map(str::to_owned)),
+        );
+        if page["hasMoreData"] != true {
+            break;
+        }
+        cursor = page["lastSeenDeviceId"].as_str().unwrap().to_owned();
+    }
+    assert!(
+        imeis.len() >= n,
+        "{account} has {} devices, {n} wanted",
+        imeis.len()
+    );
+    imeis.truncate(n);
+    imeis
 }
 
 /// The error codes of a GraphQL body.

@@ -1,12 +1,16 @@
 //! Fault injection: the settings (`/_sim/faults`, CLI flags) and the per-request
 //! decision.
 //!
-//! Rate faults (latency, 503, 429, drop, stall, broken pagination) hit the data
-//! endpoints, or exactly the endpoints named in `endpoints`; the token and login
-//! endpoints only when named, so a test of retries is not silently a test of logins.
-//! Each rate is an independent draw, checked in the order drop, stall, 503, 429.
+//! Rate faults (latency, 503, 429, drop, stall, their mid-body variants, broken
+//! pagination) hit the data endpoints, or exactly the endpoints named in `endpoints`;
+//! the token and login endpoints only when named, so a test of retries is not
+//! silently a test of logins. Each rate is an independent draw, checked in the order
+//! drop, stall, drop mid-body, stall mid-body, 503, 429.
+//!
+//! There is no separate "down" switch: `errorRate: 1.0` is ThingSpace down (every
+//! affected request answers 503).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -23,14 +27,24 @@ pub struct Faults {
     pub jitter_ms: u64,
     /// Share of requests answered HTTP 503.
     pub error_rate: f64,
-    /// Share of requests answered HTTP 429 with `Retry-After: retry_after_secs`.
+    /// Share of requests answered HTTP 429 with a `Retry-After` of `retry_after_secs`.
     pub rate_limit_rate: f64,
     pub retry_after_secs: u64,
+    /// How the 429's `Retry-After` is written: delay-seconds or an HTTP-date.
+    pub retry_after_format: RetryAfterFormat,
     /// Share of requests whose connection is closed without any answer.
     pub drop_rate: f64,
     /// Share of requests never answered (until the client gives up or the
     /// simulator shuts down).
     pub stall_rate: f64,
+    /// Share of requests whose status line, headers (with the full
+    /// `Content-Length`) and first part of the body are sent, then the connection
+    /// is closed.
+    pub drop_mid_body_rate: f64,
+    /// Share of requests whose status line, headers and first part of the body are
+    /// sent, then nothing more (until the client gives up or the simulator shuts
+    /// down).
+    pub stall_mid_body_rate: f64,
     /// Paged endpoints repeat their cursor / claim more data with nothing new.
     pub broken_pagination: bool,
     /// Endpoints the faults apply to; empty means the six data endpoints.
@@ -45,8 +59,11 @@ impl Default for Faults {
             error_rate: 0.0,
             rate_limit_rate: 0.0,
             retry_after_secs: 1,
+            retry_after_format: RetryAfterFormat::Seconds,
             drop_rate: 0.0,
             stall_rate: 0.0,
+            drop_mid_body_rate: 0.0,
+            stall_mid_body_rate: 0.0,
             broken_pagination: false,
             endpoints: Vec::new(),
         }
@@ -71,9 +88,15 @@ pub struct FaultsPatch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_format: Option<RetryAfterFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub drop_rate: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stall_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_mid_body_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_mid_body_rate: Option<f64>,
     /// One shot: invalidate every OAuth and session token issued so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expire_tokens: Option<bool>,
@@ -99,6 +122,8 @@ impl Faults {
             ("rateLimitRate", patch.rate_limit_rate),
             ("dropRate", patch.drop_rate),
             ("stallRate", patch.stall_rate),
+            ("dropMidBodyRate", patch.drop_mid_body_rate),
+            ("stallMidBodyRate", patch.stall_mid_body_rate),
         ];
         for (field, value) in rates {
             if let Some(value) = value.filter(|v| !(0.0..=1.0).contains(v)) {
@@ -115,8 +140,11 @@ impl Faults {
             error_rate,
             rate_limit_rate,
             retry_after_secs,
+            retry_after_format,
             drop_rate,
             stall_rate,
+            drop_mid_body_rate,
+            stall_mid_body_rate,
             expire_tokens: _,
             broken_pagination,
             endpoints,
@@ -126,8 +154,11 @@ impl Faults {
         set(&mut self.error_rate, error_rate);
         set(&mut self.rate_limit_rate, rate_limit_rate);
         set(&mut self.retry_after_secs, retry_after_secs);
+        set(&mut self.retry_after_format, retry_after_format);
         set(&mut self.drop_rate, drop_rate);
         set(&mut self.stall_rate, stall_rate);
+        set(&mut self.drop_mid_body_rate, drop_mid_body_rate);
+        set(&mut self.stall_mid_body_rate, stall_mid_body_rate);
         set(&mut self.broken_pagination, broken_pagination);
         set(&mut self.endpoints, endpoints);
         Ok(())
@@ -166,12 +197,17 @@ impl Faults {
             Some(Injected::Drop)
         } else if hit(self.stall_rate) {
             Some(Injected::Stall)
+        } else if hit(self.drop_mid_body_rate) {
+            Some(Injected::DropMidBody)
+        } else if hit(self.stall_mid_body_rate) {
+            Some(Injected::StallMidBody)
         } else if hit(self.error_rate) {
             Some(Injected::ServiceUnavailable)
         } else if hit(self.rate_limit_rate) {
-            Some(Injected::RateLimited {
-                retry_after_secs: self.retry_after_secs,
-            })
+            Some(Injected::RateLimited(RetryAfter {
+                secs: self.retry_after_secs,
+                format: self.retry_after_format,
+            }))
         } else {
             None
         }
@@ -189,13 +225,57 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
+/// How an injected 429 writes its `Retry-After` (RFC 9110 allows both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryAfterFormat {
+    /// `Retry-After: 7`
+    #[default]
+    Seconds,
+    /// `Retry-After: Wed, 02 Dec 2026 16:40:07 GMT`, `retryAfterSecs` from now
+    /// (rounded up to the next whole second, the format's resolution, so the wait
+    /// it asks for is never shorter than `retryAfterSecs`).
+    Date,
+}
+
+/// The `Retry-After` of one injected 429.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryAfter {
+    pub(crate) secs: u64,
+    pub(crate) format: RetryAfterFormat,
+}
+
+impl RetryAfter {
+    /// The header value, as of `now`.
+    pub(crate) fn header_value(self, now: SystemTime) -> String {
+        match self.format {
+            RetryAfterFormat::Seconds => self.secs.to_string(),
+            RetryAfterFormat::Date => {
+                let at = now + Duration::from_secs(self.secs);
+                let sub_second = at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                let at = if sub_second > 0 {
+                    at + (Duration::from_secs(1) - Duration::from_nanos(u64::from(sub_second)))
+                } else {
+                    at
+                };
+                httpdate::fmt_http_date(at)
+            }
+        }
+    }
+}
+
 /// An injected failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Injected {
     Drop,
     Stall,
+    DropMidBody,
+    StallMidBody,
     ServiceUnavailable,
-    RateLimited { retry_after_secs: u64 },
+    RateLimited(RetryAfter),
 }
 
 impl Injected {
@@ -203,8 +283,10 @@ impl Injected {
         match self {
             Self::Drop => "drop",
             Self::Stall => "stall",
+            Self::DropMidBody => "drop_mid_body",
+            Self::StallMidBody => "stall_mid_body",
             Self::ServiceUnavailable => "error",
-            Self::RateLimited { .. } => "rate_limit",
+            Self::RateLimited(_) => "rate_limit",
         }
     }
 }
@@ -272,7 +354,8 @@ mod tests {
     fn patch_json_uses_the_documented_names() {
         let p: FaultsPatch = serde_json::from_str(
             r#"{"latencyMs":1,"jitterMs":2,"errorRate":0.1,"rateLimitRate":0.2,"retryAfterSecs":3,
-                "dropRate":0.3,"stallRate":0.4,"expireTokens":true,"brokenPagination":true,
+                "dropRate":0.3,"stallRate":0.4,"dropMidBodyRate":0.5,"stallMidBodyRate":0.6,
+                "retryAfterFormat":"date","expireTokens":true,"brokenPagination":true,
                 "endpoints":["device_details","oauth_token"],"clear":false}"#,
         )
         .unwrap();
@@ -280,6 +363,61 @@ mod tests {
             p.endpoints,
             Some(vec![Endpoint::DeviceDetails, Endpoint::OauthToken])
         );
+        assert_eq!(p.retry_after_format, Some(RetryAfterFormat::Date));
+        assert_eq!(
+            (p.drop_mid_body_rate, p.stall_mid_body_rate),
+            (Some(0.5), Some(0.6))
+        );
         assert!(serde_json::from_str::<FaultsPatch>(r#"{"latency":1}"#).is_err());
+        assert!(serde_json::from_str::<FaultsPatch>(r#"{"retryAfterFormat":"minutes"}"#).is_err());
+    }
+
+    #[test]
+    fn retry_after_as_seconds_or_a_date_never_sooner() {
+        let at = |secs, format| RetryAfter { secs, format };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_575_200_400);
+        assert_eq!(at(7, RetryAfterFormat::Seconds).header_value(now), "7");
+        let date = at(7, RetryAfterFormat::Date).header_value(now);
+        let parsed = httpdate::parse_http_date(&date).unwrap();
+        let wait = parsed.duration_since(now).unwrap();
+        assert!(
+            wait >= Duration::from_secs(7) && wait < Duration::from_secs(8),
+            "{date}: {wait:?}"
+        );
+        assert!(date.ends_with(" GMT"), "{date}");
+    }
+
+    #[test]
+    fn mid_body_faults_are_drawn_and_validated() {
+        let mut f = Faults::default();
+        f.apply(&FaultsPatch {
+            drop_mid_body_rate: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            f.decide(Endpoint::DeviceDetails),
+            Some(Injected::DropMidBody)
+        );
+        f.apply(&FaultsPatch {
+            drop_mid_body_rate: Some(0.0),
+            stall_mid_body_rate: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            f.decide(Endpoint::CheckInHistory),
+            Some(Injected::StallMidBody)
+        );
+        assert!(matches!(
+            f.apply(&FaultsPatch {
+                stall_mid_body_rate: Some(-0.1),
+                ..Default::default()
+            }),
+            Err(FaultsError::Rate {
+                field: "stallMidBodyRate",
+                ..
+            })
+        ));
     }
 }

@@ -40,7 +40,7 @@ pub use catalog::{Catalog, CatalogCampaign, DeviceIdentifiers, PageSizes, Window
 pub use data::MAX_DEVICES;
 pub use data::fleet::SEED_ACCOUNT;
 pub use endpoint::Endpoint;
-pub use faults::{Faults, FaultsError, FaultsPatch};
+pub use faults::{Faults, FaultsError, FaultsPatch, RetryAfterFormat};
 pub use stats::Stats;
 
 /// How the simulator is set up.
@@ -164,7 +164,7 @@ fn build_state(config: &SimConfig, shutdown: watch::Receiver<bool>) -> server::A
             session_idle: config.session_idle_timeout,
         }),
         faults: RwLock::new(config.faults.clone()),
-        counters: stats::Counters::default(),
+        counters: Arc::new(stats::Counters::default()),
         catalog,
         shutdown,
     }

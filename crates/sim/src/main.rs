@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Parser;
-use devicegraph_sim::{Faults, SimConfig, spawn};
+use devicegraph_sim::{Faults, RetryAfterFormat, SimConfig, spawn};
 
 /// A deterministic, fault-injecting simulator of the Verizon ThingSpace APIs.
 #[derive(Debug, Parser)]
@@ -63,12 +63,29 @@ struct Cli {
     /// Share of requests never answered.
     #[arg(long, default_value_t = 0.0)]
     stall_rate: f64,
+    /// Share of requests closed after the headers and part of the body.
+    #[arg(long, default_value_t = 0.0)]
+    drop_mid_body_rate: f64,
+    /// Share of requests that stall after the headers and part of the body.
+    #[arg(long, default_value_t = 0.0)]
+    stall_mid_body_rate: f64,
+    /// How the 429 answers write Retry-After: `seconds` or `date` (an HTTP-date).
+    #[arg(long, default_value = "seconds", value_parser = parse_retry_after_format)]
+    retry_after_format: RetryAfterFormat,
     /// Paged endpoints never advance.
     #[arg(long)]
     broken_pagination: bool,
     /// Endpoints the faults apply to (comma-separated names, default the data endpoints).
     #[arg(long, value_delimiter = ',')]
     fault_endpoints: Vec<String>,
+}
+
+fn parse_retry_after_format(text: &str) -> Result<RetryAfterFormat, String> {
+    match text {
+        "seconds" => Ok(RetryAfterFormat::Seconds),
+        "date" => Ok(RetryAfterFormat::Date),
+        other => Err(format!("expected `seconds` or `date`, got {other:?}")),
+    }
 }
 
 impl Cli {
@@ -88,8 +105,11 @@ impl Cli {
             error_rate: Some(self.error_rate),
             rate_limit_rate: Some(self.rate_limit_rate),
             retry_after_secs: Some(self.retry_after_secs),
+            retry_after_format: Some(self.retry_after_format),
             drop_rate: Some(self.drop_rate),
             stall_rate: Some(self.stall_rate),
+            drop_mid_body_rate: Some(self.drop_mid_body_rate),
+            stall_mid_body_rate: Some(self.stall_mid_body_rate),
             broken_pagination: Some(self.broken_pagination),
             endpoints: Some(endpoints),
             ..Default::default()

@@ -6,8 +6,8 @@
 //! its own simulated time.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,15 @@ use crate::endpoint::Endpoint;
 
 const ENDPOINTS: usize = Endpoint::ALL.len();
 const WINDOW: Duration = Duration::from_secs(1);
-const FAULT_KINDS: [&str; 5] = ["drop", "stall", "error", "rate_limit", "broken_pagination"];
+const FAULT_KINDS: [&str; 7] = [
+    "drop",
+    "stall",
+    "drop_mid_body",
+    "stall_mid_body",
+    "error",
+    "rate_limit",
+    "broken_pagination",
+];
 
 /// A snapshot of the counters (`GET /_sim/stats`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +34,11 @@ pub struct Stats {
     /// Requests per endpoint, every endpoint listed, faulted and refused ones included.
     pub calls: BTreeMap<String, u64>,
     pub total_calls: u64,
-    /// Requests in progress now.
+    /// Requests in progress now: from arrival until the simulator has finished
+    /// with them (injected latency included), even when their client has gone away
+    /// meanwhile, as a real server keeps working on a request whose client left. A
+    /// stalled request ends when its client goes away; a mid-body fault's request
+    /// ends when its body ends (dropped, or its client gone).
     pub in_flight: u64,
     /// Most requests in progress at once since the last reset.
     pub peak_concurrency: u64,
@@ -34,7 +46,8 @@ pub struct Stats {
     pub peak_rate_per_second: BTreeMap<String, u64>,
     /// The same over all endpoints together.
     pub peak_total_rate_per_second: u64,
-    /// Injected faults by kind (`drop`, `stall`, `error`, `rate_limit`, `broken_pagination`).
+    /// Injected faults by kind (`drop`, `stall`, `drop_mid_body`, `stall_mid_body`,
+    /// `error`, `rate_limit`, `broken_pagination`).
     pub faults_injected: BTreeMap<String, u64>,
     /// Login attempts refused (wrong password or locked).
     pub failed_logins: u64,
@@ -94,13 +107,13 @@ pub(crate) struct Counters {
     windows: Mutex<Windows>,
 }
 
-/// Marks one request in flight until dropped (including when a stalled request's
-/// client goes away and the handler future is dropped).
-pub(crate) struct InFlight<'a> {
-    counters: &'a Counters,
+/// Marks one request in flight until dropped. Owned (not borrowed), so it can move
+/// into a response body that outlives the handler.
+pub(crate) struct InFlight {
+    counters: Arc<Counters>,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
@@ -108,11 +121,10 @@ impl Drop for InFlight<'_> {
 
 impl Counters {
     /// Records the arrival of a request to `endpoint`.
-    pub(crate) fn enter(&self, endpoint: Endpoint) -> InFlight<'_> {
+    pub(crate) fn enter(self: &Arc<Self>, endpoint: Endpoint) -> InFlight {
         let i = endpoint.ordinal();
         self.calls[i].fetch_add(1, Ordering::Relaxed);
-        let now_in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now_in_flight, Ordering::SeqCst);
+        let guard = self.hold();
         let now = Instant::now();
         if let Ok(mut w) = self.windows.lock() {
             let n = push(&mut w.per_endpoint[i], now);
@@ -120,7 +132,17 @@ impl Counters {
             let total = push(&mut w.total, now);
             self.peak_total_rate.fetch_max(total, Ordering::Relaxed);
         }
-        InFlight { counters: self }
+        guard
+    }
+
+    /// One more request in flight (no call counted): [`Counters::enter`]'s guard,
+    /// or a second guard for a request whose body goes on after its handler.
+    pub(crate) fn hold(self: &Arc<Self>) -> InFlight {
+        let now_in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now_in_flight, Ordering::SeqCst);
+        InFlight {
+            counters: Arc::clone(self),
+        }
     }
 
     pub(crate) fn fault(&self, kind: &str) {
@@ -199,7 +221,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn counts_calls_concurrency_and_rate() {
-        let c = Counters::default();
+        let c = Arc::new(Counters::default());
         {
             let _a = c.enter(Endpoint::DeviceDetails);
             let _b = c.enter(Endpoint::DeviceDetails);

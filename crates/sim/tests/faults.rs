@@ -245,3 +245,139 @@ async fn endpoint_filter_and_startup_faults() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Polls the stats until `in_flight` is `want` (or 5 s pass); returns the last value.
+async fn in_flight_becomes(sim: &devicegraph_sim::RunningSim, want: u64) -> u64 {
+    let mut in_flight = sim.stats().in_flight;
+    for _ in 0..250 {
+        if in_flight == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        in_flight = sim.stats().in_flight;
+    }
+    in_flight
+}
+
+#[tokio::test]
+async fn dropped_mid_body_sends_headers_then_closes() {
+    let sim = start(SimConfig::default()).await;
+    let s = Session::open(&sim).await;
+    let path = history_path(&sim);
+    let (_, whole) = s.get_json(&path).await;
+    let whole_len = serde_json::to_vec(&whole).unwrap().len();
+    s.control("faults", Some(json!({ "dropMidBodyRate": 1.0 })))
+        .await;
+    let r = s.get(&path).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the head arrives");
+    let declared: usize = r.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(declared >= whole_len / 2, "the full length is declared");
+    let err = r.bytes().await.unwrap_err();
+    assert!(err.is_body() || err.is_decode(), "{err:?}");
+    assert!(!err.is_timeout(), "closed, not stalled: {err:?}");
+    assert_eq!(sim.stats().faults_injected["drop_mid_body"], 1);
+    assert_eq!(in_flight_becomes(&sim, 0).await, 0);
+    s.control("faults", Some(json!({ "clear": true }))).await;
+    assert_eq!(s.get_json(&path).await, (StatusCode::OK, whole));
+}
+
+#[tokio::test]
+async fn stalled_mid_body_holds_the_request_until_the_client_leaves() {
+    let sim = start(SimConfig::default()).await;
+    let s = Session::open(&sim).await;
+    let path = history_path(&sim);
+    sim.set_faults(FaultsPatch {
+        stall_mid_body_rate: Some(1.0),
+        ..Default::default()
+    })
+    .unwrap();
+    let r = s
+        .get(&path)
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the head arrives");
+    assert_eq!(sim.stats().in_flight, 1, "in flight while the body stalls");
+    let err = r.bytes().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert_eq!(sim.stats().faults_injected["stall_mid_body"], 1);
+    // The client gave up and closed: the request is over.
+    assert_eq!(in_flight_becomes(&sim, 0).await, 0);
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date() {
+    let sim = start(SimConfig::default()).await;
+    let s = Session::open(&sim).await;
+    let path = history_path(&sim);
+    s.control(
+        "faults",
+        Some(json!({ "rateLimitRate": 1.0, "retryAfterSecs": 5, "retryAfterFormat": "date" })),
+    )
+    .await;
+    let before = std::time::SystemTime::now();
+    let r = s.get(&path).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let value = r.headers()["retry-after"].to_str().unwrap().to_string();
+    let at = httpdate::parse_http_date(&value).unwrap();
+    let wait = at.duration_since(before).unwrap();
+    assert!(
+        (Duration::from_secs(4)..=Duration::from_secs(7)).contains(&wait),
+        "{value}: {wait:?}"
+    );
+    let current: Value = s.control("faults", None).await;
+    assert_eq!(current["retryAfterFormat"], "date");
+    // Back to seconds.
+    s.control("faults", Some(json!({ "retryAfterFormat": "seconds" })))
+        .await;
+    let r = s.get(&path).send().await.unwrap();
+    assert_eq!(r.headers()["retry-after"], "5");
+    let r = s
+        .http
+        .post(format!("{}/_sim/faults", s.root))
+        .json(&json!({ "retryAfterFormat": "minutes" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+/// A client that gives up does not end the simulator's work: the request stays in
+/// flight (and counts toward the peak) until its latency has passed, as on a real
+/// server. This is what lets a test prove a client keeps at most N calls in flight
+/// at the upstream even when it abandons calls.
+#[tokio::test]
+async fn abandoned_requests_stay_in_flight_until_the_simulator_is_done() {
+    let sim = start(SimConfig::default()).await;
+    let s = Session::open(&sim).await;
+    let path = history_path(&sim);
+    s.control("faults", Some(json!({ "latencyMs": 2000 })))
+        .await;
+    let started = Instant::now();
+    // Two waves of five impatient clients: the first wave is gone when the second
+    // starts.
+    for _ in 0..2 {
+        let wave = (0..5).map(|_| s.get(&path).timeout(Duration::from_millis(150)).send());
+        for r in futures::future::join_all(wave).await {
+            assert!(r.unwrap_err().is_timeout());
+        }
+    }
+    let stats = sim.stats();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the test relies on both waves starting within the latency"
+    );
+    assert_eq!(stats.in_flight, 10, "still working on all ten");
+    assert_eq!(stats.peak_concurrency, 10);
+    assert_eq!(
+        in_flight_becomes(&sim, 0).await,
+        0,
+        "done after the latency"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+}

@@ -1,21 +1,16 @@
 //! What every ThingSpace request goes through before its handler's own work:
 //! accounting, injected faults, then the two tokens.
 
-use std::time::Duration;
-
 use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::AppState;
+use super::request_task::{self, MidBody, STALL_LIMIT};
 use super::respond::{self, codes};
 use crate::auth::{BearerError, SessionError};
 use crate::endpoint::Endpoint;
 use crate::faults::Injected;
 use crate::stats::InFlight;
-
-/// Longest a stalled request waits before giving up itself (clients time out long
-/// before; this only bounds a leak if one never does).
-const STALL_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Which tokens a request must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +33,14 @@ macro_rules! enter_or_answer {
 pub(crate) use enter_or_answer;
 
 /// Runs the common steps; `Ok` carries the in-flight guard to hold until the answer
-/// is built, `Err` is the answer (fault or refusal).
-pub(crate) async fn enter<'a>(
-    state: &'a AppState,
+/// is built (none when a mid-body fault took it, to hold until the body ends),
+/// `Err` is the answer (fault or refusal).
+pub(crate) async fn enter(
+    state: &AppState,
     endpoint: Endpoint,
     headers: &HeaderMap,
     needs: Needs,
-) -> Result<InFlight<'a>, Response> {
+) -> Result<Option<InFlight>, Response> {
     let guard = state.counters.enter(endpoint);
     let request_id = headers
         .get("x-request-id")
@@ -57,6 +53,7 @@ pub(crate) async fn enter<'a>(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let mut guard = Some(guard);
     if let Some(injected) = faults.decide(endpoint) {
         state.counters.fault(injected.name());
         tracing::debug!(
@@ -65,19 +62,20 @@ pub(crate) async fn enter<'a>(
             fault = injected.name(),
             "injecting fault"
         );
-        return Err(match injected {
-            Injected::Drop => respond::drop_connection(),
-            Injected::Stall => {
-                let mut shutdown = state.shutdown.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(STALL_LIMIT) => {}
-                    _ = shutdown.wait_for(|stop| *stop) => {}
+        let mid_body = match injected {
+            Injected::DropMidBody => Some(MidBody::Drop),
+            Injected::StallMidBody => Some(MidBody::Stall),
+            _ => None,
+        };
+        match mid_body {
+            // The answer is built as usual; its body is cut on the way out.
+            Some(kind) => {
+                if let Some(guard) = guard.take() {
+                    request_task::cut_mid_body(kind, guard, state.shutdown.clone());
                 }
-                respond::drop_connection()
             }
-            Injected::ServiceUnavailable => respond::service_unavailable(),
-            Injected::RateLimited { retry_after_secs } => respond::rate_limited(retry_after_secs),
-        });
+            None => return Err(answer_fault(state, injected).await),
+        }
     }
 
     if needs != Needs::Nothing {
@@ -111,4 +109,25 @@ pub(crate) async fn enter<'a>(
         }
     }
     Ok(guard)
+}
+
+/// The answer of a fault that replaces the whole response.
+async fn answer_fault(state: &AppState, injected: Injected) -> Response {
+    match injected {
+        Injected::Drop => respond::drop_connection(),
+        Injected::Stall => {
+            // Not work: nothing to finish once the client has gone.
+            let mut shutdown = state.shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(STALL_LIMIT) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+                _ = request_task::client_gone() => {}
+            }
+            respond::drop_connection()
+        }
+        Injected::ServiceUnavailable => respond::service_unavailable(),
+        Injected::RateLimited(retry_after) => respond::rate_limited(retry_after),
+        // Applied to the body by the caller.
+        Injected::DropMidBody | Injected::StallMidBody => respond::drop_connection(),
+    }
 }

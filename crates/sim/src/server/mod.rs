@@ -1,16 +1,19 @@
 //! The HTTP side: shared state, the router, and a hand-written accept loop.
 //!
-//! We run our own accept loop over hyper (rather than `axum::serve`) for one reason:
+//! We run our own accept loop over hyper (rather than `axum::serve`) for two reasons:
 //! the `dropRate` fault must close a connection without any HTTP answer, so the
 //! client sees a transport error rather than a status. A handler marks its response
 //! with [`respond::DropConnection`]; the per-connection service turns that into a
-//! service error, and hyper aborts the connection on a service error.
+//! service error, and hyper aborts the connection on a service error. And each
+//! request runs in a task of its own that outlives its client
+//! ([`request_task`]), so the stats count what the simulator is busy with.
 
 mod control;
 pub(crate) use control::apply as apply_faults;
 mod account_devices;
 mod data_routes;
 mod gate;
+mod request_task;
 mod respond;
 mod token_routes;
 
@@ -25,7 +28,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tower::ServiceExt as _;
 
 use crate::auth::Auth;
 use crate::catalog::Catalog;
@@ -52,7 +54,9 @@ pub(crate) struct AppState {
     pub(crate) auth: Auth,
     // A std RwLock: read (cloned) at the start of each request, never held across an await.
     pub(crate) faults: RwLock<Faults>,
-    pub(crate) counters: Counters,
+    // In an Arc so an in-flight guard can outlive the handler (a mid-body fault's
+    // body stream holds one).
+    pub(crate) counters: Arc<Counters>,
     pub(crate) catalog: Catalog,
     /// Flips to `true` at shutdown; stalled requests watch it so shutdown never hangs.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -170,31 +174,11 @@ pub(crate) async fn serve(
     connections.abort_all();
 }
 
-/// The error that makes hyper abort a connection (see the module docs).
-#[derive(Debug, thiserror::Error)]
-#[error("connection dropped by an injected fault")]
-struct DroppedByFault;
-
 async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch::Receiver<bool>) {
     // Small JSON answers: do not let Nagle delay them.
     let _ = stream.set_nodelay(true);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let router = router.clone();
-        async move {
-            let response = match router.oneshot(request.map(Body::new)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            if response
-                .extensions()
-                .get::<respond::DropConnection>()
-                .is_some()
-            {
-                Err(DroppedByFault)
-            } else {
-                Ok::<_, DroppedByFault>(response)
-            }
-        }
+        request_task::run(router.clone(), request.map(Body::new))
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let connection = builder.serve_connection(TokioIo::new(stream), service);

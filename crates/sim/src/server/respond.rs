@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::faults::RetryAfter;
+
 /// Marks a response as "close the connection instead of answering"; the accept loop
 /// turns it into a service error, which makes hyper drop the connection unanswered.
 #[derive(Debug, Clone, Copy)]
@@ -65,13 +67,14 @@ pub(crate) fn service_unavailable() -> Response {
         .into_response()
 }
 
-pub(crate) fn rate_limited(retry_after_secs: u64) -> Response {
+pub(crate) fn rate_limited(retry_after: RetryAfter) -> Response {
     let mut response = (
         StatusCode::TOO_MANY_REQUESTS,
         Json(json!({ "errorCode": "REQUEST_FAILED.RateLimited", "errorMessage": "Too many requests" })),
     )
         .into_response();
-    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+    let value = retry_after.header_value(std::time::SystemTime::now());
+    if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
