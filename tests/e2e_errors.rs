@@ -369,7 +369,11 @@ async fn upstream_timeout_when_thingspace_stalls() {
     let response = app
         .post_graphql(DEVICE, json!({ "a": ACCOUNT, "i": imei }))
         .await;
-    assert_eq!(response.status(), 504, "nothing answered: as on the REST route");
+    assert_eq!(
+        response.status(),
+        504,
+        "nothing answered: as on the REST route"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(codes(&body), vec!["UPSTREAM_TIMEOUT"], "{body}");
     let response = app
